@@ -1,0 +1,314 @@
+"""Execute a Plan: schedule jobs per provider, submit, poll, and write state at every transition.
+
+Crash safety rests on three rules:
+  1. the intent (tuned model id, fingerprint, status `submitting`) is in state before anything is paid for;
+  2. the provider's job handle is in state before the first poll;
+  3. tuned model ids derive from the fingerprint, so re-submitting after an ambiguous failure meets
+     ALREADY_EXISTS and adopts the job that was started, instead of paying twice.
+A re-run after a crash or Ctrl-C plans `resume` for such jobs and waits for them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from runner.datasets import iter_examples
+from runner.desired import DesiredModel
+from runner.errors import AlreadyExistsError, ProviderError
+from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan
+from runner.providers.base import ACTIVE as JOB_ACTIVE
+from runner.providers.base import FAILED as JOB_FAILED
+from runner.providers.base import Provider
+from runner.state.model import ACTIVE, CREATING, FAILED, SUBMITTING, Instance, State
+
+
+class Reporter(Protocol):
+    def event(self, name: str, status: str, detail: str = "") -> None: ...
+
+
+class Clock:
+    """Wall time, monotonic time and waiting, injectable so tests never sleep for real."""
+
+    def __init__(self, stop: threading.Event | None = None):
+        self.stop = stop or threading.Event()
+
+    def now(self) -> str:
+        return datetime.now(UTC).isoformat(timespec="seconds")
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, seconds: float) -> bool:
+        """Wait, returning True early when a stop (Ctrl-C) was requested."""
+        return self.stop.wait(seconds)
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 6  # transient errors, per call
+    base_seconds: float = 1.0
+    cap_seconds: float = 60.0
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter."""
+        return self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2 ** attempt))
+
+
+@dataclass
+class ApplyResult:
+    failures: dict[str, str] = field(default_factory=dict)  # name -> message
+    done: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class Interrupted(Exception):
+    """A stop was requested while waiting; the job is left running and recorded in state."""
+
+
+class Applier:
+    def __init__(self, state: State, write: Callable[[State], None], providers, reporter: Reporter,
+                 clock: Clock | None = None, retry: RetryPolicy | None = None, parallelism: int = 10):
+        self.state = state
+        self._write = write
+        self.providers = providers
+        self.reporter = reporter
+        self.clock = clock or Clock()
+        self.retry = retry or RetryPolicy()
+        self.parallelism = max(1, parallelism)
+        self._state_lock = threading.Lock()
+        self._slots: dict[str, threading.Semaphore] = {}
+
+    # -- entry point -------------------------------------------------------------------------------
+    def run(self, plan: Plan, desired: dict[str, DesiredModel]) -> ApplyResult:
+        result = ApplyResult()
+        changes = sorted((c for c in plan.changes if c.is_change), key=lambda c: _expected_cost(c, desired),
+                         reverse=True)
+        for provider in {c.provider for c in changes if c.action in (CREATE, REPLACE)}:
+            self.providers[provider].preflight()
+        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="tuner-job") as pool:
+            futures = {pool.submit(self._run_change, c, desired.get(c.name)): c for c in changes}
+            try:
+                for future, change in futures.items():
+                    while not wait([future], timeout=0.2).done:
+                        pass  # short waits keep the main thread responsive to Ctrl-C
+                    self._collect(future, change, result)
+            except KeyboardInterrupt:
+                self.clock.stop.set()
+                result.interrupted = True
+                for future in futures:
+                    future.cancel()
+                for future, change in futures.items():
+                    if not future.cancelled():
+                        self._collect(future, change, result)
+        return result
+
+    def _collect(self, future, change: Change, result: ApplyResult) -> None:
+        error = future.exception()
+        if isinstance(error, Interrupted):
+            result.interrupted = True
+        elif isinstance(error, ProviderError):
+            result.failures[change.name] = _describe(error)
+            self.reporter.event(change.name, "error", _describe(error))
+        elif error is not None:
+            raise error
+        elif future.result() is not None:
+            result.failures[change.name] = future.result()
+        else:
+            result.done.append(change.name)
+
+    # -- one change ----------------------------------------------------------------------------------
+    def _run_change(self, change: Change, model: DesiredModel | None) -> str | None:
+        """Returns None on success or the failure message; provider errors propagate."""
+        if self.clock.stop.is_set():
+            raise Interrupted()
+        provider = self.providers[change.provider]
+        failure = None
+        if change.action in (CREATE, REPLACE):
+            failure = self._tune(change, model, provider)
+        elif change.action == UPDATE:
+            self._update(change, model, provider)
+        elif change.action == DELETE:
+            self._delete_model(change, provider)
+        if failure is None:
+            self._cleanup(change, provider)
+        return failure
+
+    def _tune(self, change: Change, model: DesiredModel, provider: Provider) -> str | None:
+        tuned_id = provider.tuned_model_id(model)
+        slot = self._slots.setdefault(change.provider, threading.Semaphore(provider.capabilities.max_concurrent_jobs))
+        with slot:
+            pending = self._prepare(change, model, provider, tuned_id)
+            if pending.status == SUBMITTING:
+                self._submit(change.name, model, provider, pending)
+            return self._wait(change.name, model, provider, pending)
+
+    def _prepare(self, change: Change, model: DesiredModel, provider: Provider, tuned_id: str) -> Instance:
+        """Record the intent to pay for a job before paying, or pick up the one already recorded."""
+        record = self.state.record(change.name)
+        pending = record.pending
+        if pending is not None and pending.fingerprint == model.fingerprint:
+            if pending.status != FAILED:
+                self.reporter.event(change.name, "resuming", pending.handle or pending.tuned_model_id)
+                return pending
+            self.reporter.event(change.name, "retrying", "deleting the failed job's model first")
+            self._call(lambda: provider.delete(pending.tuned_model_id))
+        now = self.clock.now()
+        pending = Instance(
+            tuned_model_id=tuned_id, provider=model.provider, fingerprint=model.fingerprint, status=SUBMITTING,
+            base_model=model.base_model, display_name=model.display_name, description=model.description,
+            hyperparameters=dict(model.hyperparameters), dataset=model.dataset_record(), created_at=now,
+            updated_at=now, provider_info=provider.info(), prevent_destroy=model.prevent_destroy,
+        )
+        with self._state_lock:
+            abandoned = record.pending
+            if abandoned is not None and abandoned.fingerprint != model.fingerprint:
+                record.deposed.append(abandoned)  # deleted by cleanup once the new model is current
+            record.pending = pending
+            self._write(self.state)
+        return pending
+
+    def _submit(self, name: str, model: DesiredModel, provider: Provider, pending: Instance) -> None:
+        self.reporter.event(name, "submitting", pending.tuned_model_id)
+        try:
+            handle = self._call(lambda: provider.submit(model, pending.tuned_model_id), name=name)
+        except AlreadyExistsError:
+            handle = pending.handle or pending.tuned_model_id  # ours from an earlier, ambiguous attempt
+            self.reporter.event(name, "adopting", f"{pending.tuned_model_id} already exists: adopting it")
+        with self._state_lock:
+            pending.handle, pending.status, pending.updated_at = handle, CREATING, self.clock.now()
+            self._write(self.state)
+
+    def _wait(self, name: str, model: DesiredModel, provider: Provider, pending: Instance) -> str | None:
+        started = self.clock.monotonic()
+        interval = provider.capabilities.poll_seconds
+        while True:
+            status = self._call(lambda: provider.poll(pending.tuned_model_id, pending.handle), name=name)
+            if status.state == JOB_ACTIVE:
+                metrics = self._evaluate(model, provider, pending.tuned_model_id)
+                self._promote(name, pending, metrics)
+                self.reporter.event(name, "active", _elapsed(self.clock.monotonic() - started))
+                return None
+            if status.state == JOB_FAILED:
+                with self._state_lock:
+                    pending.status, pending.error, pending.updated_at = FAILED, status.message, self.clock.now()
+                    self._write(self.state)
+                self.reporter.event(name, "failed", status.message)
+                return f"tuning job failed: {status.message or status.detail or 'no message'}"
+            progress = f" {status.progress:.0%}" if status.progress is not None else ""
+            self.reporter.event(name, "creating", f"{_elapsed(self.clock.monotonic() - started)}{progress}")
+            if self.clock.wait(interval):
+                raise Interrupted()
+
+    def _promote(self, name: str, pending: Instance, metrics: dict) -> None:
+        """The new model is ACTIVE: it becomes current; the one it replaces is deposed, then deleted."""
+        with self._state_lock:
+            record = self.state.record(name)
+            pending.status, pending.updated_at, pending.metrics = ACTIVE, self.clock.now(), metrics
+            if record.current is not None:
+                record.deposed.append(record.current)
+            record.current, record.pending = pending, None
+            self._write(self.state)
+
+    def _evaluate(self, model: DesiredModel, provider: Provider, tuned_id: str) -> dict:
+        if model.validation is None:
+            return {}
+        examples = list(iter_examples(model.path("validation"), model.input_key, model.output_key))
+        correct = sum(self._call(lambda e=e: provider.predict(tuned_id, e.input)).strip() == e.output.strip()
+                      for e in examples)
+        return {"validation_accuracy": round(correct / len(examples), 4) if examples else None,
+                "validation_examples": len(examples)}
+
+    def _update(self, change: Change, model: DesiredModel, provider: Provider) -> None:
+        record = self.state.record(change.name)
+        current = record.current
+        if any(f.path in ("display_name", "description") for f in change.fields):
+            self.reporter.event(change.name, "updating", current.tuned_model_id)
+            self._call(lambda: provider.update(current.tuned_model_id, model.display_name, model.description),
+                       name=change.name)
+        with self._state_lock:
+            current.display_name, current.description = model.display_name, model.description
+            current.prevent_destroy, current.updated_at = model.prevent_destroy, self.clock.now()
+            self._write(self.state)
+        self.reporter.event(change.name, "updated", current.tuned_model_id)
+
+    def _delete_model(self, change: Change, provider: Provider) -> None:
+        record = self.state.record(change.name)
+        if record.current is not None:
+            self.reporter.event(change.name, "deleting", record.current.tuned_model_id)
+            self._call(lambda: provider.delete(record.current.tuned_model_id), name=change.name)
+            with self._state_lock:
+                record.current = None
+                self._write(self.state)
+        if record.pending is not None:
+            with self._state_lock:
+                record.deposed.append(record.pending)
+                record.pending = None
+        self.reporter.event(change.name, "deleted")
+
+    def _cleanup(self, change: Change, provider: Provider) -> None:
+        """Delete superseded instances (create-before-destroy: only after the new one is current)."""
+        record = self.state.record(change.name)
+        for instance in list(record.deposed):
+            self.reporter.event(change.name, "deleting", f"superseded {instance.tuned_model_id}")
+            self._call(lambda i=instance: self.providers[i.provider].delete(i.tuned_model_id), name=change.name)
+            with self._state_lock:
+                record.deposed.remove(instance)
+                if record.is_empty():
+                    del self.state.models[change.name]
+                self._write(self.state)
+        if record.is_empty() and change.name in self.state.models:
+            with self._state_lock:
+                del self.state.models[change.name]
+                self._write(self.state)
+
+    # -- retries -------------------------------------------------------------------------------------
+    def _call(self, fn, name: str = ""):
+        """Quota errors wait and retry without limit; transient ones retry with bounded backoff."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except ProviderError as exc:
+                if exc.kind == ProviderError.FATAL:
+                    raise
+                if exc.kind == ProviderError.RETRYABLE and attempt + 1 >= self.retry.attempts:
+                    raise replace_message(exc, f"{exc.message} (gave up after {attempt + 1} attempts)") from None
+                delay = self.retry.delay(min(attempt, 10))
+                attempt += 1
+                if name:
+                    self.reporter.event(name, "waiting", f"{exc.code or exc.kind}: retry in {delay:.1f}s")
+                if self.clock.wait(delay):
+                    raise Interrupted() from None
+
+
+def replace_message(error: ProviderError, message: str) -> ProviderError:
+    return ProviderError(message, kind=ProviderError.FATAL, code=error.code, remedy=error.remedy)
+
+
+def _describe(error: ProviderError) -> str:
+    text = f"{error.code}: {error.message}" if error.code and error.code not in error.message else error.message
+    return f"{text} ({error.remedy})" if error.remedy else text
+
+
+def _expected_cost(change: Change, desired: dict[str, DesiredModel]) -> int:
+    """Longest expected first: dataset size x epochs (a smaller makespan under a concurrency cap)."""
+    model = desired.get(change.name)
+    if change.action not in (CREATE, REPLACE) or model is None:
+        return -1
+    return model.train.examples * int(model.hyperparameters.get("epoch_count", 1))
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+__all__ = ["Applier", "ApplyResult", "Clock", "RetryPolicy"]

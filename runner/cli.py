@@ -1,0 +1,268 @@
+"""Command line: parse options, call one engine function (runner.project), render. No logic here.
+
+Exit codes: 0 success; 1 error; 2 changes present (plan --detailed-exitcode); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from runner import __version__
+from runner.errors import DatasetError, SpecError, TunerError
+
+EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def project_options(func):
+    """--config and --workspace, shared by every command that reads the project."""
+
+    @click.option("--config", "config", metavar="DIR", default=None,
+                  help="Directory of spec files (*.yaml, searched recursively). Default: configs/")
+    @click.option("--workspace", "-w", metavar="NAME", default=None, envvar="TUNER_WORKSPACE",
+                  help="Separate state over the same configs (state/NAME.json). Env: TUNER_WORKSPACE. "
+                       "Default: default")
+    @functools.wraps(func)
+    def wrapper(*args, config, workspace, **kwargs):
+        return func(*args, config=config, workspace=workspace, **kwargs)
+
+    return wrapper
+
+
+def _project(config, workspace, allow_small_dataset: bool = False):
+    from runner.project import Project
+
+    return Project.open(config, workspace, allow_small_dataset)
+
+
+def _out(text: str) -> None:
+    click.echo(text, nl=False)
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="tuner")
+def cli():
+    """tuner: Terraform for fine-tuned models.
+
+    Declare models in YAML under configs/, review what would change with `tuner plan`, and let
+    `tuner apply` submit only the tuning jobs that changed. State is recorded in state/ for git.
+
+    \b
+    Typical use:
+      tuner validate                 check every spec and dataset (touches nothing)
+      tuner plan                     show what would be created, replaced, updated, destroyed
+      tuner apply --auto-approve     make it so
+      tuner predict NAME "text"      ask the current tuned model
+    """
+
+
+@cli.command()
+@project_options
+@click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
+def validate(config, workspace, allow_small_dataset):
+    """Check every spec and dataset without touching state or any provider.
+
+    Exit 0 when everything is valid, 1 otherwise, listing every problem as file:line[:column].
+    """
+    resolution = _project(config, workspace, allow_small_dataset).validate()
+    _warn(resolution.warnings)
+    models = resolution.models
+    examples = sum(m.train.examples + (m.validation.examples if m.validation else 0) for m in models)
+    click.echo(f"Valid: {len(models)} model(s), {examples} examples checked.")
+
+
+@cli.command()
+@project_options
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only this model (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 when changes are present.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the plan; `tuner apply FILE` then applies exactly it (or refuses if stale).")
+@click.option("--refresh", is_flag=True, help="Ask each provider what it really holds (one list call each).")
+@click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
+def plan(config, workspace, targets, as_json, detailed_exitcode, out, refresh, allow_small_dataset):
+    """Show what apply would create (+), replace (-/+), update in place (~) or destroy (-).
+
+    Changed fields are shown old -> new; fields that force a new tuned model are marked.
+    """
+    from runner import render
+
+    project = _project(config, workspace, allow_small_dataset)
+    the_plan, resolution = project.plan(list(targets), refresh=refresh)
+    _warn(resolution.warnings)
+    if out:
+        project.save_plan(out, the_plan, resolution, list(targets))
+    _out(render.plan_json(the_plan) if as_json else render.plan_text(the_plan, render.use_colour()))
+    if out and not as_json:
+        click.echo(f"\nSaved the plan to {out}. Apply exactly it with: tuner apply {out}")
+    if detailed_exitcode and the_plan.has_changes:
+        sys.exit(EXIT_CHANGES)
+
+
+@cli.command()
+@project_options
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Apply only this model (repeatable).")
+@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256),
+              help="Most changes in flight at once (each provider also caps its own tuning jobs).")
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS",
+              help="Wait this long for another apply's lock instead of failing at once.")
+@click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
+def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock_timeout, allow_small_dataset):
+    """Submit the tuning jobs that changed, wait for them, and record state.
+
+    With PLAN_FILE (from `tuner plan --out`), apply exactly that plan, refusing it if the state or
+    any input changed since. Replacement is create-before-destroy. Interrupt with Ctrl-C at any time:
+    state is kept, running jobs keep running, and the next apply resumes them without paying twice.
+    """
+    from runner import render
+
+    if plan_file and targets:
+        raise click.UsageError("--target cannot be combined with a saved plan (the plan already fixes its targets)")
+    project = _project(config, workspace, allow_small_dataset)
+    colour = render.use_colour()
+
+    def confirm(the_plan) -> bool:
+        _out(render.plan_text(the_plan, colour))
+        if auto_approve or plan_file:
+            return True
+        if not sys.stdin.isatty():
+            raise TunerError("refusing to apply without confirmation: standard input is not a terminal",
+                             remedy="review with `tuner plan`, then run `tuner apply --auto-approve`")
+        answer = click.prompt("\nDo you want to perform these actions? Only 'yes' will be accepted", default="",
+                              show_default=False)
+        return answer.strip() == "yes"
+
+    the_plan, result = project.apply(plan_file, list(targets), confirm, render.ProgressReporter(),
+                                     parallelism=parallelism, lock_timeout=lock_timeout)
+    if result is None:
+        if the_plan.has_changes:
+            click.echo("Apply cancelled.")
+            sys.exit(EXIT_ERROR)
+        _out(render.plan_text(the_plan, colour))
+        return
+    if result.interrupted:
+        click.echo("\nInterrupted. State is saved; running jobs keep running. Run `tuner apply` again to resume.",
+                   err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    summary = the_plan.summary()
+    if result.failures:
+        click.echo(f"\nApply finished with {len(result.failures)} failure(s):", err=True)
+        for name, message in sorted(result.failures.items()):
+            click.echo(f"  {name}: {message}", err=True)
+        sys.exit(EXIT_ERROR)
+    click.echo(f"\nApply complete! Models: {summary['create']} added, {summary['replace']} replaced, "
+               f"{summary['update']} changed, {summary['delete']} destroyed.")
+
+
+@cli.command()
+@project_options
+@click.option("--json", "as_json", is_flag=True, help="Print the raw state JSON.")
+def show(config, workspace, as_json):
+    """Print what the state records: every model, its tuned model id and status."""
+    from runner import render
+
+    state = _project(config, workspace).state()
+    _out(state.to_json().decode() if as_json else render.state_summary(state))
+
+
+@cli.group("state")
+def state_group():
+    """Inspect recorded state."""
+
+
+@state_group.command("list")
+@project_options
+def state_list(config, workspace):
+    """One line per recorded tuned model."""
+    from runner import render
+
+    _out(render.state_list(_project(config, workspace).state()))
+
+
+@state_group.command("show")
+@project_options
+@click.argument("name")
+def state_show(config, workspace, name):
+    """Everything recorded about one model."""
+    from runner import render
+
+    state = _project(config, workspace).state()
+    record = state.models.get(name)
+    if record is None:
+        raise TunerError(f"no model named {name!r} in state",
+                         remedy=f"recorded: {', '.join(sorted(state.models)) or 'none'}")
+    if record.current:
+        _out(render.instance_text(name, record.current))
+    if record.pending:
+        _out(render.instance_text(name, record.pending, " (pending)"))
+    for deposed in record.deposed:
+        _out(render.instance_text(name, deposed, " (deposed, to delete)"))
+
+
+@cli.command("force-unlock")
+@project_options
+@click.argument("lock_id")
+def force_unlock(config, workspace, lock_id):
+    """Remove a stale state lock. LOCK_ID is shown in the 'state is locked' message."""
+    holder = _project(config, workspace).force_unlock(lock_id)
+    click.echo(f"Lock {lock_id} removed (it was held by {holder.get('operation', '?')}, pid {holder.get('pid', '?')} "
+               f"on {holder.get('host', '?')}).")
+
+
+@cli.command()
+@project_options
+@click.argument("name")
+@click.argument("text")
+def predict(config, workspace, name, text):
+    """Ask the current tuned model NAME to answer TEXT."""
+    _, answer = _project(config, workspace).predict(name, text)
+    click.echo(answer)
+
+
+def _print_error(error: TunerError) -> None:
+    problems = getattr(error, "problems", None)
+    if problems:
+        kind = "dataset" if isinstance(error, DatasetError) else "spec" if isinstance(error, SpecError) else ""
+        click.echo(f"Error: invalid {kind}:".replace("invalid :", "invalid input:"), err=True)
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
+    else:
+        click.echo(f"Error: {error.message}", err=True)
+    if error.remedy:
+        click.echo(f"  -> {error.remedy}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="tuner", standalone_mode=False)
+    except TunerError as error:
+        _print_error(error)
+        sys.exit(EXIT_ERROR)
+    except click.exceptions.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(EXIT_ERROR)  # usage errors are errors: 2 means "changes present" to scripts
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as error:  # a bug: say so plainly; TUNER_DEBUG=1 shows the traceback
+        if os.environ.get("TUNER_DEBUG"):
+            raise
+        click.echo(f"Error: internal error: {type(error).__name__}: {error}", err=True)
+        click.echo("  -> this is a bug in tuner; rerun with TUNER_DEBUG=1 for a traceback and report it", err=True)
+        sys.exit(EXIT_ERROR)

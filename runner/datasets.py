@@ -1,0 +1,236 @@
+"""Datasets: streamed reading, validation with file:line:column, canonical content hash, stat-keyed cache.
+
+The canonical hash covers exactly what is trained on: the sequence of (input, output) pairs after the key
+mapping, each length-prefixed in UTF-8. Key order, whitespace, escaping, extra keys, blank lines, a BOM,
+CRLF, and the file's name or place do not change it; changing one example does.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from array import array
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from runner.errors import DatasetError
+
+MAX_REPORTED = 20  # errors (and duplicate groups) listed before the rest are only counted
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    sha256: str
+    examples: int
+    warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Example:
+    line: int
+    input: str
+    output: str
+
+
+def iter_examples(path: Path, input_key: str, output_key: str) -> Iterator[Example]:
+    """Every valid example of a file already checked by scan(); invalid lines are skipped."""
+    reader = _iter_csv if path.suffix == ".csv" else _iter_jsonl
+    for _line, item in reader(path, input_key, output_key):
+        if isinstance(item, Example):
+            yield item
+
+
+def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSummary:
+    """Validate the whole file in one streaming pass; return its canonical hash and count.
+
+    Raises DatasetError listing up to MAX_REPORTED problems as `file:line:column: reason`, then a count.
+    """
+    reader = _iter_csv if path.suffix == ".csv" else _iter_jsonl
+    digest = hashlib.sha256()
+    problems: list[str] = []
+    problem_count = 0
+    fingerprints, lines = array("q"), array("q")  # compact: constant per example, no Python objects kept
+    count = 0
+    try:
+        for line, item in reader(path, input_key, output_key):
+            if isinstance(item, Example):
+                count += 1
+                inp, out = item.input.encode("utf-8"), item.output.encode("utf-8")
+                digest.update(b"%d:%b%d:%b" % (len(inp), inp, len(out), out))
+                fingerprints.append(hash((item.input, item.output)))
+                lines.append(line)
+            else:
+                problem_count += 1
+                if len(problems) < MAX_REPORTED:
+                    problems.append(f"{display}:{line}:{item[0]}: {item[1]}")
+    except OSError as exc:
+        raise DatasetError([f"{display}: cannot read: {exc.strerror}"]) from None
+    if problem_count > MAX_REPORTED:
+        problems.append(f"{display}: ... and {problem_count - MAX_REPORTED} more problems")
+    if problems:
+        raise DatasetError(problems)
+    return DatasetSummary(digest.hexdigest(), count, tuple(_duplicate_warnings(display, fingerprints, lines)))
+
+
+def _duplicate_warnings(display: str, fingerprints: array, lines: array) -> list[str]:
+    if len(fingerprints) < 2:
+        return []
+    import numpy as np
+
+    keys = np.frombuffer(fingerprints, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    repeated = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if repeated.size == 0:
+        return []
+    line_numbers = np.frombuffer(lines, dtype=np.int64)
+    groups: dict[int, list[int]] = {}
+    for i in repeated:
+        first = int(line_numbers[order[i]]) if ordered[i] not in groups else None
+        group = groups.setdefault(int(ordered[i]), [first] if first else [])
+        group.append(int(line_numbers[order[i + 1]]))
+    ordered_groups = sorted(groups.values())
+    warnings = [f"{display}: duplicate example on lines {', '.join(map(str, g))}"
+                for g in ordered_groups[:MAX_REPORTED]]
+    if len(ordered_groups) > MAX_REPORTED:
+        warnings.append(f"{display}: ... and {len(ordered_groups) - MAX_REPORTED} more duplicated examples")
+    return warnings
+
+
+def _iter_jsonl(path: Path, input_key: str, output_key: str):
+    """Yield (line, Example) or (line, (column, reason)) for every non-blank line."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
+            raw = raw.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, (exc.start + 1, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x})")
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield number, (exc.colno, f"invalid JSON: {exc.msg}")
+                continue
+            except RecursionError:
+                yield number, (1, "invalid JSON: nested too deeply")
+                continue
+            if not isinstance(record, dict):
+                yield number, (1, f"not a JSON object (got {_json_type(record)})")
+                continue
+            yield number, _example(number, record, text, input_key, output_key)
+
+
+def _example(number: int, record: dict, text: str, input_key: str, output_key: str):
+    values = []
+    for key in (input_key, output_key):
+        if key not in record:
+            return 1, f"missing key {key!r} (keys present: {', '.join(sorted(record)) or 'none'})"
+        value = record[key]
+        column = _column_of_key(text, key)
+        if not isinstance(value, str):
+            return column, f"{key!r} must be a string, got {_json_type(value)}"
+        if not value.strip():
+            return column, f"{key!r} is empty"
+        values.append(value)
+    return Example(number, values[0], values[1])
+
+
+def _column_of_key(text: str, key: str) -> int:
+    position = text.find(json.dumps(key))
+    return position + 1 if position >= 0 else 1
+
+
+def _json_type(value) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null",
+            int: "number", float: "number"}.get(type(value), type(value).__name__)
+
+
+def _iter_csv(path: Path, input_key: str, output_key: str):
+    """CSV with a header row; column in messages is the 1-based field number."""
+    with open(path, encoding="utf-8-sig", newline="", errors="strict") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            missing = [key for key in (input_key, output_key) if key not in header]
+            if missing:
+                yield 1, (1, f"header has no column {', '.join(map(repr, missing))} (columns: {', '.join(header)})")
+                return
+            positions = [header.index(input_key), header.index(output_key)]
+            for row in reader:
+                number = reader.line_num
+                if not any(cell.strip() for cell in row):
+                    continue
+                yield number, _csv_example(number, row, positions, (input_key, output_key))
+        except UnicodeDecodeError as exc:
+            yield reader.line_num + 1, (1, f"invalid UTF-8 ({exc.reason})")
+        except csv.Error as exc:
+            yield reader.line_num, (1, f"invalid CSV: {exc}")
+
+
+def _csv_example(number: int, row: list[str], positions: list[int], keys: tuple[str, str]):
+    values = []
+    for position, key in zip(positions, keys):
+        if position >= len(row):
+            return len(row) + 1, f"row has {len(row)} fields, no value for {key!r}"
+        if not row[position].strip():
+            return position + 1, f"{key!r} is empty"
+        values.append(row[position])
+    return Example(number, values[0], values[1])
+
+
+class HashCache:
+    """Summaries of valid datasets keyed by (path, size, mtime, inode, key mapping).
+
+    A warm plan re-reads nothing whose stat is unchanged. The cache lives under .tuner/ (git-ignored).
+    """
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._entries: dict[str, dict] | None = None
+        self._dirty = False
+
+    def _load(self) -> dict[str, dict]:
+        if self._entries is None:
+            self._entries = {}
+            if self.path and self.path.exists():
+                try:
+                    self._entries = json.loads(self.path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    self._entries = {}  # a corrupt cache is only a slower plan
+        return self._entries
+
+    @staticmethod
+    def key(path: Path, input_key: str, output_key: str) -> str:
+        st = os.stat(path)
+        return f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{input_key}|{output_key}"
+
+    def get(self, key: str) -> DatasetSummary | None:
+        entry = self._load().get(key)
+        if not entry:
+            return None
+        return DatasetSummary(entry["sha256"], entry["examples"], tuple(entry.get("warnings", ())))
+
+    def put(self, key: str, summary: DatasetSummary) -> None:
+        self._load()[key] = asdict(summary)
+        self._dirty = True
+
+    def save(self) -> None:
+        if not (self.path and self._dirty):
+            return
+        from runner.fsutil import atomic_write
+
+        live = {k: v for k, v in self._load().items() if os.path.exists(k.split("|", 1)[0])}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, json.dumps(live, sort_keys=True).encode())
+        self._dirty = False

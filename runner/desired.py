@@ -1,0 +1,225 @@
+"""Desired state: each ModelSpec joined with its datasets' canonical hashes and its provider's defaults.
+
+This is where spec and data meet: example-count rules, batch size, provider hyperparameter names and
+provider limits are checked here, and every problem is collected before anything is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.datasets import DatasetSummary, HashCache, scan
+from runner.errors import DatasetError, SpecError, TunerError
+from runner.providers import Providers
+from runner.spec import Config, ModelSpec
+
+MIN_EXAMPLES = 50
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    path: str  # relative to the project root, as recorded in state
+    sha256: str
+    examples: int
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256, "examples": self.examples}
+
+
+@dataclass(frozen=True)
+class DesiredModel:
+    name: str
+    provider: str
+    base_model: str
+    display_name: str
+    description: str
+    train: DatasetInfo
+    validation: DatasetInfo | None
+    input_key: str
+    output_key: str
+    hyperparameters: dict  # provider defaults filled in, so writing a default explicitly changes nothing
+    prevent_destroy: bool
+    source: str
+    root: Path = field(compare=False)
+
+    @property
+    def fingerprint(self) -> str:
+        identity = {
+            "provider": self.provider,
+            "base_model": self.base_model,
+            "train": self.train.sha256,
+            "validation": self.validation.sha256 if self.validation else None,
+            "input_key": self.input_key,
+            "output_key": self.output_key,
+            "hyperparameters": self.hyperparameters,
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+    def dataset_record(self) -> dict:
+        return {
+            "train": self.train.to_dict(),
+            "validation": self.validation.to_dict() if self.validation else None,
+            "input_key": self.input_key,
+            "output_key": self.output_key,
+        }
+
+    def attributes(self) -> dict:
+        return model_attributes(self.provider, self.base_model, self.display_name, self.description,
+                                self.hyperparameters, self.dataset_record(), self.prevent_destroy)
+
+    def path(self, which: str = "train") -> Path:
+        info = self.train if which == "train" else self.validation
+        return self.root / info.path
+
+
+def model_attributes(provider: str, base_model: str, display_name: str, description: str,
+                     hyperparameters: dict, dataset: dict, prevent_destroy: bool) -> dict:
+    """The attributes plan compares, shared by desired models and recorded instances."""
+    validation = dataset.get("validation")
+    return {
+        "provider": provider,
+        "base_model": base_model,
+        "display_name": display_name,
+        "description": description,
+        "hyperparameters": dict(hyperparameters),
+        "dataset": {
+            "train": dataset["train"]["sha256"],
+            "validation": validation["sha256"] if validation else None,
+            "input_key": dataset["input_key"],
+            "output_key": dataset["output_key"],
+        },
+        "lifecycle": {"prevent_destroy": prevent_destroy},
+    }
+
+
+@dataclass
+class Resolution:
+    models: list[DesiredModel]
+    warnings: list[str]
+
+
+def resolve(config: Config, root: Path, providers: Providers, cache: HashCache,
+            allow_small_dataset: bool = False) -> Resolution:
+    """Scan every dataset once (cache permitting) and build the desired models.
+
+    Raises SpecError/DatasetError with every problem found; nothing is half-resolved.
+    """
+    summaries, problems, warnings = _scan_all(config.models, root, cache)
+    models = []
+    for spec in config.models:
+        try:
+            provider = providers[spec.provider]
+        except TunerError as exc:
+            problems.append(f"{spec.source}: models.{spec.name}.provider: {exc.message}")
+            continue
+        model_problems = _hyperparameter_problems(spec, provider)
+        train = summaries.get((spec.dataset.train, spec.dataset.input_key, spec.dataset.output_key))
+        validation = None
+        if spec.dataset.validation:
+            validation = summaries.get((spec.dataset.validation, spec.dataset.input_key, spec.dataset.output_key))
+        if train is None or (spec.dataset.validation and validation is None) or model_problems:
+            problems.extend(model_problems)
+            continue
+        hyperparameters = {**provider.capabilities.hyperparameter_defaults, **spec.hyperparameters}
+        model = DesiredModel(
+            name=spec.name, provider=spec.provider, base_model=spec.base_model,
+            display_name=spec.display_name, description=spec.description,
+            train=_info(spec.dataset.train, root, train),
+            validation=_info(spec.dataset.validation, root, validation) if validation else None,
+            input_key=spec.dataset.input_key, output_key=spec.dataset.output_key,
+            hyperparameters=hyperparameters, prevent_destroy=spec.prevent_destroy,
+            source=spec.source, root=root,
+        )
+        size_problems = _size_problems(spec, model, allow_small_dataset or spec.dataset.allow_small)
+        problems.extend(p for p in size_problems if not p.startswith("warning: "))
+        warnings.extend(p.removeprefix("warning: ") for p in size_problems if p.startswith("warning: "))
+        provider_problems = [f"{spec.source}: models.{spec.name}: {p}" for p in provider.plan_problems(model)]
+        problems.extend(provider_problems)
+        if not provider_problems:
+            models.append(model)
+    cache.save()
+    if problems:
+        error_class = DatasetError if any(_is_dataset_problem(p) for p in problems) else SpecError
+        raise error_class(problems, remedy="fix the problems above; nothing was submitted")
+    return Resolution(models, sorted(set(warnings)))
+
+
+def _is_dataset_problem(problem: str) -> bool:
+    head = problem.split(":", 1)[0]
+    return head.endswith((".jsonl", ".csv"))
+
+
+def _scan_all(specs: list[ModelSpec], root: Path, cache: HashCache):
+    """Each distinct (file, key mapping) is scanned once, however many models share it."""
+    summaries: dict[tuple, DatasetSummary] = {}
+    problems: list[str] = []
+    warnings: list[str] = []
+    wanted = []
+    for spec in specs:
+        for path in (spec.dataset.train, spec.dataset.validation):
+            if path is not None:
+                wanted.append((path, spec.dataset.input_key, spec.dataset.output_key, spec.source, spec.name))
+    for path, input_key, output_key, source, name in wanted:
+        key = (path, input_key, output_key)
+        if key in summaries:
+            continue
+        display = _relative(path, root)
+        if not path.is_file():
+            problems.append(f"{source}: models.{name}.dataset: {display}: file not found")
+            summaries[key] = None
+            continue
+        cache_key = cache.key(path, input_key, output_key)
+        summary = cache.get(cache_key)
+        if summary is None:
+            try:
+                summary = scan(path, display, input_key, output_key)
+            except DatasetError as exc:
+                problems.extend(exc.problems)
+                summaries[key] = None
+                continue
+            cache.put(cache_key, summary)
+        summaries[key] = summary
+        warnings.extend(summary.warnings)
+    return {k: v for k, v in summaries.items() if v is not None}, problems, warnings
+
+
+def _info(path: Path, root: Path, summary: DatasetSummary) -> DatasetInfo:
+    return DatasetInfo(_relative(path, root), summary.sha256, summary.examples)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _hyperparameter_problems(spec: ModelSpec, provider) -> list[str]:
+    caps = provider.capabilities
+    problems = []
+    for key in spec.hyperparameters:
+        if key in caps.refused_hyperparameters:
+            problems.append(f"{spec.source}: models.{spec.name}.hyperparameters.{key}: "
+                            f"{caps.refused_hyperparameters[key]}")
+        elif key not in caps.hyperparameter_defaults:
+            accepted = ", ".join(sorted(caps.hyperparameter_defaults))
+            problems.append(f"{spec.source}: models.{spec.name}.hyperparameters.{key}: not accepted by provider "
+                            f"{spec.provider} (accepted: {accepted})")
+    return problems
+
+
+def _size_problems(spec: ModelSpec, model: DesiredModel, allow_small: bool) -> list[str]:
+    problems = []
+    where = f"{spec.source}: models.{spec.name}"
+    if model.train.examples < MIN_EXAMPLES:
+        text = (f"{where}.dataset.train: {model.train.path} has {model.train.examples} examples; "
+                f"at least {MIN_EXAMPLES} are needed for tuning to be worth paying for")
+        if allow_small:
+            problems.append(f"warning: {text} (allowed by allow_small)")
+        else:
+            problems.append(f"{text} (set dataset.allow_small: true or pass --allow-small-dataset to proceed)")
+    batch_size = model.hyperparameters.get("batch_size")
+    if batch_size is not None and batch_size > model.train.examples:
+        problems.append(f"{where}.hyperparameters.batch_size: {batch_size} exceeds the {model.train.examples} "
+                        f"training examples in {model.train.path}")
+    return problems

@@ -1,0 +1,72 @@
+"""The error tree. Every error a user can cause carries where (file:line or provider code) and a remedy.
+
+The CLI prints these without a traceback and exits 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class TunerError(Exception):
+    """Base of every expected failure."""
+
+    def __init__(self, message: str, remedy: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.remedy = remedy
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SpecError(TunerError):
+    """One or more spec files are invalid. `problems` holds every `file:line: path: reason`."""
+
+    def __init__(self, problems: list[str], remedy: str | None = None):
+        self.problems = problems
+        super().__init__("\n".join(problems), remedy)
+
+
+class DatasetError(TunerError):
+    """A dataset is invalid. `problems` holds `file:line:column: reason` lines."""
+
+    def __init__(self, problems: list[str], remedy: str | None = None):
+        self.problems = problems
+        super().__init__("\n".join(problems), remedy)
+
+
+class PlanError(TunerError):
+    """The plan cannot be made or applied (prevent_destroy, stale plan file, budget...)."""
+
+
+class StateError(TunerError):
+    """The state file is unreadable or inconsistent."""
+
+
+class StateLockedError(StateError):
+    """Another process holds the state lock."""
+
+
+class ProviderError(TunerError):
+    """A provider refused or failed a call.
+
+    kind is one of:
+      retryable - transient (unavailable, deadline): retry with bounded backoff
+      quota     - resource exhausted: requeue, wait and retry, never fail the apply for it
+      fatal     - permission, invalid argument, not found: stop this job at once, show the remedy
+    """
+
+    RETRYABLE = "retryable"
+    QUOTA = "quota"
+    FATAL = "fatal"
+
+    def __init__(self, message: str, kind: str = FATAL, code: str | None = None, remedy: str | None = None):
+        super().__init__(message, remedy)
+        self.kind = kind
+        self.code = code
+
+
+class AlreadyExistsError(ProviderError):
+    """The tuned model id is taken: the job was already submitted (by us, earlier); adopt it."""
+
+    def __init__(self, message: str):
+        super().__init__(message, kind=ProviderError.FATAL, code="ALREADY_EXISTS")

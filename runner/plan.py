@@ -1,0 +1,214 @@
+"""plan(desired, state, capabilities, observed) -> Plan. Pure: no I/O, no clock, deterministic.
+
+Same inputs give the same plan, byte for byte once serialised; that is what makes saved plans and
+tests trustworthy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from runner.desired import DesiredModel
+from runner.errors import PlanError
+from runner.providers.base import Capabilities, ObservedModel
+from runner.state.model import FAILED, Instance, ModelRecord, State
+
+CREATE, REPLACE, UPDATE, DELETE, NOOP = "create", "replace", "update", "delete", "noop"
+ACTIONS = (CREATE, REPLACE, UPDATE, DELETE, NOOP)
+# Attributes that only tuner itself reads: changing them never touches the provider's model.
+STATE_ONLY = frozenset({"lifecycle"})
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    path: str  # dotted attribute path, e.g. hyperparameters.learning_rate
+    old: object
+    new: object
+    forces_replacement: bool
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    action: str
+    provider: str
+    fields: tuple[FieldChange, ...] = ()
+    reason: str = ""  # why, when the fields alone do not say (a failed job, drift, a resumed job)
+    resume: bool = False  # a job for this exact fingerprint was already submitted: wait for it, pay nothing
+    cleanup: tuple[str, ...] = ()  # tuned model ids of superseded or abandoned instances to delete
+    prior_id: str | None = None  # the current tuned model id, if any
+    fingerprint: str | None = None  # the desired fingerprint (None for delete)
+
+    @property
+    def is_change(self) -> bool:
+        return self.action != NOOP or bool(self.cleanup)
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    lineage: str
+    serial: int
+    unmanaged: tuple[tuple[str, str], ...] = ()  # (provider, tuned model id) seen at a provider, not in state
+    refreshed: bool = False
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.is_change for c in self.changes)
+
+    def summary(self) -> dict[str, int]:
+        counts = {CREATE: 0, REPLACE: 0, UPDATE: 0, DELETE: 0}
+        for change in self.changes:
+            if change.action in counts:
+                counts[change.action] += 1
+        return counts
+
+    def change(self, name: str) -> Change | None:
+        return next((c for c in self.changes if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What each refreshed provider holds; providers absent from `models` were not refreshed."""
+
+    models: Mapping[str, tuple[ObservedModel, ...]] = field(default_factory=dict)
+
+    def find(self, provider: str, tuned_model_id: str) -> ObservedModel | bool | None:
+        """The observed model, None when the provider was refreshed and lacks it, False when not refreshed."""
+        if provider not in self.models:
+            return False
+        return next((m for m in self.models[provider] if m.tuned_model_id == tuned_model_id), None)
+
+
+def plan(
+    desired: Iterable[DesiredModel],
+    state: State,
+    capabilities: Mapping[str, Capabilities],
+    observed: Observation | None = None,
+    targets: Iterable[str] | None = None,
+) -> Plan:
+    """Compare desired models with recorded (and optionally observed) state, model by model."""
+    wanted = {m.name: m for m in desired}
+    targets = set(targets or ())
+    observed = observed or Observation()
+    changes, refused = [], []
+    for name in sorted(set(wanted) | set(state.models)):
+        if targets and name not in targets:
+            continue
+        record = state.models.get(name) or ModelRecord()
+        model = wanted.get(name)
+        if model is None:
+            change = _delete(name, record)
+            if record.current and record.current.prevent_destroy:
+                refused.append(f"{name}: lifecycle.prevent_destroy is set, but the model is no longer in the "
+                               f"configs, so the plan would delete {record.current.tuned_model_id}")
+        else:
+            change = _change(model, record, capabilities[model.provider], observed)
+            if change.action == REPLACE and model.prevent_destroy and record.current:
+                refused.append(f"{name}: lifecycle.prevent_destroy is set, but "
+                               f"{', '.join(f.path for f in change.fields if f.forces_replacement) or 'its state'} "
+                               f"would replace (destroy) {record.current.tuned_model_id}")
+        if change is not None:
+            changes.append(change)
+    if refused:
+        raise PlanError("the plan would destroy protected models:\n  " + "\n  ".join(refused),
+                        remedy="restore the config, or set lifecycle.prevent_destroy: false first "
+                               "(and apply that) if the destruction is intended")
+    return Plan(tuple(changes), state.lineage, state.serial, _unmanaged(state, observed), bool(observed.models))
+
+
+def _delete(name: str, record: ModelRecord) -> Change | None:
+    instances = instances_of(record)
+    if not instances:
+        return None
+    current = record.current
+    fields = ()
+    if current:
+        fields = tuple(FieldChange(path, old, None, True) for path, old in _flatten(current.attributes()))
+    return Change(name, DELETE, instances[0].provider, fields,
+                  cleanup=tuple(i.tuned_model_id for i in instances if i is not current),
+                  prior_id=current.tuned_model_id if current else None)
+
+
+def _change(model: DesiredModel, record: ModelRecord, caps: Capabilities, observed: Observation) -> Change:
+    fingerprint = model.fingerprint
+    cleanup = [d.tuned_model_id for d in record.deposed]
+    pending = record.pending
+    resume, reason = False, ""
+    if pending is not None:
+        if pending.fingerprint != fingerprint:
+            cleanup.append(pending.tuned_model_id)
+        elif pending.status == FAILED:
+            reason = f"retry: the previous job failed: {pending.error or 'no message'}"
+        else:
+            resume, reason = True, f"job already submitted ({pending.handle or pending.tuned_model_id}): wait for it"
+    current = record.current
+    common = dict(name=model.name, provider=model.provider, cleanup=tuple(cleanup), fingerprint=fingerprint)
+    if current is None:
+        fields = tuple(FieldChange(path, None, new, True) for path, new in _flatten(model.attributes()))
+        return Change(action=CREATE, fields=fields, reason=reason, resume=resume, **common)
+    common["prior_id"] = current.tuned_model_id
+    seen = observed.find(current.provider, current.tuned_model_id)
+    if seen is None:
+        fields = tuple(FieldChange(path, None, new, True) for path, new in _flatten(model.attributes()))
+        return Change(action=CREATE, fields=fields, resume=resume,
+                      reason=reason or f"{current.tuned_model_id} no longer exists at {current.provider}: "
+                                       f"deleted outside tuner", **common)
+    recorded = current.attributes()
+    if seen:  # drift: the provider's view of in-place fields wins over what state recorded
+        recorded |= {"display_name": seen.display_name, "description": seen.description}
+    fields = diff(recorded, model.attributes(), caps.in_place_fields | STATE_ONLY)
+    if current.status == FAILED:
+        return Change(action=REPLACE, fields=fields, resume=resume,
+                      reason=reason or f"the recorded model failed: {current.error or 'no message'}", **common)
+    if current.fingerprint != fingerprint or any(f.forces_replacement for f in fields):
+        return Change(action=REPLACE, fields=fields, reason=reason, resume=resume, **common)
+    if fields:
+        return Change(action=UPDATE, fields=fields, **common)
+    return Change(action=NOOP, **common)
+
+
+def diff(old: dict, new: dict, in_place: frozenset[str]) -> tuple[FieldChange, ...]:
+    """Field-level differences (deepdiff), each marked with whether it forces replacement."""
+    from deepdiff import DeepDiff  # lazy: most plans of an unchanged project never get here
+
+    result = []
+    tree = DeepDiff(old, new, view="tree", ignore_order=False, verbose_level=2)
+    for report in ("values_changed", "type_changes", "dictionary_item_added", "dictionary_item_removed"):
+        for item in tree.get(report, []):
+            path = item.path(output_format="list")
+            old_value = None if report == "dictionary_item_added" else item.t1
+            new_value = None if report == "dictionary_item_removed" else item.t2
+            for sub_path, o, n in _expand_dicts(path, old_value, new_value):
+                dotted = ".".join(map(str, sub_path))
+                result.append(FieldChange(dotted, o, n, sub_path[0] not in in_place))
+    return tuple(sorted(result, key=lambda f: f.path))
+
+
+def _expand_dicts(path: list, old, new):
+    """A whole sub-dict added or removed is reported leaf by leaf."""
+    if isinstance(old, dict) or isinstance(new, dict):
+        old, new = old if isinstance(old, dict) else {}, new if isinstance(new, dict) else {}
+        for key in sorted(set(old) | set(new)):
+            yield from _expand_dicts(path + [key], old.get(key), new.get(key))
+    else:
+        yield path, old, new
+
+
+def _flatten(attributes: dict, prefix: str = ""):
+    for key, value in sorted(attributes.items()):
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _unmanaged(state: State, observed: Observation) -> tuple[tuple[str, str], ...]:
+    known = {i.tuned_model_id for rec in state.models.values() for i in instances_of(rec)}
+    return tuple(sorted((provider, m.tuned_model_id) for provider, models in observed.models.items()
+                        for m in models if m.tuned_model_id not in known))
+
+
+def instances_of(record: ModelRecord) -> list[Instance]:
+    return [i for i in (record.current, record.pending, *record.deposed) if i is not None]

@@ -1,0 +1,153 @@
+"""The engine behind each CLI command: one function per command, plain data in and out.
+
+The CLI parses options and renders; everything it shows comes from here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.apply import Applier, ApplyResult, Clock, Reporter
+from runner.datasets import HashCache
+from runner.desired import DesiredModel, Resolution, resolve
+from runner.errors import PlanError, StateError, TunerError
+from runner.plan import Observation, Plan, plan
+from runner.planfile import check_fresh, plan_from_dict, read_plan, write_plan
+from runner.providers import Providers
+from runner.spec import Config, load_config
+from runner.state import LocalBackend, State
+
+WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class Project:
+    root: Path
+    config_dir: Path
+    workspace: str = "default"
+    allow_small_dataset: bool = False
+    _config: Config | None = field(default=None, repr=False)
+    _providers: Providers | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, config: str | None, workspace: str | None, allow_small_dataset: bool = False) -> Project:
+        root = Path.cwd().resolve()
+        workspace = workspace or os.environ.get("TUNER_WORKSPACE") or "default"
+        if not WORKSPACE_NAME.match(workspace):
+            raise TunerError(f"invalid workspace name {workspace!r}",
+                             remedy="use letters, digits, '.', '_' and '-' (at most 64 characters)")
+        config_dir = (root / (config or "configs")).resolve()
+        return cls(root, config_dir, workspace, allow_small_dataset)
+
+    # -- inputs ----------------------------------------------------------------------------------------
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_dir, self.root)
+        return self._config
+
+    @property
+    def providers(self) -> Providers:
+        if self._providers is None:
+            self._providers = Providers(self.root, self.config.providers)
+        return self._providers
+
+    def backend(self) -> LocalBackend:
+        return LocalBackend(self.root / "state", self.workspace, display_root=self.root)
+
+    def resolve(self) -> Resolution:
+        cache = HashCache(self.root / ".tuner" / "cache" / "datasets.json")
+        return resolve(self.config, self.root, self.providers, cache, self.allow_small_dataset)
+
+    # -- commands --------------------------------------------------------------------------------------
+    def validate(self) -> Resolution:
+        return self.resolve()
+
+    def plan(self, targets: list[str] | None = None, refresh: bool = False) -> tuple[Plan, Resolution]:
+        resolution = self.resolve()
+        state = self.backend().read()
+        _check_targets(targets, resolution.models, state)
+        observed = self.observe(state) if refresh else None
+        return self._plan(resolution.models, state, observed, targets), resolution
+
+    def _plan(self, models, state, observed, targets) -> Plan:
+        capabilities = {m.provider: self.providers[m.provider].capabilities for m in models}
+        return plan(models, state, capabilities, observed, targets)
+
+    def save_plan(self, path: Path, the_plan: Plan, resolution: Resolution, targets: list[str] | None) -> None:
+        write_plan(path, the_plan, self.workspace, resolution.models, targets or [])
+
+    def observe(self, state: State) -> Observation:
+        """One list call per provider in use, not one call per model."""
+        names = {rec.current.provider for rec in state.models.values() if rec.current}
+        names |= {m.provider for m in self.config.models}
+        return Observation({name: tuple(self.providers[name].list_models()) for name in sorted(names)})
+
+    def apply(self, plan_file: Path | None, targets: list[str] | None, confirm: Callable[[Plan], bool],
+              reporter: Reporter, parallelism: int = 10, lock_timeout: float = 0.0,
+              clock: Clock | None = None) -> tuple[Plan, ApplyResult | None]:
+        """Lock, (re)plan or load the saved plan, confirm, execute. Returns (plan, None) if declined."""
+        resolution = self.resolve()
+        backend = self.backend()
+        backend.lock("apply", timeout=lock_timeout)
+        try:
+            state = backend.read()
+            if plan_file is not None:
+                document = read_plan(plan_file)
+                check_fresh(document, plan_file, self.workspace, state.lineage, state.serial, resolution.models)
+                the_plan = plan_from_dict(document["plan"], state.lineage, state.serial)
+            else:
+                _check_targets(targets, resolution.models, state)
+                the_plan = self._plan(resolution.models, state, None, targets)
+            if not the_plan.has_changes or not confirm(the_plan):
+                return the_plan, None
+            desired = {m.name: m for m in resolution.models}
+            _check_fingerprints(the_plan, desired)
+            applier = Applier(state, backend.write, self.providers, reporter, clock=clock, parallelism=parallelism)
+            return the_plan, applier.run(the_plan, desired)
+        finally:
+            backend.unlock()
+
+    def state(self) -> State:
+        backend = self.backend()
+        if not backend.exists():
+            raise StateError(f"no state yet for workspace {self.workspace!r} ({backend.display})",
+                             remedy="run `tuner apply` first")
+        return backend.read()
+
+    def predict(self, name: str, text: str) -> tuple[str, str]:
+        record = self.state().models.get(name)
+        if record is None or record.current is None:
+            raise StateError(f"no tuned model named {name!r} in state", remedy="run `tuner apply` first")
+        current = record.current
+        provider = Providers(self.root, self._provider_settings_if_any())[current.provider]
+        return current.tuned_model_id, provider.predict(current.tuned_model_id, text)
+
+    def force_unlock(self, lock_id: str) -> dict:
+        return self.backend().force_unlock(lock_id)
+
+    def _provider_settings_if_any(self) -> dict:
+        try:
+            return self.config.providers
+        except TunerError:
+            return {}  # predict works from state even while a spec is being edited
+
+
+def _check_targets(targets: list[str] | None, models: list[DesiredModel], state: State) -> None:
+    known = {m.name for m in models} | set(state.models)
+    unknown = sorted(set(targets or ()) - known)
+    if unknown:
+        raise PlanError(f"--target {', '.join(unknown)}: no such model in the configs or the state",
+                        remedy=f"known models: {', '.join(sorted(known)) or 'none'}")
+
+
+def _check_fingerprints(the_plan: Plan, desired: dict[str, DesiredModel]) -> None:
+    for change in the_plan.changes:
+        model = desired.get(change.name)
+        if change.fingerprint and (model is None or model.fingerprint != change.fingerprint):
+            raise PlanError(f"{change.name}: the plan no longer matches the configs",
+                            remedy="run `tuner plan` again")

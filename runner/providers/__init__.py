@@ -1,0 +1,39 @@
+"""Provider registry. Modules are imported only when a model uses them (start-up time matters)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.errors import SpecError
+from runner.providers.base import Provider
+
+_MODULES = {"local": "runner.providers.local"}
+
+
+@dataclass
+class ProviderContext:
+    root: Path
+    settings: dict = field(default_factory=dict)
+
+
+def get_provider(name: str, context: ProviderContext) -> Provider:
+    if name not in _MODULES:
+        raise SpecError([f"provider {name!r} is not available in this version (available: {', '.join(_MODULES)})"])
+    module = importlib.import_module(_MODULES[name])
+    return module.create(context)
+
+
+class Providers:
+    """Provider instances for one run, created on first use."""
+
+    def __init__(self, root: Path, settings: dict[str, dict]):
+        self.root = root
+        self.settings = settings
+        self._instances: dict[str, Provider] = {}
+
+    def __getitem__(self, name: str) -> Provider:
+        if name not in self._instances:
+            self._instances[name] = get_provider(name, ProviderContext(self.root, self.settings.get(name) or {}))
+        return self._instances[name]

@@ -1,0 +1,75 @@
+"""The Provider protocol and the capabilities a provider declares about itself.
+
+The core never asks which provider it is talking to; it reads these declarations instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from runner.desired import DesiredModel
+
+CREATING, ACTIVE, FAILED = "creating", "active", "failed"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    in_place_fields: frozenset[str]  # attributes changed without a new model; all others force replacement
+    hyperparameter_defaults: dict  # accepted hyperparameter keys -> value used when the spec omits it
+    refused_hyperparameters: dict = field(default_factory=dict)  # key -> why it is refused, what to use
+    max_concurrent_jobs: int = 5
+    max_examples: int | None = None
+    max_display_name: int | None = None
+    poll_seconds: float = 5.0  # how often apply asks a running job for its state
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: str  # CREATING | ACTIVE | FAILED (normalised); the provider's own word goes in `detail`
+    detail: str = ""
+    message: str = ""  # the provider's error message when FAILED
+    progress: float | None = None  # 0..1 when the provider reports it
+
+
+@dataclass(frozen=True)
+class ObservedModel:
+    """What the provider really holds, as returned by one list call."""
+
+    tuned_model_id: str
+    display_name: str
+    description: str
+    state: str
+    base_model: str = ""
+
+
+class Provider(Protocol):
+    name: str
+    capabilities: Capabilities
+
+    def plan_problems(self, model: DesiredModel) -> list[str]:
+        """Provider limits checked at plan time (example counts, id length, name length)."""
+
+    def preflight(self) -> None:
+        """Fail before anything is submitted if the provider cannot be used (missing credentials)."""
+
+    def tuned_model_id(self, model: DesiredModel) -> str:
+        """Derived from name + fingerprint, so a retried create finds the job it already started."""
+
+    def submit(self, model: DesiredModel, tuned_model_id: str) -> str:
+        """Start tuning; return the job handle. Raises AlreadyExistsError when the id is taken."""
+
+    def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus: ...
+
+    def update(self, tuned_model_id: str, display_name: str, description: str) -> None: ...
+
+    def delete(self, tuned_model_id: str) -> None:
+        """Delete the tuned model; a model already gone is not an error."""
+
+    def list_models(self) -> list[ObservedModel]: ...
+
+    def predict(self, tuned_model_id: str, text: str) -> str: ...
+
+    def info(self) -> dict:
+        """SDK name and version, recorded in state for reproducibility."""

@@ -1,0 +1,119 @@
+"""The local provider: trains on this machine with the embedded n-gram trainer. Offline, free, no key.
+
+Artifacts live in <root>/.tuner/models/<tuned-model-id>/ (git-ignored): model.npz and meta.json.
+A job is complete exactly when meta.json exists, because it is written last and atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from runner import __version__
+from runner.datasets import iter_examples
+from runner.errors import AlreadyExistsError, ProviderError
+from runner.fsutil import atomic_write
+from runner.providers import ProviderContext
+from runner.providers.base import ACTIVE, CREATING, Capabilities, JobStatus, ObservedModel
+from runner.trainer import TunedModel, train
+
+BASE_MODELS = ("local/linear-ngram",)
+
+
+def create(context: ProviderContext) -> LocalProvider:
+    return LocalProvider(context.root / ".tuner" / "models", context.settings)
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self, directory: Path, settings: dict | None = None):
+        self.directory = directory
+        self.capabilities = Capabilities(
+            in_place_fields=frozenset({"display_name", "description"}),
+            hyperparameter_defaults={"epoch_count": 5, "batch_size": 8, "learning_rate": 0.5},
+            refused_hyperparameters={
+                "learning_rate_multiplier": "not used by the local provider; set learning_rate instead",
+                "adapter_size": "the local provider trains a linear model and has no adapter",
+            },
+            max_concurrent_jobs=(settings or {}).get("max_concurrent_jobs", 2),
+            poll_seconds=0.2,
+        )
+
+    def plan_problems(self, model) -> list[str]:
+        if model.base_model not in BASE_MODELS:
+            return [f"base_model: {model.base_model!r} is not a local base model (available: {', '.join(BASE_MODELS)})"]
+        return []
+
+    def preflight(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def tuned_model_id(self, model) -> str:
+        return f"{model.name}-{model.fingerprint[:10]}"
+
+    def submit(self, model, tuned_model_id: str) -> str:
+        """Trains to completion in the calling worker thread; the handle is the artifact folder."""
+        folder = self.directory / tuned_model_id
+        if (folder / "meta.json").exists():
+            raise AlreadyExistsError(f"local model {tuned_model_id} already exists")
+        examples = [(e.input, e.output) for e in iter_examples(model.path("train"), model.input_key, model.output_key)]
+        hp = model.hyperparameters
+        try:
+            tuned = train(examples, hp["epoch_count"], hp["batch_size"], hp["learning_rate"],
+                          seed=int(model.fingerprint[:8], 16))
+        except (ValueError, FloatingPointError) as exc:
+            raise ProviderError(f"local training failed: {exc}") from None
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = folder / "model.npz.tmp"
+        tuned.save(staging)
+        staging.replace(folder / "model.npz")
+        meta = {"tuned_model_id": tuned_model_id, "display_name": model.display_name,
+                "description": model.description, "base_model": model.base_model, "mode": tuned.mode,
+                "fingerprint": model.fingerprint, "examples": len(examples)}
+        atomic_write(folder / "meta.json", json.dumps(meta, indent=2, sort_keys=True).encode())
+        return str(folder.relative_to(self.directory.parent.parent))
+
+    def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus:
+        meta = self._meta(tuned_model_id)
+        if meta is None:
+            return JobStatus(CREATING, detail="not started")
+        return JobStatus(ACTIVE, detail=meta.get("mode", ""), progress=1.0)
+
+    def update(self, tuned_model_id: str, display_name: str, description: str) -> None:
+        meta = self._require(tuned_model_id)
+        meta.update(display_name=display_name, description=description)
+        atomic_write(self.directory / tuned_model_id / "meta.json", json.dumps(meta, indent=2, sort_keys=True).encode())
+
+    def delete(self, tuned_model_id: str) -> None:
+        shutil.rmtree(self.directory / tuned_model_id, ignore_errors=True)
+
+    def list_models(self) -> list[ObservedModel]:
+        observed = []
+        for meta_path in sorted(self.directory.glob("*/meta.json")):
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            observed.append(ObservedModel(meta["tuned_model_id"], meta["display_name"], meta["description"],
+                                          ACTIVE, meta.get("base_model", "")))
+        return observed
+
+    def predict(self, tuned_model_id: str, text: str) -> str:
+        self._require(tuned_model_id)
+        return TunedModel.load(self.directory / tuned_model_id / "model.npz").predict(text)
+
+    def info(self) -> dict:
+        return {"sdk": "tuner-local-trainer", "version": __version__, "numpy": np.__version__}
+
+    def _meta(self, tuned_model_id: str) -> dict | None:
+        try:
+            return json.loads((self.directory / tuned_model_id / "meta.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+
+    def _require(self, tuned_model_id: str) -> dict:
+        meta = self._meta(tuned_model_id)
+        if meta is None:
+            raise ProviderError(f"local model {tuned_model_id} not found in {self.directory}",
+                                code="NOT_FOUND", remedy="run `tuner apply` to create it")
+        return meta

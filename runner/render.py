@@ -1,0 +1,161 @@
+"""Plans and state as human text (Terraform's spirit), JSON, and progress lines.
+
+Colour only on a terminal and never when NO_COLOR is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+import click
+
+from runner.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
+from runner.planfile import plan_to_dict
+from runner.state.model import Instance, State
+
+SYMBOLS = {CREATE: "+", REPLACE: "-/+", UPDATE: "~", DELETE: "-", NOOP: " "}
+COLOURS = {CREATE: "green", REPLACE: "yellow", UPDATE: "yellow", DELETE: "red", NOOP: None}
+VERBS = {CREATE: "will be created", REPLACE: "must be replaced", UPDATE: "will be updated in place",
+         DELETE: "will be destroyed"}
+
+
+def use_colour(stream=None) -> bool:
+    stream = stream or sys.stdout
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+def _style(text: str, colour: str | None, colour_on: bool, bold: bool = False) -> str:
+    return click.style(text, fg=colour, bold=bold) if colour_on and (colour or bold) else text
+
+
+def plan_text(plan: Plan, colour: bool = False) -> str:
+    lines = []
+    changed = [c for c in plan.changes if c.is_change]
+    for provider, tuned_id in plan.unmanaged:
+        lines.append(f"  ? {tuned_id} exists at {provider} but is not managed by tuner "
+                     f"(`tuner import NAME {tuned_id}` adopts it)")
+    if not changed:
+        lines.append("No changes. Your tuned models match the configuration.")
+        return "\n".join(lines) + "\n"
+    lines += ["tuner will perform the following actions:", ""]
+    for change in changed:
+        lines += _change_lines(change, colour)
+        lines.append("")
+    lines.append(summary_line(plan))
+    return "\n".join(lines) + "\n"
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary()
+    return (f"Plan: {s['create']} to add, {s['replace']} to replace, {s['update']} to change, "
+            f"{s['delete']} to destroy.")
+
+
+def _change_lines(change: Change, colour: bool) -> list[str]:
+    action = change.action
+    symbol = _style(SYMBOLS[action], COLOURS[action], colour)
+    title = f"{change.name} ({change.provider})"
+    if action == NOOP:
+        head = f"  {symbol} {title}: superseded models to delete"
+    else:
+        head = f"  {symbol} {_style(title, None, colour, bold=True)} {VERBS[action]}"
+        if change.prior_id and action in (REPLACE, UPDATE, DELETE):
+            head += f" [{change.prior_id}]"
+    lines = [head]
+    if change.resume:
+        lines.append(f"      # resuming: {change.reason}; nothing new is paid for")
+    elif change.reason:
+        lines.append(f"      # {change.reason}")
+    width = max((len(f.path) for f in change.fields), default=0)
+    for f in change.fields:
+        if action == CREATE:
+            lines.append(f"      + {f.path.ljust(width)} = {_value(f.new)}")
+        elif action == DELETE:
+            lines.append(f"      - {f.path.ljust(width)} = {_value(f.old)}")
+        else:
+            mark = _style("  # forces replacement", "red", colour) if f.forces_replacement else ""
+            lines.append(f"      ~ {f.path.ljust(width)} = {_value(f.old)} -> {_value(f.new)}{mark}")
+    for tuned_id in change.cleanup:
+        lines.append(f"      - superseded {tuned_id} will be deleted")
+    return lines
+
+
+def _value(value) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return f"sha256:{value[:12]}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(plan_to_dict(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def state_list(state: State) -> str:
+    rows = []
+    for name, record in sorted(state.models.items()):
+        current = record.current
+        if current:
+            rows.append((name, current.provider, current.tuned_model_id, current.status))
+        if record.pending:
+            rows.append((name, record.pending.provider, record.pending.tuned_model_id,
+                         f"{record.pending.status} (pending)"))
+        for deposed in record.deposed:
+            rows.append((name, deposed.provider, deposed.tuned_model_id, "deposed (to delete)"))
+    if not rows:
+        return "No models in state.\n"
+    widths = [max(len(r[i]) for r in rows + [("NAME", "PROVIDER", "TUNED MODEL", "STATUS")]) for i in range(4)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(("NAME", "PROVIDER", "TUNED MODEL", "STATUS"), widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def instance_text(name: str, instance: Instance, heading: str = "") -> str:
+    lines = [f"# {name}{heading}"]
+    for key, value in sorted(vars(instance).items()):
+        if value in (None, {}, ""):
+            continue
+        if isinstance(value, dict):
+            lines.append(f"  {key}:")
+            lines += [f"    {k}: {_json(v)}" for k, v in sorted(value.items())]
+        else:
+            lines.append(f"  {key}: {_json(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def state_summary(state: State) -> str:
+    header = f"workspace {state.workspace}, serial {state.serial}, lineage {state.lineage}\n\n"
+    return header + state_list(state)
+
+
+class ProgressReporter:
+    """One line per job transition on stderr; a running job repeats its line at most every 10 s."""
+
+    REPEAT_SECONDS = 10.0
+
+    def __init__(self, stream=None, colour: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.colour = use_colour(self.stream) if colour is None else colour
+        self._last: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def event(self, name: str, status: str, detail: str = "") -> None:
+        now = time.monotonic()
+        with self._lock:
+            last_status, last_time = self._last.get(name, ("", 0.0))
+            if status == last_status and now - last_time < self.REPEAT_SECONDS:
+                return
+            self._last[name] = (status, now)
+            colour = {"active": "green", "failed": "red", "error": "red", "deleted": "red",
+                      "waiting": "yellow"}.get(status)
+            text = f"{name}: {_style(status, colour, self.colour)}" + (f" ({detail})" if detail else "")
+            print(text, file=self.stream, flush=True)

@@ -1,0 +1,37 @@
+"""The plain data a spec becomes: what the user declared, defaults merged, templates expanded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    train: Path  # absolute
+    validation: Path | None
+    input_key: str = "text_input"
+    output_key: str = "output"
+    allow_small: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    provider: str
+    base_model: str
+    display_name: str
+    description: str
+    dataset: DatasetRef
+    hyperparameters: dict
+    prevent_destroy: bool
+    source: str  # "configs/a.yaml:12", where the model is declared
+
+
+@dataclass
+class Config:
+    """Everything the config directory declares."""
+
+    models: list[ModelSpec] = field(default_factory=list)
+    providers: dict[str, dict] = field(default_factory=dict)  # provider name -> settings
+    files: list[Path] = field(default_factory=list)  # every spec file read, sorted

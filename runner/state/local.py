@@ -1,0 +1,130 @@
+"""The local file backend: state/<workspace>.json, atomic writes, a backup, and an exclusive lock file."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from runner.errors import StateError, StateLockedError
+from runner.fsutil import atomic_write
+from runner.state.model import State
+
+
+class LocalBackend:
+    def __init__(self, directory: Path, workspace: str, display_root: Path | None = None,
+                 sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic):
+        self.workspace = workspace
+        self.path = directory / f"{workspace}.json"
+        self.backup_path = directory / f"{workspace}.json.backup"
+        self.lock_path = directory / f"{workspace}.json.lock"
+        self.display = _display(self.path, display_root)
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._lock_id: str | None = None
+
+    def read(self) -> State:
+        """The recorded state, or a new empty one (not yet written) when there is none."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return State.new(self.workspace)
+        return State.from_json(raw, self.display)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def write(self, state: State) -> None:
+        """Bump the serial and replace the file atomically, keeping the previous version as a backup."""
+        if self._lock_id is None:
+            raise StateError("internal: state written without holding the lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            atomic_write(self.backup_path, self.path.read_bytes())
+        state.serial += 1
+        atomic_write(self.path, state.to_json())
+
+    def lock(self, operation: str, timeout: float = 0.0) -> None:
+        """Take the lock or fail at once (or after `timeout` seconds) naming who holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_id = str(uuid.uuid4())
+        info = {"id": lock_id, "operation": operation, "pid": os.getpid(), "host": socket.gethostname(),
+                "who": os.environ.get("USER", ""), "created": datetime.now(UTC).isoformat(timespec="seconds")}
+        deadline = self._monotonic() + timeout
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self._monotonic() >= deadline:
+                    raise self._locked_error() from None
+                self._sleep(min(1.0, max(0.05, deadline - self._monotonic())))
+                continue
+            with os.fdopen(fd, "w") as handle:
+                json.dump(info, handle, indent=2)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._lock_id = lock_id
+            return
+
+    def unlock(self) -> None:
+        if self._lock_id is None:
+            return
+        holder = self.lock_info()
+        if holder and holder.get("id") == self._lock_id:
+            self.lock_path.unlink(missing_ok=True)
+        self._lock_id = None
+
+    def lock_info(self) -> dict | None:
+        try:
+            return json.loads(self.lock_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {"id": "?", "note": "unreadable lock file"}
+
+    def force_unlock(self, lock_id: str) -> dict:
+        holder = self.lock_info()
+        if holder is None:
+            raise StateError(f"{self.display} is not locked")
+        if holder.get("id") != lock_id:
+            raise StateError(f"lock id {lock_id!r} does not match the lock held ({holder.get('id')!r})",
+                             remedy="copy the id from the 'state is locked' message")
+        self.lock_path.unlink(missing_ok=True)
+        return holder
+
+    def _locked_error(self) -> StateLockedError:
+        holder = self.lock_info() or {}
+        alive = _pid_alive(holder.get("pid")) if holder.get("host") == socket.gethostname() else None
+        stale = " (that process is no longer running: the lock is stale)" if alive is False else ""
+        return StateLockedError(
+            f"state {self.display} is locked by {holder.get('operation', '?')} "
+            f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('created', '?')}){stale}",
+            remedy=f"wait for it to finish, pass --lock-timeout SECONDS to wait, or if it is stale run "
+                   f"`tuner force-unlock {holder.get('id', '?')}`",
+        )
+
+
+def _pid_alive(pid) -> bool | None:
+    if not isinstance(pid, int):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _display(path: Path, root: Path | None) -> str:
+    if root is None:
+        return str(path)
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

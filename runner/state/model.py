@@ -1,0 +1,122 @@
+"""The State model: what has been created, as plain data, with a stable JSON layout for git diffs.
+
+models[name] holds the current instance's fields flat, plus `pending` (a job being tuned to become the
+current instance) and `deposed` (superseded instances still to be deleted) when there are any.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+
+from runner import __version__
+from runner.desired import model_attributes
+from runner.errors import StateError
+
+FORMAT_VERSION = 1
+SUBMITTING, CREATING, ACTIVE, FAILED = "submitting", "creating", "active", "failed"
+
+
+@dataclass
+class Instance:
+    tuned_model_id: str
+    provider: str
+    fingerprint: str
+    status: str  # submitting (intent recorded, not yet accepted) | creating | active | failed
+    base_model: str
+    display_name: str
+    description: str
+    hyperparameters: dict
+    dataset: dict  # {"train": {path, sha256, examples}, "validation": {...} | None, input_key, output_key}
+    created_at: str
+    updated_at: str
+    handle: str | None = None  # the provider's job / operation name, recorded before the first poll
+    provider_info: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    error: str | None = None
+    prevent_destroy: bool = False
+
+    def attributes(self) -> dict:
+        return model_attributes(self.provider, self.base_model, self.display_name, self.description,
+                                self.hyperparameters, self.dataset, self.prevent_destroy)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Instance:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ModelRecord:
+    current: Instance | None = None
+    pending: Instance | None = None
+    deposed: list[Instance] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return self.current is None and self.pending is None and not self.deposed
+
+    def to_dict(self) -> dict:
+        data = _instance_dict(self.current) if self.current else {}
+        if self.pending:
+            data["pending"] = _instance_dict(self.pending)
+        if self.deposed:
+            data["deposed"] = [_instance_dict(d) for d in self.deposed]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelRecord:
+        current = Instance.from_dict(data) if "tuned_model_id" in data else None
+        pending = Instance.from_dict(data["pending"]) if data.get("pending") else None
+        return cls(current, pending, [Instance.from_dict(d) for d in data.get("deposed", [])])
+
+
+def _instance_dict(instance: Instance) -> dict:
+    return {k: v for k, v in asdict(instance).items() if v is not None and v != {}}
+
+
+@dataclass
+class State:
+    lineage: str
+    serial: int = 0
+    workspace: str = "default"
+    tool_version: str = __version__
+    models: dict[str, ModelRecord] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, workspace: str) -> State:
+        return cls(lineage=str(uuid.uuid4()), workspace=workspace)
+
+    def record(self, name: str) -> ModelRecord:
+        return self.models.setdefault(name, ModelRecord())
+
+    def to_json(self) -> bytes:
+        data = {
+            "format_version": FORMAT_VERSION,
+            "lineage": self.lineage,
+            "serial": self.serial,
+            "workspace": self.workspace,
+            "tool_version": self.tool_version,
+            "models": {name: rec.to_dict() for name, rec in sorted(self.models.items()) if not rec.is_empty()},
+        }
+        return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str) -> State:
+        try:
+            data = json.loads(raw)
+            if data.get("format_version") != FORMAT_VERSION:
+                raise StateError(f"{where}: state format {data.get('format_version')!r} is not supported by "
+                                 f"tuner {__version__} (expects {FORMAT_VERSION})")
+            return cls(
+                lineage=data["lineage"],
+                serial=int(data["serial"]),
+                workspace=data.get("workspace", "default"),
+                tool_version=data.get("tool_version", ""),
+                models={name: ModelRecord.from_dict(rec) for name, rec in data.get("models", {}).items()},
+            )
+        except StateError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StateError(f"{where}: state file is corrupt ({exc})",
+                             remedy=f"restore it from git or from {where}.backup") from None

@@ -1,0 +1,112 @@
+"""Shared fixtures: a throwaway project (configs/, data/, state/) and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SENTIMENT = REPO / "data" / "sentiment"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+class Project:
+    def __init__(self, root: Path, capsys, monkeypatch):
+        self.root = root
+        self._capsys = capsys
+        monkeypatch.chdir(root)
+        monkeypatch.delenv("TUNER_WORKSPACE", raising=False)
+        monkeypatch.setenv("NO_COLOR", "1")
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    def spec(self, text: str, name: str = "models.yaml") -> Path:
+        return self.write(f"configs/{name}", text)
+
+    def run(self, *args: str) -> Result:
+        """Run the CLI in-process, as a user would type it."""
+        self._capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        captured = self._capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    def run_process(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "runner", *args], cwd=self.root, capture_output=True,
+                              text=True, timeout=timeout, env=_env())
+
+    def state(self, workspace: str = "default") -> dict:
+        return json.loads((self.root / "state" / f"{workspace}.json").read_text())
+
+    def state_bytes(self, workspace: str = "default") -> bytes | None:
+        path = self.root / "state" / f"{workspace}.json"
+        return path.read_bytes() if path.exists() else None
+
+    def models_dir(self) -> Path:
+        return self.root / ".tuner" / "models"
+
+    def artifacts(self) -> list[str]:
+        return sorted(p.name for p in self.models_dir().glob("*")) if self.models_dir().exists() else []
+
+
+def _env() -> dict:
+    import os
+
+    env = dict(os.environ)
+    env["NO_COLOR"] = "1"
+    env.pop("TUNER_WORKSPACE", None)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+SENTIMENT_SPEC = """\
+defaults:
+  provider: local
+  base_model: local/linear-ngram
+  hyperparameters: {epoch_count: 4, batch_size: 8, learning_rate: 0.5}
+models:
+  sentiment:
+    display_name: Sentiment
+    description: Reviews to labels
+    dataset:
+      train: ../data/train.jsonl
+      validation: ../data/valid.jsonl
+"""
+
+
+@pytest.fixture
+def project(tmp_path, capsys, monkeypatch) -> Project:
+    """A project with the shipped sentiment data and one local model spec."""
+    root = tmp_path / "proj"
+    (root / "data").mkdir(parents=True)
+    shutil.copy(SENTIMENT / "train.jsonl", root / "data" / "train.jsonl")
+    shutil.copy(SENTIMENT / "valid.jsonl", root / "data" / "valid.jsonl")
+    p = Project(root, capsys, monkeypatch)
+    p.spec(SENTIMENT_SPEC)
+    return p

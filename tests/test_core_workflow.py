@@ -1,0 +1,202 @@
+"""The core loop through the CLI: apply, re-plan, edit, and see exactly the right plan."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import SENTIMENT_SPEC
+
+
+def plan_json(project, *args):
+    result = project.run("plan", "--json", *args)
+    assert result.code == 0, result.output
+    return json.loads(result.out)
+
+
+def test_first_apply_creates_the_model_and_records_state(project):
+    result = project.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    assert "Apply complete! Models: 1 added" in result.out
+    record = project.state()["models"]["sentiment"]
+    assert record["status"] == "active"
+    assert record["provider"] == "local"
+    assert record["tuned_model_id"].startswith("sentiment-")
+    assert record["dataset"]["train"] == {"path": "data/train.jsonl", "examples": 265,
+                                          "sha256": record["dataset"]["train"]["sha256"]}
+    assert record["dataset"]["validation"]["examples"] == 66
+    assert record["hyperparameters"] == {"epoch_count": 4, "batch_size": 8, "learning_rate": 0.5}
+    assert 0.5 < record["metrics"]["validation_accuracy"] <= 1.0
+    assert record["created_at"] and record["updated_at"]
+    assert record["provider_info"]["sdk"] == "tuner-local-trainer"
+    assert project.artifacts() == [record["tuned_model_id"]]
+
+
+def test_plan_after_apply_has_no_changes(project):
+    project.run("apply", "--auto-approve")
+    result = project.run("plan", "--detailed-exitcode")
+    assert result.code == 0
+    assert "No changes" in result.out
+
+
+def test_detailed_exitcode_is_2_when_changes_are_present(project):
+    result = project.run("plan", "--detailed-exitcode")
+    assert result.code == 2
+    assert "Plan: 1 to add, 0 to replace, 0 to change, 0 to destroy." in result.out
+
+
+def test_learning_rate_edit_plans_a_replacement(project):
+    project.run("apply", "--auto-approve")
+    project.spec(SENTIMENT_SPEC.replace("learning_rate: 0.5", "learning_rate: 0.25"))
+    result = project.run("plan")
+    assert "-/+ sentiment (local) must be replaced" in result.out
+    assert "hyperparameters.learning_rate = 0.5 -> 0.25  # forces replacement" in result.out
+    change = plan_json(project)["changes"][0]
+    assert change["action"] == "replace"
+    assert change["fields"] == {"hyperparameters.learning_rate": {"old": 0.5, "new": 0.25,
+                                                                  "forces_replacement": True}}
+
+
+def test_replacement_creates_the_new_model_before_deleting_the_old(project):
+    project.run("apply", "--auto-approve")
+    old_id = project.state()["models"]["sentiment"]["tuned_model_id"]
+    project.spec(SENTIMENT_SPEC.replace("epoch_count: 4", "epoch_count: 5"))
+    result = project.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    new_id = project.state()["models"]["sentiment"]["tuned_model_id"]
+    assert new_id != old_id
+    assert project.artifacts() == [new_id]
+    assert result.err.index(f"submitting ({new_id})") < result.err.index(f"deleting (superseded {old_id})")
+    assert project.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_description_edit_is_an_in_place_update(project):
+    project.run("apply", "--auto-approve")
+    tuned_id = project.state()["models"]["sentiment"]["tuned_model_id"]
+    project.spec(SENTIMENT_SPEC.replace("Reviews to labels", "Product reviews to three labels"))
+    change = plan_json(project)["changes"][0]
+    assert change["action"] == "update"
+    assert change["fields"]["description"] == {"old": "Reviews to labels", "new": "Product reviews to three labels",
+                                               "forces_replacement": False}
+    assert project.run("apply", "--auto-approve").code == 0
+    record = project.state()["models"]["sentiment"]
+    assert record["tuned_model_id"] == tuned_id
+    assert record["description"] == "Product reviews to three labels"
+    meta = json.loads((project.models_dir() / tuned_id / "meta.json").read_text())
+    assert meta["description"] == "Product reviews to three labels"
+
+
+def test_model_removed_from_configs_is_destroyed(project):
+    project.run("apply", "--auto-approve")
+    project.spec("models: {}\n")
+    result = project.run("plan", "--json")
+    assert json.loads(result.out)["summary"] == {"create": 0, "replace": 0, "update": 0, "delete": 1}
+    assert project.run("apply", "--auto-approve").code == 0
+    assert project.state()["models"] == {}
+    assert project.artifacts() == []
+
+
+def test_prevent_destroy_refuses_a_plan_that_would_delete(project):
+    project.spec(SENTIMENT_SPEC + "    lifecycle: {prevent_destroy: true}\n")
+    project.run("apply", "--auto-approve")
+    before = project.state_bytes()
+    project.spec("models: {}\n")
+    result = project.run("plan")
+    assert result.code == 1
+    assert "prevent_destroy" in result.err and "sentiment" in result.err
+    assert project.run("apply", "--auto-approve").code == 1
+    assert project.state_bytes() == before
+    assert len(project.artifacts()) == 1
+
+
+def test_reformatted_jsonl_plans_no_changes(project):
+    project.run("apply", "--auto-approve")
+    path = project.root / "data" / "train.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    reformatted = "\r\n".join(json.dumps({"output": r["output"], "text_input": r["text_input"], "extra": 1},
+                                         ensure_ascii=True, indent=None, separators=(" ,", " : ")) for r in rows)
+    path.write_bytes(b"\xef\xbb\xbf" + reformatted.encode() + b"\r\n\r\n")
+    assert project.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_moved_dataset_with_same_content_plans_no_changes(project):
+    project.run("apply", "--auto-approve")
+    (project.root / "data" / "train.jsonl").rename(project.root / "data" / "renamed.jsonl")
+    project.spec(SENTIMENT_SPEC.replace("train.jsonl", "renamed.jsonl"))
+    assert project.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_one_edited_example_plans_a_replacement(project):
+    project.run("apply", "--auto-approve")
+    path = project.root / "data" / "train.jsonl"
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[10])
+    row["output"] = "neutral" if row["output"] != "neutral" else "positive"
+    lines[10] = json.dumps(row)
+    path.write_text("\n".join(lines) + "\n")
+    change = plan_json(project)["changes"][0]
+    assert change["action"] == "replace"
+    assert list(change["fields"]) == ["dataset.train"]
+
+
+def test_malformed_line_names_the_line_and_submits_nothing(project):
+    path = project.root / "data" / "train.jsonl"
+    lines = path.read_text().splitlines()
+    lines[41] = '{"text_input": "fine", "output": }'
+    path.write_text("\n".join(lines) + "\n")
+    result = project.run("apply", "--auto-approve")
+    assert result.code == 1
+    assert "data/train.jsonl:42:34: invalid JSON" in result.err
+    assert "Traceback" not in result.output
+    assert project.state_bytes() is None
+    assert project.artifacts() == []
+
+
+def test_unknown_spec_key_is_an_error_naming_it(project):
+    project.spec(SENTIMENT_SPEC.replace("    display_name:", "    dispaly_name: x\n    display_name:"))
+    result = project.run("validate")
+    assert result.code == 1
+    assert "configs/models.yaml:7: models.sentiment.dispaly_name: unknown key" in result.err
+    assert "did you mean display_name?" in result.err
+
+
+def test_apply_without_terminal_or_auto_approve_is_refused(project):
+    result = project.run("apply")
+    assert result.code == 1
+    assert "not a terminal" in result.err and "--auto-approve" in result.err
+    assert project.artifacts() == []
+
+
+def test_targeted_plan_only_shows_the_target(project):
+    project.spec(SENTIMENT_SPEC + """\
+  sentiment-b:
+    dataset: {train: ../data/train.jsonl}
+""")
+    changes = plan_json(project, "--target", "sentiment-b")["changes"]
+    assert [c["name"] for c in changes] == ["sentiment-b"]
+    result = project.run("plan", "--target", "nope")
+    assert result.code == 1 and "no such model" in result.err
+
+
+def test_workspaces_keep_separate_state(project, monkeypatch):
+    assert project.run("apply", "--auto-approve", "--workspace", "dev").code == 0
+    assert project.state("dev")["workspace"] == "dev"
+    assert project.state_bytes("default") is None
+    monkeypatch.setenv("TUNER_WORKSPACE", "dev")
+    assert project.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_predict_answers_from_the_current_model(project):
+    project.run("apply", "--auto-approve")
+    result = project.run("predict", "sentiment", "Terrible, it broke after a day and support ignored me")
+    assert result.code == 0
+    assert result.out.strip() == "negative"
+
+
+def test_show_and_state_commands_print_what_is_recorded(project):
+    project.run("apply", "--auto-approve")
+    tuned_id = project.state()["models"]["sentiment"]["tuned_model_id"]
+    assert tuned_id in project.run("state", "list").out
+    shown = project.run("state", "show", "sentiment").out
+    assert f'tuned_model_id: "{tuned_id}"' in shown and "validation_accuracy" in shown
+    assert "serial" in project.run("show").out
+    assert json.loads(project.run("show", "--json").out)["models"]["sentiment"]["tuned_model_id"] == tuned_id
