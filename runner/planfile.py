@@ -103,7 +103,7 @@ def check_fresh(document: dict, path: Path, workspace: str, lineage: str, serial
         raise PlanError(f"{path}: plan was made for workspace {document['workspace']!r}, not {workspace!r}",
                         remedy=remedy)
     bound = document["state"]
-    if bound["lineage"] != lineage:
+    if bound["lineage"] and bound["lineage"] != lineage:
         raise PlanError(f"{path}: stale plan: it was made against a different state (lineage {bound['lineage']}, "
                         f"now {lineage})", remedy=remedy)
     if bound["serial"] != serial:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -46,30 +47,43 @@ class LocalBackend:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             atomic_write(self.backup_path, self.path.read_bytes())
-        state.serial += 1
+        state.next_version()
         atomic_write(self.path, state.to_json())
 
     def lock(self, operation: str, timeout: float = 0.0) -> None:
-        """Take the lock or fail at once (or after `timeout` seconds) naming who holds it."""
+        """Take the lock or fail at once (or after `timeout` seconds) naming who holds it.
+
+        A lock left by a process of this host that is no longer running (SIGKILL, power loss) is broken
+        automatically; a lock from another host needs `tuner force-unlock`.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_id = str(uuid.uuid4())
-        info = {"id": lock_id, "operation": operation, "pid": os.getpid(), "host": socket.gethostname(),
-                "who": os.environ.get("USER", ""), "created": datetime.now(UTC).isoformat(timespec="seconds")}
+        info = {"id": lock_id, "operation": operation, "pid": os.getpid(), "pid_start": _process_start(os.getpid()),
+                "host": socket.gethostname(), "who": os.environ.get("USER", ""),
+                "created": datetime.now(UTC).isoformat(timespec="seconds")}
         deadline = self._monotonic() + timeout
-        while True:
+        while not self._try_lock(info):
+            if self._monotonic() >= deadline:
+                raise self._locked_error()
+            self._sleep(min(1.0, max(0.05, deadline - self._monotonic())))
+        self._lock_id = lock_id
+
+    def _try_lock(self, info: dict) -> bool:
+        # The guard serialises check-and-break, so a stale lock is never confused with a fresh one.
+        with open(self.path.parent / f".{self.path.name}.lock-guard", "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            holder = self.lock_info()
+            if holder is not None and _is_dead_local_holder(holder):
+                self.lock_path.unlink(missing_ok=True)
             try:
                 fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                if self._monotonic() >= deadline:
-                    raise self._locked_error() from None
-                self._sleep(min(1.0, max(0.05, deadline - self._monotonic())))
-                continue
+                return False
             with os.fdopen(fd, "w") as handle:
                 json.dump(info, handle, indent=2)
                 handle.flush()
                 os.fsync(handle.fileno())
-            self._lock_id = lock_id
-            return
+            return True
 
     def unlock(self) -> None:
         if self._lock_id is None:
@@ -99,26 +113,36 @@ class LocalBackend:
 
     def _locked_error(self) -> StateLockedError:
         holder = self.lock_info() or {}
-        alive = _pid_alive(holder.get("pid")) if holder.get("host") == socket.gethostname() else None
-        stale = " (that process is no longer running: the lock is stale)" if alive is False else ""
         return StateLockedError(
             f"state {self.display} is locked by {holder.get('operation', '?')} "
-            f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('created', '?')}){stale}",
+            f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('created', '?')})",
             remedy=f"wait for it to finish, pass --lock-timeout SECONDS to wait, or if it is stale run "
                    f"`tuner force-unlock {holder.get('id', '?')}`",
         )
 
 
-def _pid_alive(pid) -> bool | None:
-    if not isinstance(pid, int):
-        return None
+def _is_dead_local_holder(holder: dict) -> bool:
+    """True only when certain: same host, and the pid is gone or now belongs to another process."""
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except PermissionError:
         return True
-    return True
+    except PermissionError:
+        return False
+    started = holder.get("pid_start")
+    return started is not None and _process_start(pid) not in (None, started)
+
+
+def _process_start(pid: int) -> int | None:
+    """The process start time in clock ticks (Linux), which tells a reused pid from the original."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return int(handle.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _display(path: Path, root: Path | None) -> str:

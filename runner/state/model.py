@@ -85,7 +85,13 @@ class State:
 
     @classmethod
     def new(cls, workspace: str) -> State:
-        return cls(lineage=str(uuid.uuid4()), workspace=workspace)
+        """A state not yet written: its lineage is empty until the first write gives it one."""
+        return cls(lineage="", workspace=workspace)
+
+    def next_version(self) -> None:
+        """Called by backends before each write: serial only grows; the lineage is born once."""
+        self.lineage = self.lineage or str(uuid.uuid4())
+        self.serial += 1
 
     def record(self, name: str) -> ModelRecord:
         return self.models.setdefault(name, ModelRecord())
