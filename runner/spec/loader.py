@@ -102,7 +102,7 @@ def _describe(error, doc: YamlDocument) -> str:
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" (did you mean {close[0]}?)" if close else f" (allowed: {', '.join(allowed)})" if allowed else ""
             return f"{doc.where(path + (key,))}: {dotted(path + (key,))}: unknown key{hint}"
-    if error.validator == "propertyNames":
+    if "propertyNames" in error.schema_path:
         key = error.instance
         return (f"{doc.where(path + (key,))}: {dotted(path + (key,))}: invalid name {key!r}: "
                 f"use lowercase letters, digits and '-', start with a letter, at most 32 characters")

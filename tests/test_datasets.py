@@ -1,0 +1,165 @@
+"""Datasets: every problem named by file:line:column, canonical hashing, CSV, duplicates, size rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from runner.datasets import MAX_REPORTED, HashCache, scan
+from runner.errors import DatasetError
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def rows(n, label=lambda i: "yes" if i % 2 else "no"):
+    return [{"text_input": f"example number {i}", "output": label(i)} for i in range(n)]
+
+
+def problems_of(path, input_key="text_input", output_key="output"):
+    with pytest.raises(DatasetError) as caught:
+        scan(path, path.name, input_key, output_key)
+    return caught.value.problems
+
+
+def test_every_kind_of_bad_line_is_named_with_line_and_column(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(
+        b'{"text_input": "fine", "output": "ok"}\n'
+        b'{"text_input": "unterminated\n'
+        b'["not", "an", "object"]\n'
+        b'{"text_input": 42, "output": "x"}\n'
+        b'{"text_input": "no output"}\n'
+        b'{"text_input": "x", "output": "   "}\n'
+        b'{"text_input": "caf\xe9", "output": "x"}\n'
+    )
+    assert problems_of(path) == [
+        "bad.jsonl:2:16: invalid JSON: Unterminated string starting at",
+        "bad.jsonl:3:1: not a JSON object (got array)",
+        "bad.jsonl:4:2: 'text_input' must be a string, got number",
+        "bad.jsonl:5:1: missing key 'output' (keys present: text_input)",
+        "bad.jsonl:6:21: 'output' is empty",
+        "bad.jsonl:7:20: invalid UTF-8 (byte 0xe9)",
+    ]
+
+
+def test_errors_are_capped_then_counted(tmp_path):
+    path = tmp_path / "many.jsonl"
+    path.write_text("{oops}\n" * 30)
+    found = problems_of(path)
+    assert len(found) == MAX_REPORTED + 1
+    assert found[-1] == "many.jsonl: ... and 10 more problems"
+
+
+def test_blank_lines_bom_and_crlf_are_tolerated(tmp_path):
+    clean = scan(write_jsonl(tmp_path / "a.jsonl", rows(60)), "a", "text_input", "output")
+    messy = tmp_path / "b.jsonl"
+    body = "\r\n\r\n".join(json.dumps(r) for r in rows(60))
+    messy.write_bytes(b"\xef\xbb\xbf" + body.encode() + b"\r\n   \r\n")
+    assert scan(messy, "b", "text_input", "output") == clean
+
+
+def test_canonical_hash_ignores_serialisation_but_not_content(tmp_path):
+    original = scan(write_jsonl(tmp_path / "a.jsonl", rows(60)), "a", "text_input", "output")
+    reserialised = tmp_path / "b.jsonl"
+    reserialised.write_text("".join(
+        json.dumps({"output": r["output"], "extra": [1], "text_input": r["text_input"]}, ensure_ascii=True, indent=None,
+                   separators=(" , ", " : ")) + "\n" for r in rows(60)))
+    assert scan(reserialised, "b", "text_input", "output").sha256 == original.sha256
+    edited = rows(60)
+    edited[5]["output"] = "maybe"
+    assert scan(write_jsonl(tmp_path / "c.jsonl", edited), "c", "text_input", "output").sha256 != original.sha256
+
+
+def test_unicode_escapes_hash_like_the_characters_they_spell(tmp_path):
+    a = tmp_path / "a.jsonl"
+    a.write_text('{"text_input": "caf\\u00e9", "output": "x"}\n', encoding="utf-8")
+    b = tmp_path / "b.jsonl"
+    b.write_text('{"text_input": "café", "output": "x"}\n', encoding="utf-8")
+    assert scan(a, "a", "text_input", "output").sha256 == scan(b, "b", "text_input", "output").sha256
+
+
+def test_key_mapping_selects_the_fields(tmp_path):
+    path = write_jsonl(tmp_path / "q.jsonl", [{"question": f"q{i}", "answer": "a"} for i in range(3)])
+    assert scan(path, "q", "question", "answer").examples == 3
+    assert problems_of(path)[0] == "q.jsonl:1:1: missing key 'text_input' (keys present: answer, question)"
+
+
+def test_csv_with_header_row(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('text_input,output\n"hello, world",greeting\nbye,farewell\n,empty\n', encoding="utf-8")
+    assert problems_of(path) == ["d.csv:4:1: 'text_input' is empty"]
+    path.write_text('text_input,output\n"hello, world",greeting\nbye,farewell\n', encoding="utf-8")
+    summary = scan(path, "d.csv", "text_input", "output")
+    assert summary.examples == 2
+    jsonl = write_jsonl(tmp_path / "d.jsonl", [{"text_input": "hello, world", "output": "greeting"},
+                                               {"text_input": "bye", "output": "farewell"}])
+    assert summary.sha256 == scan(jsonl, "d.jsonl", "text_input", "output").sha256
+
+
+def test_csv_without_the_columns_is_refused(tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text("prompt,completion\na,b\n")
+    assert problems_of(path) == ["e.csv:1:1: header has no column 'text_input', 'output' (columns: prompt, completion)"]
+
+
+def test_duplicates_are_warnings_with_line_numbers(tmp_path):
+    data = rows(60)
+    data[40] = dict(data[3])
+    data[50] = dict(data[3])
+    summary = scan(write_jsonl(tmp_path / "d.jsonl", data), "d.jsonl", "text_input", "output")
+    assert summary.warnings == ("d.jsonl: duplicate example on lines 4, 41, 51",)
+
+
+def test_cache_answers_by_stat_and_misses_after_an_edit(tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", rows(60))
+    cache = HashCache(tmp_path / "cache.json")
+    key = cache.key(path, "text_input", "output")
+    summary = scan(path, "a", "text_input", "output")
+    cache.put(key, summary)
+    cache.save()
+    assert HashCache(tmp_path / "cache.json").get(key) == summary
+    write_jsonl(path, rows(61))
+    assert HashCache(tmp_path / "cache.json").get(cache.key(path, "text_input", "output")) is None
+
+
+SMALL = """\
+models:
+  tiny:
+    base_model: local/linear-ngram
+    dataset: {{train: ../data/small.jsonl{extra}}}
+    hyperparameters: {{batch_size: {batch}}}
+"""
+
+
+def test_fewer_than_fifty_examples_is_an_error_unless_allowed(project):
+    write_jsonl(project.root / "data" / "small.jsonl", rows(20))
+    project.spec(SMALL.format(extra="", batch=4))
+    result = project.run("validate")
+    assert result.code == 1
+    assert "has 20 examples; at least 50 are needed" in result.err
+    allowed = project.run("validate", "--allow-small-dataset")
+    assert allowed.code == 0 and "Warning:" in allowed.err
+    project.spec(SMALL.format(extra=", allow_small: true", batch=4))
+    assert project.run("validate").code == 0
+
+
+def test_batch_size_above_example_count_is_an_error(project):
+    write_jsonl(project.root / "data" / "small.jsonl", rows(60))
+    project.spec(SMALL.format(extra="", batch=64))
+    result = project.run("validate")
+    assert result.code == 1
+    assert "models.tiny.hyperparameters.batch_size: 64 exceeds the 60 training examples" in result.err
+
+
+def test_validate_reports_every_invalid_file_and_touches_no_state(project):
+    (project.root / "data" / "train.jsonl").write_text('{"text_input": "a"}\n' * 60)
+    (project.root / "data" / "valid.jsonl").write_text("not json\n")
+    result = project.run("validate")
+    assert result.code == 1
+    assert "data/train.jsonl:1:1: missing key 'output'" in result.err
+    assert "data/valid.jsonl:1:1: invalid JSON" in result.err
+    assert not (project.root / "state").exists()
