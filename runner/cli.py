@@ -125,44 +125,104 @@ def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock
     any input changed since. Replacement is create-before-destroy. Interrupt with Ctrl-C at any time:
     state is kept, running jobs keep running, and the next apply resumes them without paying twice.
     """
-    from runner import render
-
     if plan_file and targets:
         raise click.UsageError("--target cannot be combined with a saved plan (the plan already fixes its targets)")
     project = _project(config, workspace, allow_small_dataset)
+    _execute(lambda confirm, reporter: project.apply(plan_file, list(targets), confirm, reporter,
+                                                     parallelism=parallelism, lock_timeout=lock_timeout),
+             auto_approve or plan_file is not None)
+
+
+@cli.command()
+@project_options
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Destroy only this model (repeatable).")
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256),
+              help="Most deletions in flight at once.")
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS",
+              help="Wait this long for another operation's lock instead of failing at once.")
+def destroy(config, workspace, targets, auto_approve, parallelism, lock_timeout):
+    """Delete managed tuned models (all, or the --target ones) and remove them from state.
+
+    Models with lifecycle.prevent_destroy: true are refused.
+    """
+    project = _project(config, workspace)
+    _execute(lambda confirm, reporter: project.destroy(list(targets), confirm, reporter, parallelism=parallelism,
+                                                       lock_timeout=lock_timeout), auto_approve)
+
+
+def _execute(run, auto_approve: bool) -> None:
+    """Show the plan, confirm, run it with progress, and report the outcome with a trustworthy exit code."""
+    from runner import render
+
     colour = render.use_colour()
 
     def confirm(the_plan) -> bool:
         _out(render.plan_text(the_plan, colour))
-        if auto_approve or plan_file:
+        if auto_approve:
             return True
         if not sys.stdin.isatty():
-            raise TunerError("refusing to apply without confirmation: standard input is not a terminal",
-                             remedy="review with `tuner plan`, then run `tuner apply --auto-approve`")
+            raise TunerError("refusing to proceed without confirmation: standard input is not a terminal",
+                             remedy="review with `tuner plan`, then pass --auto-approve")
         answer = click.prompt("\nDo you want to perform these actions? Only 'yes' will be accepted", default="",
                               show_default=False)
         return answer.strip() == "yes"
 
-    the_plan, result = project.apply(plan_file, list(targets), confirm, render.ProgressReporter(),
-                                     parallelism=parallelism, lock_timeout=lock_timeout)
+    the_plan, result = run(confirm, render.ProgressReporter())
     if result is None:
         if the_plan.has_changes:
-            click.echo("Apply cancelled.")
+            click.echo("Cancelled.")
             sys.exit(EXIT_ERROR)
         _out(render.plan_text(the_plan, colour))
         return
     if result.interrupted:
-        click.echo("\nInterrupted. State is saved; running jobs keep running. Run `tuner apply` again to resume.",
+        click.echo("\nInterrupted. State is saved; running jobs keep running. Run the command again to resume.",
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
     summary = the_plan.summary()
     if result.failures:
-        click.echo(f"\nApply finished with {len(result.failures)} failure(s):", err=True)
+        click.echo(f"\nFinished with {len(result.failures)} failure(s):", err=True)
         for name, message in sorted(result.failures.items()):
             click.echo(f"  {name}: {message}", err=True)
         sys.exit(EXIT_ERROR)
     click.echo(f"\nApply complete! Models: {summary['create']} added, {summary['replace']} replaced, "
                f"{summary['update']} changed, {summary['delete']} destroyed.")
+
+
+@cli.command()
+@project_options
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS",
+              help="Wait this long for another operation's lock instead of failing at once.")
+def refresh(config, workspace, lock_timeout):
+    """Update state from what each provider really holds (one paged list call per provider).
+
+    A model deleted outside tuner leaves state (the next plan re-creates it); a display name or
+    description changed outside tuner is recorded (the next plan changes it back).
+    """
+    notes, unmanaged = _project(config, workspace).refresh(lock_timeout)
+    for note in notes:
+        click.echo(note)
+    for provider, tuned_id in unmanaged:
+        click.echo(f"{tuned_id} exists at {provider} but is not managed (`tuner import NAME {tuned_id}` adopts it)")
+    if not notes:
+        click.echo("State matches the providers.")
+
+
+@cli.command("import")
+@project_options
+@click.argument("name")
+@click.argument("tuned_model_id")
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS")
+def import_(config, workspace, name, tuned_model_id, lock_timeout):
+    """Adopt an existing tuned model as NAME (declared in the configs).
+
+    Records what the provider reports; run `tuner plan` next to see whether it matches the spec.
+    """
+    instance, notes = _project(config, workspace).import_model(name, tuned_model_id, lock_timeout)
+    for note in notes:
+        click.echo(f"Note: {note}", err=True)
+    click.echo(f"Imported {instance.tuned_model_id} as {name} ({instance.status}). Run `tuner plan` to compare it "
+               f"with the spec.")
 
 
 @cli.command()
@@ -208,6 +268,31 @@ def state_show(config, workspace, name):
         _out(render.instance_text(name, record.pending, " (pending)"))
     for deposed in record.deposed:
         _out(render.instance_text(name, deposed, " (deposed, to delete)"))
+
+
+@cli.group()
+def emulator():
+    """Loopback emulators of the cloud tuning APIs (127.0.0.1 only), for tests and demos."""
+
+
+@emulator.command("gemini")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--job-seconds", default=5.0, show_default=True, type=click.FloatRange(0),
+              help="How long a tuning job stays CREATING.")
+@click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of requests answered 503 (and half as many slowed down).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fault injection.")
+@click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Persist the emulator's models to this file so they survive a restart.")
+def emulator_gemini(port, job_seconds, fault_rate, seed, state_file):
+    """Serve the Gemini API tuning surface (v1beta REST) on 127.0.0.1:PORT.
+
+    Point tuner at it with providers.gemini.endpoint or TUNER_GEMINI_ENDPOINT=http://127.0.0.1:PORT;
+    any non-empty API key is accepted.
+    """
+    from runner.emulators.gemini import serve
+
+    serve(port, job_seconds, fault_rate, seed, state_file)
 
 
 @cli.command("force-unlock")

@@ -27,6 +27,9 @@ class DatasetSummary:
     sha256: str
     examples: int
     warnings: tuple[str, ...] = field(default=())
+    max_input_chars: int = 0  # the longest example, for providers' per-example limits
+    max_output_chars: int = 0
+    text_bytes: int = 0  # UTF-8 bytes of all inputs and outputs, for providers' request-size limits
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,15 @@ def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSu
     problems: list[str] = []
     problem_count = 0
     fingerprints, lines = array("q"), array("q")  # compact: constant per example, no Python objects kept
-    count = 0
+    count = max_input = max_output = text_bytes = 0
     try:
         for line, item in reader(path, input_key, output_key):
             if isinstance(item, Example):
                 count += 1
+                max_input = max(max_input, len(item.input))
+                max_output = max(max_output, len(item.output))
                 inp, out = item.input.encode("utf-8"), item.output.encode("utf-8")
+                text_bytes += len(inp) + len(out)
                 digest.update(b"%d:%b%d:%b" % (len(inp), inp, len(out), out))
                 fingerprints.append(hash((item.input, item.output)))
                 lines.append(line)
@@ -73,7 +79,8 @@ def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSu
         problems.append(f"{display}: ... and {problem_count - MAX_REPORTED} more problems")
     if problems:
         raise DatasetError(problems)
-    return DatasetSummary(digest.hexdigest(), count, tuple(_duplicate_warnings(display, fingerprints, lines)))
+    return DatasetSummary(digest.hexdigest(), count, tuple(_duplicate_warnings(display, fingerprints, lines)),
+                          max_input, max_output, text_bytes)
 
 
 def _duplicate_warnings(display: str, fingerprints: array, lines: array) -> list[str]:
@@ -219,7 +226,10 @@ class HashCache:
         entry = self._load().get(key)
         if not entry:
             return None
-        return DatasetSummary(entry["sha256"], entry["examples"], tuple(entry.get("warnings", ())))
+        try:
+            return DatasetSummary(**{**entry, "warnings": tuple(entry.get("warnings", ()))})
+        except TypeError:
+            return None  # written by another version: rescan
 
     def put(self, key: str, summary: DatasetSummary) -> None:
         self._load()[key] = asdict(summary)

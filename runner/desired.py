@@ -24,6 +24,9 @@ class DatasetInfo:
     path: str  # relative to the project root, as recorded in state
     sha256: str
     examples: int
+    max_input_chars: int = 0
+    max_output_chars: int = 0
+    text_bytes: int = 0
 
     def to_dict(self) -> dict:
         return {"path": self.path, "sha256": self.sha256, "examples": self.examples}
@@ -47,16 +50,7 @@ class DesiredModel:
 
     @property
     def fingerprint(self) -> str:
-        identity = {
-            "provider": self.provider,
-            "base_model": self.base_model,
-            "train": self.train.sha256,
-            "validation": self.validation.sha256 if self.validation else None,
-            "input_key": self.input_key,
-            "output_key": self.output_key,
-            "hyperparameters": self.hyperparameters,
-        }
-        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        return fingerprint(self.provider, self.base_model, self.hyperparameters, self.dataset_record())
 
     def dataset_record(self) -> dict:
         return {
@@ -73,6 +67,21 @@ class DesiredModel:
     def path(self, which: str = "train") -> Path:
         info = self.train if which == "train" else self.validation
         return self.root / info.path
+
+
+def fingerprint(provider: str, base_model: str, hyperparameters: dict, dataset: dict) -> str:
+    """What makes a tuned model what it is: change any of it and a new model must be tuned."""
+    validation = dataset.get("validation")
+    identity = {
+        "provider": provider,
+        "base_model": base_model,
+        "train": dataset["train"]["sha256"],
+        "validation": validation["sha256"] if validation else None,
+        "input_key": dataset["input_key"],
+        "output_key": dataset["output_key"],
+        "hyperparameters": hyperparameters,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
 def model_attributes(provider: str, base_model: str, display_name: str, description: str,
@@ -187,7 +196,8 @@ def _scan_all(specs: list[ModelSpec], root: Path, cache: HashCache):
 
 
 def _info(path: Path, root: Path, summary: DatasetSummary) -> DatasetInfo:
-    return DatasetInfo(_relative(path, root), summary.sha256, summary.examples)
+    return DatasetInfo(_relative(path, root), summary.sha256, summary.examples, summary.max_input_chars,
+                       summary.max_output_chars, summary.text_bytes)
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -115,7 +115,7 @@ def plan(
         raise PlanError("the plan would destroy protected models:\n  " + "\n  ".join(refused),
                         remedy="restore the config, or set lifecycle.prevent_destroy: false first "
                                "(and apply that) if the destruction is intended")
-    return Plan(tuple(changes), state.lineage, state.serial, _unmanaged(state, observed), bool(observed.models))
+    return Plan(tuple(changes), state.lineage, state.serial, unmanaged(state, observed), bool(observed.models))
 
 
 def _delete(name: str, record: ModelRecord) -> Change | None:
@@ -204,7 +204,8 @@ def _flatten(attributes: dict, prefix: str = ""):
             yield f"{prefix}{key}", value
 
 
-def _unmanaged(state: State, observed: Observation) -> tuple[tuple[str, str], ...]:
+def unmanaged(state: State, observed: Observation) -> tuple[tuple[str, str], ...]:
+    """(provider, tuned model id) of models a provider holds that no state record knows."""
     known = {i.tuned_model_id for rec in state.models.values() for i in instances_of(rec)}
     return tuple(sorted((provider, m.tuned_model_id) for provider, models in observed.models.items()
                         for m in models if m.tuned_model_id not in known))

@@ -13,13 +13,14 @@ from pathlib import Path
 
 from runner.apply import Applier, ApplyResult, Clock, Reporter
 from runner.datasets import HashCache
-from runner.desired import DesiredModel, Resolution, resolve
+from runner.desired import DesiredModel, Resolution, fingerprint, resolve
 from runner.errors import PlanError, StateError, TunerError
-from runner.plan import Observation, Plan, plan
+from runner.plan import Observation, Plan, plan, unmanaged
 from runner.planfile import check_fresh, plan_from_dict, read_plan, write_plan
 from runner.providers import Providers
+from runner.refresh import refresh_state
 from runner.spec import Config, load_config
-from runner.state import LocalBackend, State
+from runner.state import Instance, LocalBackend, State
 
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -92,23 +93,88 @@ class Project:
               clock: Clock | None = None) -> tuple[Plan, ApplyResult | None]:
         """Lock, (re)plan or load the saved plan, confirm, execute. Returns (plan, None) if declined."""
         resolution = self.resolve()
+
+        def make_plan(state: State) -> Plan:
+            if plan_file is None:
+                _check_targets(targets, resolution.models, state)
+                return self._plan(resolution.models, state, None, targets)
+            document = read_plan(plan_file)
+            check_fresh(document, plan_file, self.workspace, state.lineage, state.serial, resolution.models)
+            return plan_from_dict(document["plan"], state.lineage, state.serial)
+
+        return self._execute("apply", make_plan, resolution.models, confirm, reporter, parallelism, lock_timeout,
+                             clock)
+
+    def destroy(self, targets: list[str] | None, confirm: Callable[[Plan], bool], reporter: Reporter,
+                parallelism: int = 10, lock_timeout: float = 0.0) -> tuple[Plan, ApplyResult | None]:
+        """Delete every managed tuned model (or the targets), honouring prevent_destroy."""
+        protected = sorted(m.name for m in self.config.models
+                           if m.prevent_destroy and (not targets or m.name in targets))
+
+        def make_plan(state: State) -> Plan:
+            _check_targets(targets, [], state)
+            guarded = [name for name in protected if name in state.models]
+            if guarded:
+                raise PlanError(f"refusing to destroy {', '.join(guarded)}: lifecycle.prevent_destroy is set",
+                                remedy="set prevent_destroy: false and apply that first, if destruction is intended")
+            return plan([], state, {}, None, targets)
+
+        return self._execute("destroy", make_plan, [], confirm, reporter, parallelism, lock_timeout, None)
+
+    def _execute(self, operation: str, make_plan: Callable[[State], Plan], models: list[DesiredModel],
+                 confirm: Callable[[Plan], bool], reporter: Reporter, parallelism: int, lock_timeout: float,
+                 clock: Clock | None) -> tuple[Plan, ApplyResult | None]:
         backend = self.backend()
-        backend.lock("apply", timeout=lock_timeout)
+        backend.lock(operation, timeout=lock_timeout)
         try:
             state = backend.read()
-            if plan_file is not None:
-                document = read_plan(plan_file)
-                check_fresh(document, plan_file, self.workspace, state.lineage, state.serial, resolution.models)
-                the_plan = plan_from_dict(document["plan"], state.lineage, state.serial)
-            else:
-                _check_targets(targets, resolution.models, state)
-                the_plan = self._plan(resolution.models, state, None, targets)
+            the_plan = make_plan(state)
             if not the_plan.has_changes or not confirm(the_plan):
                 return the_plan, None
-            desired = {m.name: m for m in resolution.models}
+            desired = {m.name: m for m in models}
             _check_fingerprints(the_plan, desired)
             applier = Applier(state, backend.write, self.providers, reporter, clock=clock, parallelism=parallelism)
             return the_plan, applier.run(the_plan, desired)
+        finally:
+            backend.unlock()
+
+    def refresh(self, lock_timeout: float = 0.0) -> tuple[list[str], tuple[tuple[str, str], ...]]:
+        """Update state from what providers hold; returns notes and the unmanaged models seen."""
+        backend = self.backend()
+        backend.lock("refresh", timeout=lock_timeout)
+        try:
+            state = backend.read()
+            observation = self.observe(state)
+            notes = refresh_state(state, observation, Clock().now)
+            if notes:
+                backend.write(state)
+            return notes, unmanaged(state, observation)
+        finally:
+            backend.unlock()
+
+    def import_model(self, name: str, tuned_model_id: str, lock_timeout: float = 0.0) -> tuple[Instance, list[str]]:
+        """Adopt an existing tuned model under a configured name, recording what its provider reports."""
+        resolution = self.resolve()
+        model = next((m for m in resolution.models if m.name == name), None)
+        if model is None:
+            raise PlanError(f"{name!r} is not declared in the configs",
+                            remedy="declare the model in a spec file first, then import it")
+        provider = self.providers[model.provider]
+        backend = self.backend()
+        backend.lock("import", timeout=lock_timeout)
+        try:
+            state = backend.read()
+            record = state.models.get(name)
+            if record is not None and record.current is not None:
+                raise StateError(f"{name} already manages {record.current.tuned_model_id}",
+                                 remedy="destroy it first, or import under another name")
+            seen = provider.get_model(tuned_model_id)
+            if seen is None:
+                raise StateError(f"{tuned_model_id} was not found at provider {model.provider}")
+            instance, notes = _imported_instance(model, seen, provider.info(), Clock().now())
+            state.record(name).current = instance
+            backend.write(state)
+            return instance, notes
         finally:
             backend.unlock()
 
@@ -135,6 +201,24 @@ class Project:
             return self.config.providers
         except TunerError:
             return {}  # predict works from state even while a spec is being edited
+
+
+def _imported_instance(model: DesiredModel, seen, provider_info: dict, now: str) -> tuple[Instance, list[str]]:
+    base_model = seen.base_model or model.base_model
+    if base_model == f"models/{model.base_model}":
+        base_model = model.base_model  # the same model, as the spec spells it
+    hyperparameters = {**model.hyperparameters, **seen.hyperparameters}
+    dataset = model.dataset_record()
+    notes = [f"{model.provider} does not report training data: recorded the spec's dataset hashes, so only "
+             f"later data changes show in plans"]
+    instance = Instance(
+        tuned_model_id=seen.tuned_model_id, provider=model.provider,
+        fingerprint=fingerprint(model.provider, base_model, hyperparameters, dataset),
+        status=seen.state, base_model=base_model, display_name=seen.display_name, description=seen.description,
+        hyperparameters=hyperparameters, dataset=dataset, created_at=now, updated_at=now,
+        provider_info={**provider_info, "imported": True}, prevent_destroy=model.prevent_destroy,
+    )
+    return instance, notes
 
 
 def _check_targets(targets: list[str] | None, models: list[DesiredModel], state: State) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from runner.errors import SpecError
 from runner.providers.base import Provider
 
-_MODULES = {"local": "runner.providers.local"}
+_MODULES = {"local": "runner.providers.local", "gemini": "runner.providers.gemini"}
 
 
 @dataclass

@@ -42,6 +42,7 @@ class ObservedModel:
     description: str
     state: str
     base_model: str = ""
+    hyperparameters: dict = field(default_factory=dict)  # what the provider reports, where it does
 
 
 class Provider(Protocol):
@@ -67,7 +68,10 @@ class Provider(Protocol):
     def delete(self, tuned_model_id: str) -> None:
         """Delete the tuned model; a model already gone is not an error."""
 
-    def list_models(self) -> list[ObservedModel]: ...
+    def list_models(self) -> list[ObservedModel]:
+        """Everything the provider holds, in as few calls as paging allows."""
+
+    def get_model(self, tuned_model_id: str) -> ObservedModel | None: ...
 
     def predict(self, tuned_model_id: str, text: str) -> str: ...
 

@@ -72,7 +72,7 @@ class LocalProvider:
         staging.replace(folder / "model.npz")
         meta = {"tuned_model_id": tuned_model_id, "display_name": model.display_name,
                 "description": model.description, "base_model": model.base_model, "mode": tuned.mode,
-                "fingerprint": model.fingerprint, "examples": len(examples)}
+                "fingerprint": model.fingerprint, "examples": len(examples), "hyperparameters": hp}
         atomic_write(folder / "meta.json", json.dumps(meta, indent=2, sort_keys=True).encode())
         return str(folder.relative_to(self.directory.parent.parent))
 
@@ -95,8 +95,11 @@ class LocalProvider:
         for meta_path in sorted(self.directory.glob("*/meta.json")):
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             observed.append(ObservedModel(meta["tuned_model_id"], meta["display_name"], meta["description"],
-                                          ACTIVE, meta.get("base_model", "")))
+                                          ACTIVE, meta.get("base_model", ""), meta.get("hyperparameters", {})))
         return observed
+
+    def get_model(self, tuned_model_id: str) -> ObservedModel | None:
+        return next((m for m in self.list_models() if m.tuned_model_id == tuned_model_id), None)
 
     def predict(self, tuned_model_id: str, text: str) -> str:
         self._require(tuned_model_id)

@@ -1,0 +1,236 @@
+"""The Gemini API provider, on google-generativeai (tunedModels). Every call goes through the SDK.
+
+States are CREATING -> ACTIVE or FAILED. Tuned model ids derive from the model's name and fingerprint, so
+a create retried after an ambiguous failure meets ALREADY_EXISTS and adopts the job it started.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from runner.errors import AlreadyExistsError, ProviderError
+from runner.providers import ProviderContext
+from runner.providers.base import ACTIVE, CREATING, FAILED, Capabilities, JobStatus, ObservedModel
+
+DEFAULT_KEY_ENV = "GOOGLE_API_KEY"
+ENDPOINT_ENV = "TUNER_GEMINI_ENDPOINT"
+ID_MAX = 40  # the API's rule: [a-z]([a-z0-9-]{0,38}[a-z0-9])?
+# Limits from the API reference and tuning guide: display name up to 40 characters; each example's input up
+# to 40,000 characters and output up to 5,000; the inline training data of one request up to 4 MB.
+DISPLAY_NAME_MAX = 40
+INPUT_CHARS_MAX = 40_000
+OUTPUT_CHARS_MAX = 5_000
+REQUEST_BYTES_MAX = 4 * 1024 * 1024
+LIST_PAGE_SIZE = 50
+_STATES = {"CREATING": CREATING, "ACTIVE": ACTIVE, "FAILED": FAILED}
+_configure_lock = threading.Lock()
+
+
+def create(context: ProviderContext) -> GeminiProvider:
+    return GeminiProvider(context.settings)
+
+
+class GeminiProvider:
+    name = "gemini"
+
+    def __init__(self, settings: dict, environ: dict | None = None):
+        self._environ = os.environ if environ is None else environ
+        self.api_key_env = settings.get("api_key_env", DEFAULT_KEY_ENV)
+        self.endpoint = self._environ.get(ENDPOINT_ENV) or settings.get("endpoint")
+        self.capabilities = Capabilities(
+            in_place_fields=frozenset({"display_name", "description"}),
+            # The API's defaults, made explicit so the fingerprint does not move if Google changes them.
+            hyperparameter_defaults={"epoch_count": 5, "batch_size": 4, "learning_rate": 0.001},
+            refused_hyperparameters={
+                "learning_rate_multiplier": "a Vertex AI setting; the Gemini API takes learning_rate",
+                "adapter_size": "a Vertex AI setting; the Gemini API does not expose the adapter size",
+            },
+            max_concurrent_jobs=settings.get("max_concurrent_jobs", 5),
+            max_display_name=DISPLAY_NAME_MAX,
+            poll_seconds=settings.get("poll_seconds", 10.0),
+        )
+        self._genai = None
+
+    # -- plan time -------------------------------------------------------------------------------------
+    def plan_problems(self, model) -> list[str]:
+        problems = []
+        if len(model.display_name) > DISPLAY_NAME_MAX:
+            problems.append(f"display_name: {len(model.display_name)} characters; the Gemini API allows "
+                            f"{DISPLAY_NAME_MAX}")
+        for info in filter(None, (model.train, model.validation)):
+            if info.max_input_chars > INPUT_CHARS_MAX:
+                problems.append(f"{info.path}: an input has {info.max_input_chars} characters; the Gemini API "
+                                f"allows {INPUT_CHARS_MAX}")
+            if info.max_output_chars > OUTPUT_CHARS_MAX:
+                problems.append(f"{info.path}: an output has {info.max_output_chars} characters; the Gemini API "
+                                f"allows {OUTPUT_CHARS_MAX}")
+        if model.train.text_bytes > REQUEST_BYTES_MAX:
+            problems.append(f"{model.train.path}: {model.train.text_bytes} bytes of examples; the Gemini API "
+                            f"takes at most {REQUEST_BYTES_MAX} bytes inline (4 MB)")
+        return problems
+
+    def tuned_model_id(self, model) -> str:
+        """tunedModels/<name>-v<fingerprint>: deterministic, so a retry finds the job it started."""
+        suffix = f"-v{model.fingerprint[:10]}"
+        stem = model.name[: ID_MAX - len(suffix)].rstrip("-")
+        return f"tunedModels/{stem}{suffix}"
+
+    # -- SDK access --------------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        self._sdk()
+
+    def _sdk(self):
+        if self._genai is None:
+            key = self._environ.get(self.api_key_env)
+            if not key:
+                raise ProviderError(f"the Gemini API key is missing: environment variable {self.api_key_env} "
+                                    f"is not set", remedy=f"export {self.api_key_env}=<your API key> "
+                                    f"(or set providers.gemini.api_key_env to the variable that holds it)")
+            import google.generativeai as genai
+
+            options = {"api_endpoint": self.endpoint} if self.endpoint else None
+            with _configure_lock:
+                genai.configure(api_key=key, transport="rest", client_options=options)
+            self._genai = genai
+        return self._genai
+
+    def _call(self, fn: Callable, *, on_not_found: Callable | None = None):
+        try:
+            return fn(self._sdk())
+        except ProviderError:
+            raise
+        except Exception as exc:  # the SDK raises api_core and requests exceptions; map them all
+            error = self._map_error(exc)
+            if error.code == "NOT_FOUND" and on_not_found is not None:
+                return on_not_found()
+            raise error from None
+
+    def _map_error(self, exc: Exception) -> ProviderError:
+        from google.api_core import exceptions as gexc
+
+        message = self._redact(getattr(exc, "message", None) or str(exc))
+        if isinstance(exc, gexc.AlreadyExists):
+            return AlreadyExistsError(message)
+        if isinstance(exc, gexc.ResourceExhausted):
+            return ProviderError(message, ProviderError.QUOTA, "RESOURCE_EXHAUSTED")
+        if isinstance(exc, gexc.ServiceUnavailable | gexc.DeadlineExceeded | gexc.InternalServerError
+                      | gexc.GatewayTimeout | gexc.BadGateway | gexc.TooManyRequests):
+            return ProviderError(message, ProviderError.RETRYABLE, type(exc).__name__.upper())
+        if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
+            return ProviderError(message, ProviderError.FATAL, "PERMISSION_DENIED",
+                                 remedy=f"check the key in {self.api_key_env}: it must be a Gemini API key of a "
+                                        f"project with the Generative Language API enabled and tuning allowed")
+        if isinstance(exc, gexc.InvalidArgument):
+            if "api key" in message.lower():
+                return ProviderError(message, ProviderError.FATAL, "API_KEY_INVALID",
+                                     remedy=f"set a valid Gemini API key in {self.api_key_env}")
+            return ProviderError(message, ProviderError.FATAL, "INVALID_ARGUMENT",
+                                 remedy="fix the field the message names, then plan and apply again")
+        if isinstance(exc, gexc.NotFound):
+            return ProviderError(message, ProviderError.FATAL, "NOT_FOUND")
+        if _is_network_error(exc):
+            return ProviderError(f"cannot reach the Gemini API at {self.endpoint or 'the default endpoint'}: "
+                                 f"{message}", ProviderError.RETRYABLE, "UNAVAILABLE")
+        return ProviderError(f"{type(exc).__name__}: {message}", ProviderError.FATAL)
+
+    def _redact(self, text: str) -> str:
+        key = self._environ.get(self.api_key_env)
+        return text.replace(key, "***") if key else text
+
+    # -- jobs --------------------------------------------------------------------------------------------
+    def submit(self, model, tuned_model_id: str) -> str:
+        from runner.datasets import iter_examples
+
+        examples = [{"text_input": e.input, "output": e.output}
+                    for e in iter_examples(model.path("train"), model.input_key, model.output_key)]
+        hp = model.hyperparameters
+        base = model.base_model if model.base_model.startswith("models/") else f"models/{model.base_model}"
+        operation = self._call(
+            lambda genai: genai.create_tuned_model(
+                source_model=base, training_data=examples, id=tuned_model_id.removeprefix("tunedModels/"),
+                display_name=model.display_name, description=model.description,
+                epoch_count=hp["epoch_count"], batch_size=hp["batch_size"], learning_rate=hp["learning_rate"]),
+            on_not_found=lambda: self._raise_unknown_base_model(base),
+        )
+        return operation.name
+
+    def _raise_unknown_base_model(self, base: str):
+        tunable = [m.name for m in self._call(lambda genai: list(genai.list_models(page_size=LIST_PAGE_SIZE)))
+                   if "createTunedModel" in (m.supported_generation_methods or [])]
+        raise ProviderError(f"base model {base} was not found", code="NOT_FOUND",
+                            remedy=f"use a base model that supports tuning: {', '.join(tunable) or 'none listed'}")
+
+    def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus:
+        tuned = self._call(lambda genai: genai.get_tuned_model(tuned_model_id),
+                           on_not_found=lambda: None)
+        if tuned is None:
+            return JobStatus(FAILED, "NOT_FOUND", f"{tuned_model_id} no longer exists (deleted while tuning?)")
+        state = _STATES.get(tuned.state.name, CREATING)
+        if state == FAILED:
+            return JobStatus(FAILED, tuned.state.name, self._failure_message(handle))
+        return JobStatus(state, tuned.state.name, progress=_progress(tuned))
+
+    def _failure_message(self, handle: str | None) -> str:
+        if not handle or "/operations/" not in handle:
+            return "the tuning job failed (no operation recorded to read the reason from)"
+        operation = self._call(lambda genai: genai.operations.get_operation(handle))
+        error = operation.exception() if operation.done() else None
+        return self._redact(str(getattr(error, "message", None) or error or "the tuning job failed"))
+
+    def update(self, tuned_model_id: str, display_name: str, description: str) -> None:
+        self._call(lambda genai: genai.update_tuned_model(
+            tuned_model_id, {"display_name": display_name, "description": description}))
+
+    def delete(self, tuned_model_id: str) -> None:
+        self._call(lambda genai: genai.delete_tuned_model(tuned_model_id), on_not_found=lambda: None)
+
+    def list_models(self) -> list[ObservedModel]:
+        """One paged list call (pages of 50), whatever the number of models."""
+        return [_observed(m) for m in self._call(lambda genai: list(genai.list_tuned_models(
+            page_size=LIST_PAGE_SIZE)))]
+
+    def get_model(self, tuned_model_id: str) -> ObservedModel | None:
+        tuned = self._call(lambda genai: genai.get_tuned_model(_resource(tuned_model_id)), on_not_found=lambda: None)
+        return _observed(tuned) if tuned is not None else None
+
+    def predict(self, tuned_model_id: str, text: str) -> str:
+        response = self._call(lambda genai: genai.GenerativeModel(model_name=tuned_model_id).generate_content(text))
+        return response.text
+
+    def info(self) -> dict:
+        import google.generativeai as genai
+
+        return {"sdk": "google-generativeai", "version": genai.__version__}
+
+
+def _resource(tuned_model_id: str) -> str:
+    return tuned_model_id if tuned_model_id.startswith("tunedModels/") else f"tunedModels/{tuned_model_id}"
+
+
+def _observed(tuned) -> ObservedModel:
+    hp = tuned.tuning_task.hyperparameters if tuned.tuning_task else None
+    hyperparameters = {"epoch_count": hp.epoch_count, "batch_size": hp.batch_size,
+                       "learning_rate": hp.learning_rate} if hp else {}
+    return ObservedModel(tuned.name, tuned.display_name or "", tuned.description or "",
+                         _STATES.get(tuned.state.name, CREATING), tuned.base_model or "",
+                         {k: v for k, v in hyperparameters.items() if v})
+
+
+def _progress(tuned) -> float | None:
+    task = tuned.tuning_task
+    snapshots = list(task.snapshots or []) if task else []
+    if not snapshots or not task.hyperparameters:
+        return None
+    last = snapshots[-1]
+    total_epochs = task.hyperparameters.epoch_count or 0
+    return min(1.0, last.epoch / total_epochs) if total_epochs else None
+
+
+def _is_network_error(exc: Exception) -> bool:
+    try:
+        import requests
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout)
