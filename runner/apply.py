@@ -212,7 +212,8 @@ class Applier:
         with self._state_lock:
             record = self.state.record(name)
             pending.status, pending.updated_at, pending.metrics = ACTIVE, self.clock.now(), metrics
-            if record.current is not None:
+            # A model re-created under the same id (it vanished at the provider) has nothing to depose.
+            if record.current is not None and record.current.tuned_model_id != pending.tuned_model_id:
                 record.deposed.append(record.current)
             record.current, record.pending = pending, None
             self._write(self.state)

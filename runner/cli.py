@@ -117,19 +117,22 @@ def plan(config, workspace, targets, as_json, detailed_exitcode, out, refresh, a
               help="Most changes in flight at once (each provider also caps its own tuning jobs).")
 @click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS",
               help="Wait this long for another apply's lock instead of failing at once.")
+@click.option("--refresh", is_flag=True, help="Ask each provider what it really holds before planning.")
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
-def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock_timeout, allow_small_dataset):
+def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock_timeout, refresh,
+          allow_small_dataset):
     """Submit the tuning jobs that changed, wait for them, and record state.
 
     With PLAN_FILE (from `tuner plan --out`), apply exactly that plan, refusing it if the state or
     any input changed since. Replacement is create-before-destroy. Interrupt with Ctrl-C at any time:
     state is kept, running jobs keep running, and the next apply resumes them without paying twice.
     """
-    if plan_file and targets:
-        raise click.UsageError("--target cannot be combined with a saved plan (the plan already fixes its targets)")
+    if plan_file and (targets or refresh):
+        raise click.UsageError("--target and --refresh cannot be combined with a saved plan (it is already made)")
     project = _project(config, workspace, allow_small_dataset)
     _execute(lambda confirm, reporter: project.apply(plan_file, list(targets), confirm, reporter,
-                                                     parallelism=parallelism, lock_timeout=lock_timeout),
+                                                     parallelism=parallelism, lock_timeout=lock_timeout,
+                                                     refresh=refresh),
              auto_approve or plan_file is not None)
 
 

@@ -90,14 +90,15 @@ class Project:
 
     def apply(self, plan_file: Path | None, targets: list[str] | None, confirm: Callable[[Plan], bool],
               reporter: Reporter, parallelism: int = 10, lock_timeout: float = 0.0,
-              clock: Clock | None = None) -> tuple[Plan, ApplyResult | None]:
+              clock: Clock | None = None, refresh: bool = False) -> tuple[Plan, ApplyResult | None]:
         """Lock, (re)plan or load the saved plan, confirm, execute. Returns (plan, None) if declined."""
         resolution = self.resolve()
 
         def make_plan(state: State) -> Plan:
             if plan_file is None:
                 _check_targets(targets, resolution.models, state)
-                return self._plan(resolution.models, state, None, targets)
+                observed = self.observe(state) if refresh else None
+                return self._plan(resolution.models, state, observed, targets)
             document = read_plan(plan_file)
             check_fresh(document, plan_file, self.workspace, state.lineage, state.serial, resolution.models)
             return plan_from_dict(document["plan"], state.lineage, state.serial)
