@@ -1,0 +1,1 @@
+"""Loopback emulators of the cloud tuning services the providers talk to."""

@@ -1,0 +1,855 @@
+"""A loopback emulator of the Vertex AI tuning-jobs REST surface, as the google-genai SDK uses it in Vertex mode.
+
+Point the real SDK at it with
+`genai.Client(vertexai=True, project=P, location=L, credentials=Credentials(token="t"),
+http_options=types.HttpOptions(base_url=emulator.url))`. It serves (under /v1beta1 and /v1):
+
+    POST   projects/P/locations/L/tuningJobs                  client.tunings.tune
+    GET    projects/P/locations/L/tuningJobs?pageSize&pageToken client.tunings.list (real paging)
+    GET    projects/P/locations/L/tuningJobs/ID               client.tunings.get
+    POST   projects/P/locations/L/tuningJobs/ID:cancel        client.tunings.cancel
+    GET    projects/P/locations/L/models?filter&pageSize&pageToken   client.models.list(config={"query_base": False})
+    GET    projects/P/locations/L/models/ID[@1]               client.models.get
+    DELETE projects/P/locations/L/models/ID[@1]               client.models.delete
+    POST   projects/P/locations/L/endpoints/E:generateContent client.models.generate_content(model=endpoint)
+    GET    /_emulator/stats                                   counters (no auth, never faulted)
+
+Jobs move PENDING -> RUNNING -> SUCCEEDED lazily, by the injectable clock, whenever a request looks at them. The
+training JSONL is read from GCS when a job starts running (a missing, unreadable or poisoned dataset fails the job,
+as Vertex's dataset validation does), and a job that succeeds trains runner.trainer on it, so its endpoint answers
+generateContent with real predictions. Errors use Google's body shape `{"error": {"code", "message", "status"}}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from runner.trainer import TunedModel, train
+
+POISON_OUTPUT = "__tuner_emulator_fail__"
+
+PENDING, RUNNING, SUCCEEDED = "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"
+FAILED, CANCELLED = "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"
+ACTIVE_STATES = frozenset({PENDING, RUNNING})
+
+TUNABLE_BASE_MODELS = frozenset({
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "gemini-2.5-flash-lite",
+    "gemini-2.0-flash-001",
+    "gemini-2.0-flash-lite-001",
+})
+# SupervisedHyperParameters.AdapterSize values Vertex accepts for Gemini (THIRTY_TWO is rejected for these bases).
+ADAPTER_SIZES = frozenset({"ADAPTER_SIZE_ONE", "ADAPTER_SIZE_TWO", "ADAPTER_SIZE_FOUR",
+                           "ADAPTER_SIZE_EIGHT", "ADAPTER_SIZE_SIXTEEN"})
+DEFAULT_EPOCH_COUNT = 5
+DEFAULT_ADAPTER_SIZE = "ADAPTER_SIZE_FOUR"
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_DISPLAY_NAME = 128
+_ID_BASE = 4_000_000_000_000_000_000  # Vertex resource ids are 19-digit numbers
+
+# google.rpc.Code values used in TuningJob.error (not HTTP statuses).
+_RPC_CANCELLED, _RPC_INVALID_ARGUMENT, _RPC_INTERNAL = 1, 3, 13
+
+_UNAUTHENTICATED_MESSAGE = (
+    "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or "
+    "other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+
+StorageClientFactory = Callable[[], Any]  # returns a google.cloud.storage.Client
+
+
+class ApiError(Exception):
+    """An HTTP error answered in Google's JSON error shape."""
+
+    def __init__(self, code: int, status: str, message: str, details: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.code, self.status, self.message, self.details = code, status, message, details
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(400, "INVALID_ARGUMENT", message)
+
+
+def _not_found(message: str) -> ApiError:
+    return ApiError(404, "NOT_FOUND", message)
+
+
+class DatasetProblem(Exception):
+    """The training or validation dataset cannot be used; the job fails with this message."""
+
+
+@dataclass
+class _Job:
+    id: str
+    project: str
+    location: str
+    base_model: str
+    training_uri: str
+    validation_uri: str | None
+    display_name: str | None
+    description: str | None
+    epoch_count: int
+    learning_rate_multiplier: float
+    adapter_size: str
+    labels: dict[str, str]
+    create_time: float
+    update_time: float
+    state: str = PENDING
+    start_time: float | None = None
+    end_time: float | None = None
+    error: dict[str, Any] | None = None
+    model_id: str | None = None
+    endpoint_id: str | None = None
+    example_count: int | None = None
+    character_count: int | None = None
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.parent}/tuningJobs/{self.id}"
+
+
+@dataclass
+class _Model:
+    id: str
+    project: str
+    location: str
+    display_name: str
+    description: str | None
+    job_id: str
+    base_model: str
+    endpoint_id: str
+    create_time: float
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.parent}/models/{self.id}"
+
+
+@dataclass
+class _Request:
+    params: dict[str, str]
+    query: dict[str, list[str]]
+    body: bytes
+
+    def json(self) -> dict[str, Any]:
+        if not self.body.strip():
+            return {}
+        try:
+            payload = json.loads(self.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise _invalid(f"Invalid JSON payload received. {error}") from error
+        if not isinstance(payload, dict):
+            raise _invalid("Invalid JSON payload received. Expected an object.")
+        return payload
+
+    def first(self, key: str) -> str | None:
+        values = self.query.get(key)
+        return values[0] if values else None
+
+
+@dataclass
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    call: str  # the stats counter
+    handler: Callable[[_Request], dict[str, Any]]
+
+
+@dataclass
+class _State:
+    jobs: dict[str, _Job] = field(default_factory=dict)
+    models: dict[str, _Model] = field(default_factory=dict)
+    next_id: int = 1
+
+
+def rfc3339(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_gcs_uri(uri: str) -> tuple[str, str]:
+    """(bucket, object) of gs://bucket/object; ValueError otherwise."""
+    match = re.fullmatch(r"gs://([^/]+)/(.+)", uri or "")
+    if not match:
+        raise ValueError(f"{uri!r} is not a gs://bucket/object URI")
+    return match.group(1), match.group(2)
+
+
+def _text_of(content: Any) -> str:
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list):
+        return ""
+    return "".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
+
+
+def parse_dataset(text: str, uri: str) -> list[tuple[str, str]]:
+    """(input, output) pairs of a Gemini supervised-tuning JSONL: the last user turn before the last model turn.
+
+    Raises DatasetProblem naming the line when a line is not such an example, or when any model turn is POISON_OUTPUT.
+    """
+    examples = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{uri} line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetProblem(f"{where}: invalid JSON ({error.msg})") from error
+        contents = record.get("contents") if isinstance(record, dict) else None
+        if not isinstance(contents, list) or not contents:
+            raise DatasetProblem(f"{where}: expected an object with a non-empty 'contents' list")
+        roles = [c.get("role") if isinstance(c, dict) else None for c in contents]
+        if any(role not in ("user", "model") for role in roles):
+            raise DatasetProblem(f"{where}: every content needs role 'user' or 'model'")
+        if roles[-1] != "model" or "user" not in roles:
+            raise DatasetProblem(f"{where}: an example needs a user turn followed by a final model turn")
+        if any(role == "model" and _text_of(c) == POISON_OUTPUT for role, c in zip(roles, contents)):
+            raise DatasetProblem(f"{where}: the model output is {POISON_OUTPUT!r}; tuning failed on this example")
+        last_user = max(i for i, role in enumerate(roles) if role == "user")
+        examples.append((_text_of(contents[last_user]), _text_of(contents[-1])))
+    if not examples:
+        raise DatasetProblem(f"{uri}: the dataset has no examples")
+    return examples
+
+
+def default_storage_client() -> Any:
+    """A GCS client: anonymous against STORAGE_EMULATOR_HOST when set, else application default credentials."""
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project="emulator", credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int, emulator: VertexEmulator):
+        self.emulator = emulator
+        super().__init__(("127.0.0.1", port), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's httpx client expects
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status, payload = self.server.emulator.handle(self.command, self.path, self.headers.get("Authorization"), body)
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: tests and the CLI own the terminal
+
+
+class VertexEmulator:
+    """The Vertex AI tuning-jobs emulator. Bind with start() (port 0 picks a free port); `url` is its base URL."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        job_seconds: float = 5.0,
+        fault_rate: float = 0.0,
+        seed: int = 0,
+        quota: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+        persist_path: Path | None = None,
+        storage_client_factory: StorageClientFactory = default_storage_client,
+    ):
+        self._port = port
+        self._job_seconds = job_seconds
+        self._pending_seconds = job_seconds / 10  # "briefly": a tenth of the job
+        self._fault_rate = fault_rate
+        self._seed = seed
+        self._rng = random.Random(seed)
+        self._quota = quota
+        self._clock = clock
+        # Timestamps are wall-clock epochs moved by the injected clock, so they survive a restart (persistence).
+        self._wall0, self._clock0 = time.time(), clock()
+        self._persist_path = Path(persist_path) if persist_path else None
+        self._storage_client_factory = storage_client_factory
+        self._storage_client: Any = None
+        self._lock = threading.RLock()
+        self._state = _State()
+        self._examples: dict[str, list[tuple[str, str]]] = {}  # job id -> training pairs (in memory only)
+        self._trained: dict[str, TunedModel] = {}  # model id -> trained model (retrained lazily after restart)
+        self._calls: Counter[str] = Counter()
+        self._rejected: Counter[int] = Counter()
+        self._faults = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._routes = self._build_routes()
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> VertexEmulator:
+        if self._server:
+            return self
+        self._load()
+        self._server = _Server(self._port, self)
+        # A short poll interval makes stop() prompt (shutdown waits for the loop to notice).
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="vertex-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if not self._server:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> VertexEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if not self._server:
+            raise RuntimeError("the emulator is not started")
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """A snapshot: accepted creates, jobs per display name and dataset, calls per method, jobs per state."""
+        with self._lock:
+            self._advance_all()
+            jobs = list(self._state.jobs.values())
+            return {
+                "create_accepted": len(jobs),
+                "jobs_by_display_name": dict(Counter(j.display_name or "" for j in jobs)),
+                "jobs_by_dataset": dict(Counter(j.training_uri for j in jobs)),
+                "states": dict(Counter(j.state for j in jobs)),
+                "calls": dict(self._calls),
+                "rejected_by_status": {str(code): n for code, n in self._rejected.items()},
+                "faults_injected": self._faults,
+                "tuned_models": len(self._state.models),
+            }
+
+    # ---- request handling ------------------------------------------------------------------------------------
+
+    def handle(self, method: str, raw_path: str, authorization: str | None, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Answer one HTTP request: (status, JSON body). Thread-safe."""
+        url = urlsplit(raw_path)
+        if url.path.startswith("/_emulator/"):
+            if method == "GET" and url.path == "/_emulator/stats":
+                return 200, self.stats
+            return 404, _not_found(f"No emulator resource {url.path}.").body()
+        try:
+            if not authorization or not authorization.startswith("Bearer ") or not authorization[7:].strip():
+                raise ApiError(401, "UNAUTHENTICATED", _UNAUTHENTICATED_MESSAGE)
+            self._maybe_fault()
+            route, params = self._route(method, url.path)
+            with self._lock:
+                self._calls[route.call] += 1
+                self._advance_all()
+                return 200, route.handler(_Request(params, parse_qs(url.query), body))
+        except ApiError as error:
+            with self._lock:
+                self._rejected[error.code] += 1
+            return error.code, error.body()
+        except Exception as error:  # an emulator bug or odd input: answer like Google rather than drop the socket
+            return 500, ApiError(500, "INTERNAL", f"Internal error encountered: {error!r}").body()
+
+    def _maybe_fault(self) -> None:
+        with self._lock:
+            if self._fault_rate <= 0 or self._rng.random() >= self._fault_rate:
+                return
+            self._faults += 1
+        raise ApiError(503, "UNAVAILABLE", "The service is currently unavailable.")
+
+    def _build_routes(self) -> list[_Route]:
+        parent = r"/v1(?:beta1)?/projects/(?P<project>[^/:]+)/locations/(?P<location>[^/:]+)"
+        job = parent + r"/tuningJobs/(?P<id>[^/:]+)"
+        model = parent + r"/models/(?P<id>[^/:@]+)(?:@(?P<version>[^/:]+))?"
+        table = [
+            ("POST", parent + "/tuningJobs", "create", self._create_job),
+            ("GET", parent + "/tuningJobs", "list", self._list_jobs),
+            ("GET", job, "get", self._get_job),
+            ("POST", job + ":cancel", "cancel", self._cancel_job),
+            ("GET", parent + "/models", "model_list", self._list_models),
+            ("GET", model, "model_get", self._get_model),
+            ("DELETE", model, "delete", self._delete_model),
+            ("POST", parent + r"/endpoints/(?P<id>[^/:]+):generateContent", "generate", self._generate),
+        ]
+        return [_Route(m, re.compile(p), call, h) for m, p, call, h in table]
+
+    def _route(self, method: str, path: str) -> tuple[_Route, dict[str, str]]:
+        for route in self._routes:
+            match = route.pattern.fullmatch(path)
+            if match and route.method == method:
+                return route, {k: v for k, v in match.groupdict().items() if v is not None}
+        raise _not_found(f"The requested URL {path} was not found on this server ({method}).")
+
+    # ---- tuning jobs -----------------------------------------------------------------------------------------
+
+    def _create_job(self, request: _Request) -> dict[str, Any]:
+        project, location = request.params["project"], request.params["location"]
+        fields = self._validated_job_fields(request.json())
+        active = sum(1 for j in self._state.jobs.values() if j.project == project and j.state in ACTIVE_STATES)
+        if active >= self._quota:
+            raise ApiError(429, "RESOURCE_EXHAUSTED", (
+                f"Quota exceeded for concurrent tuning jobs in project {project}: {active} of {self._quota} "
+                "are pending or running. Wait for one to finish or cancel one."))
+        now = self._now()
+        job = _Job(id=self._new_id(), project=project, location=location, create_time=now, update_time=now, **fields)
+        self._state.jobs[job.id] = job
+        self._save()
+        return self._job_json(job)
+
+    @staticmethod
+    def _validated_job_fields(body: dict[str, Any]) -> dict[str, Any]:
+        """_Job fields of a TuningJob body, validated like Vertex does: every field problem at once (BadRequest)."""
+        violations: list[tuple[str, str]] = []
+        base_model = body.get("baseModel")
+        if not isinstance(base_model, str) or not base_model:
+            violations.append(("tuning_job.base_model", "base_model is required."))
+        elif base_model.rsplit("/", 1)[-1] not in TUNABLE_BASE_MODELS:
+            violations.append(("tuning_job.base_model", f"Base model {base_model} is not supported for tuning."))
+        spec = body.get("supervisedTuningSpec")
+        if not isinstance(spec, dict):
+            violations.append(("tuning_job.supervised_tuning_spec", "supervised_tuning_spec is required."))
+            spec = {}
+        for key, field_name in (("trainingDatasetUri", "training_dataset_uri"),
+                                ("validationDatasetUri", "validation_dataset_uri")):
+            uri = spec.get(key)
+            if (uri is not None or key == "trainingDatasetUri") and not _is_jsonl_gcs_uri(uri):
+                violations.append((f"tuning_job.supervised_tuning_spec.{field_name}",
+                                   f"{field_name} should be a GCS object of type JSONL."))
+        hyper = spec.get("hyperParameters") or {}
+        epoch_count = _as_number(hyper.get("epochCount", DEFAULT_EPOCH_COUNT), int)
+        if epoch_count is None or epoch_count <= 0:
+            violations.append(("tuning_job.supervised_tuning_spec.hyper_parameters.epoch_count",
+                               "epoch_count must be a positive integer."))
+        multiplier = _as_number(hyper.get("learningRateMultiplier", 1.0), float)
+        if multiplier is None or multiplier <= 0:
+            violations.append(("tuning_job.supervised_tuning_spec.hyper_parameters.learning_rate_multiplier",
+                               "learning_rate_multiplier must be positive."))
+        display_name = body.get("tunedModelDisplayName")
+        if display_name is not None and (not isinstance(display_name, str) or len(display_name) > MAX_DISPLAY_NAME):
+            violations.append(("tuning_job.tuned_model_display_name",
+                               f"tuned_model_display_name must be a string of at most {MAX_DISPLAY_NAME} characters."))
+        if violations:
+            raise _bad_request(violations)
+        adapter_size = hyper.get("adapterSize") or DEFAULT_ADAPTER_SIZE
+        if adapter_size == "ADAPTER_SIZE_UNSPECIFIED":
+            adapter_size = DEFAULT_ADAPTER_SIZE
+        if adapter_size not in ADAPTER_SIZES:
+            raise _invalid("The adapter size is not supported for this base model.")
+        return {
+            "base_model": base_model, "training_uri": spec["trainingDatasetUri"],
+            "validation_uri": spec.get("validationDatasetUri"), "display_name": display_name,
+            "description": body.get("description"), "epoch_count": epoch_count,
+            "learning_rate_multiplier": multiplier, "adapter_size": adapter_size,
+            "labels": _string_map(body.get("labels")),
+        }
+
+    def _get_job(self, request: _Request) -> dict[str, Any]:
+        return self._job_json(self._find_job(request.params))
+
+    def _list_jobs(self, request: _Request) -> dict[str, Any]:
+        project, location = request.params["project"], request.params["location"]
+        jobs = [j for j in self._state.jobs.values() if j.project == project and j.location == location]
+        page, token = _page(jobs, request)
+        result: dict[str, Any] = {"tuningJobs": [self._job_json(j) for j in page]}
+        if token:
+            result["nextPageToken"] = token
+        return result
+
+    def _cancel_job(self, request: _Request) -> dict[str, Any]:
+        job = self._find_job(request.params)
+        if job.state not in ACTIVE_STATES:
+            raise ApiError(400, "FAILED_PRECONDITION",
+                           f"Cannot cancel tuning job {job.name} because it is in state {job.state}.")
+        self._end(job, self._now(), CANCELLED, {"code": _RPC_CANCELLED, "message": "CANCELED"})
+        self._save()
+        return {}
+
+    def _find_job(self, params: dict[str, str]) -> _Job:
+        job = self._state.jobs.get(params["id"])
+        if not job or (job.project, job.location) != (params["project"], params["location"]):
+            name = f"projects/{params['project']}/locations/{params['location']}/tuningJobs/{params['id']}"
+            raise _not_found(f"TuningJob {name} does not exist.")
+        return job
+
+    def _job_json(self, job: _Job) -> dict[str, Any]:
+        hyper = {"epochCount": str(job.epoch_count),  # int64 fields travel as JSON strings
+                 "learningRateMultiplier": job.learning_rate_multiplier, "adapterSize": job.adapter_size}
+        spec: dict[str, Any] = {"trainingDatasetUri": job.training_uri, "hyperParameters": hyper}
+        if job.validation_uri:
+            spec["validationDatasetUri"] = job.validation_uri
+        result: dict[str, Any] = {
+            "name": job.name,
+            "baseModel": job.base_model,
+            "supervisedTuningSpec": spec,
+            "state": job.state,
+            "createTime": rfc3339(job.create_time),
+            "updateTime": rfc3339(job.update_time),
+        }
+        optional = {
+            "tunedModelDisplayName": job.display_name,
+            "description": job.description,
+            "labels": job.labels or None,
+            "startTime": rfc3339(job.start_time) if job.start_time is not None else None,
+            "endTime": rfc3339(job.end_time) if job.end_time is not None else None,
+            "error": job.error,
+        }
+        result.update({k: v for k, v in optional.items() if v is not None})
+        if job.example_count is not None:
+            result["tuningDataStats"] = {"supervisedTuningDataStats": {
+                "tuningDatasetExampleCount": str(job.example_count),
+                "totalTuningCharacterCount": str(job.character_count or 0),
+            }}
+        if job.state == SUCCEEDED and job.model_id and job.endpoint_id:
+            result["tunedModel"] = {"model": f"{job.parent}/models/{job.model_id}@1",
+                                    "endpoint": f"{job.parent}/endpoints/{job.endpoint_id}"}
+        return result
+
+    # ---- lifecycle of a job, driven lazily by the clock ------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._wall0 + (self._clock() - self._clock0)
+
+    def _advance_all(self) -> None:
+        now = self._now()
+        changed = [self._advance(job, now) for job in list(self._state.jobs.values())]
+        if any(changed):
+            self._save()
+
+    def _advance(self, job: _Job, now: float) -> bool:
+        before = job.state
+        if job.state == PENDING and now >= job.create_time + self._pending_seconds:
+            self._begin_running(job, job.create_time + self._pending_seconds)
+        if job.state == RUNNING and now >= job.create_time + self._job_seconds:
+            self._finish(job, job.create_time + self._job_seconds)
+        return job.state != before
+
+    def _begin_running(self, job: _Job, at: float) -> None:
+        job.state, job.start_time, job.update_time = RUNNING, at, at
+        try:
+            examples = self._training_examples(job)
+            if job.validation_uri:
+                parse_dataset(self._read_gcs(job.validation_uri), job.validation_uri)
+        except DatasetProblem as problem:
+            self._end(job, at, FAILED, {"code": _RPC_INVALID_ARGUMENT, "message": str(problem)})
+            return
+        job.example_count = len(examples)
+        job.character_count = sum(len(i) + len(o) for i, o in examples)
+
+    def _finish(self, job: _Job, at: float) -> None:
+        try:
+            model = self._train(job)
+        except DatasetProblem as problem:
+            self._end(job, at, FAILED, {"code": _RPC_INVALID_ARGUMENT, "message": str(problem)})
+            return
+        record = _Model(
+            id=self._new_id(), project=job.project, location=job.location,
+            display_name=job.display_name or f"{job.base_model}-tuned-{job.id}", description=job.description,
+            job_id=job.id, base_model=job.base_model, endpoint_id=self._new_id(), create_time=at,
+        )
+        self._state.models[record.id] = record
+        self._trained[record.id] = model
+        job.model_id, job.endpoint_id = record.id, record.endpoint_id
+        self._end(job, at, SUCCEEDED, None)
+
+    def _end(self, job: _Job, at: float, state: str, error: dict[str, Any] | None) -> None:
+        job.state, job.end_time, job.update_time, job.error = state, at, at, error
+        self._examples.pop(job.id, None)  # a succeeded job keeps its trained model instead
+
+    def _training_examples(self, job: _Job) -> list[tuple[str, str]]:
+        if job.id not in self._examples:
+            self._examples[job.id] = parse_dataset(self._read_gcs(job.training_uri), job.training_uri)
+        return self._examples[job.id]
+
+    def _train(self, job: _Job) -> TunedModel:
+        examples = self._training_examples(job)
+        try:
+            return train(examples, job.epoch_count, batch_size=8,
+                         learning_rate=0.5 * job.learning_rate_multiplier, seed=self._seed)
+        except ValueError as error:
+            raise DatasetProblem(f"{job.training_uri}: {error}") from error
+
+    def _read_gcs(self, uri: str) -> str:
+        try:
+            bucket, name = parse_gcs_uri(uri)
+        except ValueError as error:
+            raise DatasetProblem(str(error)) from error
+        from google.api_core import exceptions as gcs_errors  # a dependency of google-cloud-storage
+
+        try:
+            if self._storage_client is None:
+                self._storage_client = self._storage_client_factory()
+            return self._storage_client.bucket(bucket).blob(name).download_as_text()
+        except gcs_errors.NotFound as error:
+            raise DatasetProblem(f"Dataset {uri} does not exist or is not readable: {error.message}") from error
+        except (gcs_errors.GoogleAPICallError, UnicodeDecodeError, OSError) as error:
+            raise DatasetProblem(f"Dataset {uri} could not be read: {error}") from error
+
+    # ---- tuned models and their endpoints --------------------------------------------------------------------
+
+    def _list_models(self, request: _Request) -> dict[str, Any]:
+        project, location = request.params["project"], request.params["location"]
+        # Every model here is a tuned one, so the SDK's `labels.tune-type:*` filter keeps them all.
+        models = [m for m in self._state.models.values() if (m.project, m.location) == (project, location)]
+        page, token = _page(models, request)
+        result: dict[str, Any] = {"models": [self._model_json(m) for m in page]}
+        if token:
+            result["nextPageToken"] = token
+        return result
+
+    def _get_model(self, request: _Request) -> dict[str, Any]:
+        return self._model_json(self._find_model(request.params))
+
+    def _delete_model(self, request: _Request) -> dict[str, Any]:
+        model = self._find_model(request.params)
+        del self._state.models[model.id]
+        self._trained.pop(model.id, None)
+        self._save()
+        now = rfc3339(self._now())
+        # Vertex answers a long-running operation; this one is already done.
+        return {
+            "name": f"{model.parent}/operations/{self._new_id()}",
+            "metadata": {"@type": "type.googleapis.com/google.cloud.aiplatform.v1beta1.DeleteOperationMetadata",
+                         "genericMetadata": {"createTime": now, "updateTime": now}},
+            "done": True,
+            "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
+        }
+
+    def _find_model(self, params: dict[str, str]) -> _Model:
+        model = self._state.models.get(params["id"])
+        if not model or (model.project, model.location) != (params["project"], params["location"]) or \
+                params.get("version", "1") != "1":
+            raise _not_found(f"Model projects/{params['project']}/locations/{params['location']}/models/"
+                             f"{params['id']} does not exist.")
+        return model
+
+    def _model_json(self, model: _Model) -> dict[str, Any]:
+        created = rfc3339(model.create_time)
+        result = {
+            "name": model.name,
+            "displayName": model.display_name,
+            "versionId": "1",
+            "versionAliases": ["default"],
+            "deployedModels": [{"endpoint": f"{model.parent}/endpoints/{model.endpoint_id}",
+                                "deployedModelId": model.endpoint_id}],
+            "labels": {
+                "google-vertex-llm-tuning-base-model-id": model.base_model.rsplit("/", 1)[-1].replace(".", "-"),
+                "google-vertex-llm-tuning-job-id": model.job_id,
+                "tune-type": "sft",
+            },
+            "createTime": created,
+            "updateTime": created,
+        }
+        if model.description:
+            result["description"] = model.description
+        return result
+
+    def _generate(self, request: _Request) -> dict[str, Any]:
+        project, location, endpoint = request.params["project"], request.params["location"], request.params["id"]
+        model = next((m for m in self._state.models.values()
+                      if m.endpoint_id == endpoint and (m.project, m.location) == (project, location)), None)
+        if not model:
+            raise _not_found(f"Endpoint projects/{project}/locations/{location}/endpoints/{endpoint} not found.")
+        prompt = _last_user_text(request.json())
+        if model.id not in self._trained:  # after a restart: retrain from the job's dataset
+            try:
+                self._trained[model.id] = self._train(self._state.jobs[model.job_id])
+            except DatasetProblem as problem:
+                raise ApiError(500, "INTERNAL", f"The tuned model cannot be loaded: {problem}") from problem
+        answer = self._trained[model.id].predict(prompt)
+        prompt_tokens, answer_tokens = len(prompt.split()), len(answer.split())
+        return {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": answer}]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": prompt_tokens, "candidatesTokenCount": answer_tokens,
+                              "totalTokenCount": prompt_tokens + answer_tokens, "trafficType": "ON_DEMAND"},
+            "modelVersion": f"{model.name}@1",
+            "createTime": rfc3339(self._now()),
+            "responseId": self._new_id(),
+        }
+
+    # ---- ids and persistence ---------------------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        number = self._state.next_id
+        self._state.next_id += 1
+        return str(_ID_BASE + number)
+
+    def _save(self) -> None:
+        if not self._persist_path:
+            return
+        snapshot = {
+            "format": 1,
+            "saved_at": self._now(),
+            "next_id": self._state.next_id,
+            "jobs": [asdict(j) for j in self._state.jobs.values()],
+            "models": [asdict(m) for m in self._state.models.values()],
+        }
+        self._persist_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self._persist_path.with_name(self._persist_path.name + ".tmp")
+        temporary.write_text(json.dumps(snapshot, indent=1), encoding="utf-8")
+        os.replace(temporary, self._persist_path)  # readers never see a half-written file
+
+    def _load(self) -> None:
+        if not self._persist_path or not self._persist_path.exists():
+            return
+        snapshot = json.loads(self._persist_path.read_text(encoding="utf-8"))
+        with self._lock:
+            # Emulator time never runs backwards: it resumes from the save (a fake clock's advances count) or from
+            # the wall clock if that is later (real downtime counts, as cloud jobs keep running meanwhile).
+            self._wall0, self._clock0 = max(time.time(), float(snapshot.get("saved_at", 0))), self._clock()
+            self._state = _State(
+                jobs={j["id"]: _Job(**j) for j in snapshot.get("jobs", [])},
+                models={m["id"]: _Model(**m) for m in snapshot.get("models", [])},
+                next_id=int(snapshot.get("next_id", 1)),
+            )
+
+
+def _is_jsonl_gcs_uri(uri: Any) -> bool:
+    return isinstance(uri, str) and re.fullmatch(r"gs://[^/]+/.+\.jsonl", uri) is not None
+
+
+def _string_map(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise _invalid("labels must be a map of string to string.")
+    return dict(value)
+
+
+def _as_number(value: Any, kind: type) -> Any:
+    """int/float from a JSON number or numeric string (proto int64 arrives as a string); None if not numeric."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        return None
+    if kind is int and isinstance(value, float) and value != number:
+        return None
+    return number
+
+
+def _bad_request(violations: list[tuple[str, str]]) -> ApiError:
+    listed = "".join(f"{i}.Field: {f}; Message: {d}\t" for i, (f, d) in enumerate(violations, start=1))
+    details = [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": f, "description": d} for f, d in violations]}]
+    return ApiError(400, "INVALID_ARGUMENT", f"List of found errors:\t{listed}", details)
+
+
+def _page(items: list[Any], request: _Request) -> tuple[list[Any], str | None]:
+    """Newest first; the page token names the last id served, so creates between pages don't shift pages."""
+    size = _as_number(request.first("pageSize") or DEFAULT_PAGE_SIZE, int)
+    if size is None or size < 0:
+        raise _invalid("pageSize must be a non-negative integer.")
+    size = min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    ordered = sorted(items, key=lambda item: int(item.id), reverse=True)
+    token = request.first("pageToken")
+    if token:
+        after = _decode_token(token)
+        ordered = [item for item in ordered if int(item.id) < after]
+    page = ordered[:size]
+    more = len(ordered) > size
+    return page, _encode_token(int(page[-1].id)) if more else None
+
+
+def _encode_token(after_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": after_id}).encode()).decode()
+
+
+def _decode_token(token: str) -> int:
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token.encode()))["after"])
+    except (binascii.Error, ValueError, KeyError, TypeError) as error:
+        raise _invalid(f"Invalid page token {token!r}.") from error
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise _invalid("Unable to submit request because it has an empty contents field.")
+    users = [c for c in contents if isinstance(c, dict) and c.get("role", "user") == "user"]
+    text = _text_of(users[-1]) if users else ""
+    if not text.strip():
+        raise _invalid("Unable to submit request because the last user content has no text part.")
+    return text
+
+
+def serve(
+    port: int = 0,
+    job_seconds: float = 5.0,
+    fault_rate: float = 0.0,
+    seed: int = 0,
+    persist_path: Path | None = None,
+) -> None:
+    """Run the emulator in the foreground until Ctrl-C."""
+    emulator = VertexEmulator(port=port, job_seconds=job_seconds, fault_rate=fault_rate, seed=seed,
+                              persist_path=persist_path)
+    emulator.start()
+    print(f"Vertex AI emulator listening on {emulator.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
