@@ -159,7 +159,7 @@ class Applier:
                 self.reporter.event(change.name, "resuming", pending.handle or pending.tuned_model_id)
                 return pending
             self.reporter.event(change.name, "retrying", "deleting the failed job's model first")
-            self._call(lambda: provider.delete(pending.tuned_model_id))
+            self._call(lambda: provider.delete(pending.tuned_model_id, pending.handle))
         now = self.clock.now()
         pending = Instance(
             tuned_model_id=tuned_id, provider=model.provider, fingerprint=model.fingerprint, status=SUBMITTING,
@@ -192,6 +192,9 @@ class Applier:
         while True:
             status = self._call(lambda: provider.poll(pending.tuned_model_id, pending.handle), name=name)
             if status.state == JOB_ACTIVE:
+                with self._state_lock:
+                    pending.tuned_model_id = status.tuned_model_id or pending.tuned_model_id
+                    pending.resources = status.resources or pending.resources
                 metrics = self._evaluate(model, provider, pending.tuned_model_id)
                 self._promote(name, pending, metrics)
                 self.reporter.event(name, "active", _elapsed(self.clock.monotonic() - started))
@@ -244,7 +247,7 @@ class Applier:
         record = self.state.record(change.name)
         if record.current is not None:
             self.reporter.event(change.name, "deleting", record.current.tuned_model_id)
-            self._call(lambda: provider.delete(record.current.tuned_model_id), name=change.name)
+            self._call(lambda: provider.delete(record.current.tuned_model_id, record.current.handle), name=change.name)
             with self._state_lock:
                 record.current = None
                 self._write(self.state)
@@ -259,7 +262,8 @@ class Applier:
         record = self.state.record(change.name)
         for instance in list(record.deposed):
             self.reporter.event(change.name, "deleting", f"superseded {instance.tuned_model_id}")
-            self._call(lambda i=instance: self.providers[i.provider].delete(i.tuned_model_id), name=change.name)
+            self._call(lambda i=instance: self.providers[i.provider].delete(i.tuned_model_id, i.handle),
+                       name=change.name)
             with self._state_lock:
                 record.deposed.remove(instance)
                 if record.is_empty():

@@ -430,6 +430,7 @@ class VertexEmulator:
             ("POST", job + ":cancel", "cancel", self._cancel_job),
             ("GET", parent + "/models", "model_list", self._list_models),
             ("GET", model, "model_get", self._get_model),
+            ("PATCH", model, "model_update", self._update_model),
             ("DELETE", model, "delete", self._delete_model),
             ("POST", parent + r"/endpoints/(?P<id>[^/:]+):generateContent", "generate", self._generate),
         ]
@@ -660,6 +661,19 @@ class VertexEmulator:
 
     def _get_model(self, request: _Request) -> dict[str, Any]:
         return self._model_json(self._find_model(request.params))
+
+    def _update_model(self, request: _Request) -> dict[str, Any]:
+        """models.update: display name and description change in place (the SDK sends only those set)."""
+        model = self._find_model(request.params)
+        body = request.json()
+        if "displayName" in body:
+            if not isinstance(body["displayName"], str) or not body["displayName"].strip():
+                raise _invalid("display_name must not be empty.")
+            model.display_name = body["displayName"]
+        if "description" in body:
+            model.description = body["description"] or None
+        self._save()
+        return self._model_json(model)
 
     def _delete_model(self, request: _Request) -> dict[str, Any]:
         model = self._find_model(request.params)

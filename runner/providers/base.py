@@ -31,6 +31,8 @@ class JobStatus:
     detail: str = ""
     message: str = ""  # the provider's error message when FAILED
     progress: float | None = None  # 0..1 when the provider reports it
+    tuned_model_id: str | None = None  # the final model resource, when it differs from the one planned
+    resources: dict = field(default_factory=dict)  # provider resources worth recording (endpoint, ...)
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,8 @@ class Provider(Protocol):
 
     def update(self, tuned_model_id: str, display_name: str, description: str) -> None: ...
 
-    def delete(self, tuned_model_id: str) -> None:
-        """Delete the tuned model; a model already gone is not an error."""
+    def delete(self, tuned_model_id: str, handle: str | None = None) -> None:
+        """Delete the tuned model (or cancel its job if it is still tuning); already gone is not an error."""
 
     def list_models(self) -> list[ObservedModel]:
         """Everything the provider holds, in as few calls as paging allows."""

@@ -111,18 +111,19 @@ class GeminiProvider:
         from google.api_core import exceptions as gexc
 
         message = self._redact(getattr(exc, "message", None) or str(exc))
-        if isinstance(exc, gexc.AlreadyExists):
+        # Over REST the SDK raises the HTTP-level classes (Conflict, TooManyRequests, BadRequest, Forbidden);
+        # the gRPC-named ones are their subclasses, so matching the HTTP classes covers both transports.
+        if isinstance(exc, gexc.Conflict):
             return AlreadyExistsError(message)
-        if isinstance(exc, gexc.ResourceExhausted):
+        if isinstance(exc, gexc.TooManyRequests):
             return ProviderError(message, ProviderError.QUOTA, "RESOURCE_EXHAUSTED")
-        if isinstance(exc, gexc.ServiceUnavailable | gexc.DeadlineExceeded | gexc.InternalServerError
-                      | gexc.GatewayTimeout | gexc.BadGateway | gexc.TooManyRequests):
+        if isinstance(exc, gexc.ServerError | gexc.DeadlineExceeded | gexc.RetryError):
             return ProviderError(message, ProviderError.RETRYABLE, type(exc).__name__.upper())
-        if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
+        if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
             return ProviderError(message, ProviderError.FATAL, "PERMISSION_DENIED",
                                  remedy=f"check the key in {self.api_key_env}: it must be a Gemini API key of a "
                                         f"project with the Generative Language API enabled and tuning allowed")
-        if isinstance(exc, gexc.InvalidArgument):
+        if isinstance(exc, gexc.BadRequest):
             if "api key" in message.lower():
                 return ProviderError(message, ProviderError.FATAL, "API_KEY_INVALID",
                                      remedy=f"set a valid Gemini API key in {self.api_key_env}")
@@ -183,7 +184,7 @@ class GeminiProvider:
         self._call(lambda genai: genai.update_tuned_model(
             tuned_model_id, {"display_name": display_name, "description": description}))
 
-    def delete(self, tuned_model_id: str) -> None:
+    def delete(self, tuned_model_id: str, handle: str | None = None) -> None:
         self._call(lambda genai: genai.delete_tuned_model(tuned_model_id), on_not_found=lambda: None)
 
     def list_models(self) -> list[ObservedModel]:

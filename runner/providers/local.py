@@ -87,7 +87,7 @@ class LocalProvider:
         meta.update(display_name=display_name, description=description)
         atomic_write(self.directory / tuned_model_id / "meta.json", json.dumps(meta, indent=2, sort_keys=True).encode())
 
-    def delete(self, tuned_model_id: str) -> None:
+    def delete(self, tuned_model_id: str, handle: str | None = None) -> None:
         shutil.rmtree(self.directory / tuned_model_id, ignore_errors=True)
 
     def list_models(self) -> list[ObservedModel]:

@@ -36,6 +36,7 @@ class Instance:
     metrics: dict = field(default_factory=dict)
     error: str | None = None
     prevent_destroy: bool = False
+    resources: dict = field(default_factory=dict)  # provider resources, e.g. a Vertex endpoint
 
     def attributes(self) -> dict:
         return model_attributes(self.provider, self.base_model, self.display_name, self.description,

@@ -1,0 +1,960 @@
+"""A loopback emulator of the Gemini API (generativelanguage v1beta, REST) tuning surface.
+
+It speaks the wire format the real google-generativeai SDK expects: the same paths, camelCase JSON,
+enums as numbers when the request carries `$alt=json;enum-encoding=int` (names otherwise), long-running
+operations with typed `Any` payloads, and google.rpc.Status error bodies with Google's status codes.
+
+Jobs run on an injectable clock and are settled lazily on every read: CREATING for `job_seconds`, then
+ACTIVE, or FAILED when a training example's output is POISON_OUTPUT. An ACTIVE model is really trained
+with runner.trainer, and generateContent answers with its prediction.
+
+Faults are drawn from a seeded random.Random, one draw pair per request, so a run is reproducible:
+503 UNAVAILABLE with probability fault_rate (nothing is created), a slow answer with probability
+fault_rate / 2, and with ambiguous_create_rate a create that succeeds but is answered 503.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import logging
+import math
+import random
+import re
+import string
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from runner import trainer
+from runner.fsutil import atomic_write
+
+POISON_OUTPUT = "__tuner_emulator_fail__"  # a training example with this output makes its job FAILED
+TUNED_MODEL_ID = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
+CREATING, ACTIVE, FAILED = "CREATING", "ACTIVE", "FAILED"
+STATE_NUMBERS = {"STATE_UNSPECIFIED": 0, CREATING: 1, ACTIVE: 2, FAILED: 3}  # TunedModel.State
+FINISH_STOP = ("STOP", 1)  # Candidate.FinishReason
+
+_TYPE_PREFIX = "type.googleapis.com/"
+METADATA_TYPE = _TYPE_PREFIX + "google.ai.generativelanguage.v1beta.CreateTunedModelMetadata"
+TUNED_MODEL_TYPE = _TYPE_PREFIX + "google.ai.generativelanguage.v1beta.TunedModel"
+SERVICE = "generativelanguage.googleapis.com"
+
+# google.rpc.Code name -> (HTTP status, numeric code), as Google maps them.
+STATUS_CODES = {
+    "INVALID_ARGUMENT": (400, 3),
+    "FAILED_PRECONDITION": (400, 9),
+    "PERMISSION_DENIED": (403, 7),
+    "NOT_FOUND": (404, 5),
+    "ALREADY_EXISTS": (409, 6),
+    "RESOURCE_EXHAUSTED": (429, 8),
+    "INTERNAL": (500, 13),
+    "UNIMPLEMENTED": (501, 12),
+    "UNAVAILABLE": (503, 14),
+}
+
+# Documented limits: display name up to 40 characters, inputs up to 40,000 and outputs up to 5,000 characters.
+MAX_DISPLAY_NAME = 40
+MAX_INPUT_CHARS = 40_000
+MAX_OUTPUT_CHARS = 5_000
+DEFAULT_EPOCHS = 5
+# Google documents "4 or 16" and "0.001 or 0.0002" chosen by dataset size without the threshold; ours is a guess.
+LARGE_DATASET = 500
+TUNED_PAGE = (10, 1000)  # (default, maximum) pageSize of tunedModels.list
+MODEL_PAGE = (50, 1000)  # ... and of models.list
+TRAINED_CACHE = 8  # a 50-label classifier holds ~50 MB of weights: keep only the most recently used
+
+_TUNED_MODEL_FIELDS = {
+    "name", "baseModel", "tunedModelSource", "displayName", "description", "temperature", "topP", "topK",
+    "state", "createTime", "updateTime", "tuningTask", "readerProjectNumbers",
+}
+_TUNED_MODEL_SNAKE_FIELDS = {re.sub(r"([A-Z])", r"_\1", f).lower() for f in _TUNED_MODEL_FIELDS}
+_UPDATABLE = {"display_name", "description", "temperature", "top_p", "top_k"}
+
+_log = logging.getLogger(__name__)
+
+
+def _base_model(model_id: str, base_model_id: str, version: str, display: str, description: str,
+                limits: tuple[int, int], methods: list[str]) -> dict:
+    return {
+        "name": f"models/{model_id}", "baseModelId": base_model_id, "version": version, "displayName": display,
+        "description": description, "inputTokenLimit": limits[0], "outputTokenLimit": limits[1],
+        "supportedGenerationMethods": methods, "temperature": 1.0, "maxTemperature": 2.0, "topP": 0.95, "topK": 64,
+    }
+
+
+BASE_MODELS: list[dict] = [
+    _base_model("gemini-1.5-flash-001", "gemini-1.5-flash", "001", "Gemini 1.5 Flash 001",
+                "Fast and versatile multimodal model.", (1_000_000, 8192),
+                ["generateContent", "countTokens", "createCachedContent"]),
+    _base_model("gemini-1.5-flash-001-tuning", "gemini-1.5-flash", "001", "Gemini 1.5 Flash 001 Tuning",
+                "Version of Gemini 1.5 Flash that supports tuning.", (16_384, 8192),
+                ["generateContent", "countTokens", "createTunedModel"]),
+    _base_model("gemini-2.5-flash", "gemini-2.5-flash", "2.5", "Gemini 2.5 Flash",
+                "Stable version of Gemini 2.5 Flash.", (1_048_576, 65_536),
+                ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]),
+]
+
+
+class ApiError(Exception):
+    """An answer in google.rpc.Status form: {"error": {"code", "message", "status", "details"}}."""
+
+    def __init__(self, status: str, message: str, details: list[dict] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details or []
+
+    @property
+    def http_code(self) -> int:
+        return STATUS_CODES[self.status][0]
+
+    @property
+    def rpc_code(self) -> int:
+        return STATUS_CODES[self.status][1]
+
+    def body(self) -> dict:
+        error: dict[str, Any] = {"code": self.http_code, "message": self.message, "status": self.status}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+def _invalid(field_path: str, message: str) -> ApiError:
+    violation = {"field": field_path, "description": message}
+    return ApiError("INVALID_ARGUMENT", message,
+                    [{"@type": _TYPE_PREFIX + "google.rpc.BadRequest", "fieldViolations": [violation]}])
+
+
+def _unavailable() -> ApiError:
+    return ApiError("UNAVAILABLE", "The service is currently unavailable.")
+
+
+def _unregistered_caller() -> ApiError:
+    return ApiError("PERMISSION_DENIED",
+                    "Method doesn't allow unregistered callers (callers without established identity). "
+                    "Please use API Key or other form of API consumer identity to call this API.")
+
+
+def _invalid_key() -> ApiError:
+    message = "API key not valid. Please pass a valid API key."
+    return ApiError("INVALID_ARGUMENT", message, [
+        {"@type": _TYPE_PREFIX + "google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+         "metadata": {"service": SERVICE}},
+        {"@type": _TYPE_PREFIX + "google.rpc.LocalizedMessage", "locale": "en-US", "message": message},
+    ])
+
+
+def _timestamp(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def _get(message: dict, camel: str, default: Any = None) -> Any:
+    """A proto JSON field: parsers accept the lowerCamel and the original snake_case spelling."""
+    if camel in message:
+        return message[camel]
+    return message.get(_snake(camel), default)
+
+
+@dataclass
+class _Record:
+    """One tuned model and its job. `started` is on the emulator clock; the rest is persisted as is."""
+
+    id: str
+    base_model: str
+    display_name: str
+    description: str
+    temperature: float
+    top_p: float
+    top_k: int
+    epoch_count: int
+    batch_size: int
+    learning_rate: float
+    examples: list[tuple[str, str]]
+    owner: str  # the API key that created it: concurrent-job quota is per key
+    operation_id: str
+    duration: float  # job_seconds when it was created
+    create_time: float  # wall clock, for createTime/updateTime
+    update_time: float
+    seq: int  # creation order: list order and page tokens
+    training_seed: int
+    failure: str | None = None  # the FAILED message, known at create time (poison example)
+    failure_index: int | None = None
+    started: float = 0.0
+    snapshots: list[dict] = field(default_factory=list)  # filled when the job finishes and the model is trained
+
+    @property
+    def name(self) -> str:
+        return f"tunedModels/{self.id}"
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.id}#{self.seq}"  # a deleted and re-created id must not reuse the old weights
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.examples) / self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return self.epoch_count * self.steps_per_epoch
+
+    def to_json(self, now: float) -> dict:
+        data = asdict(self)
+        data["elapsed"] = now - data.pop("started")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict, now: float, downtime: float) -> _Record:
+        data = dict(data)
+        # Jobs keep running while the emulator is down, as they would at Google.
+        elapsed = data.pop("elapsed") + downtime
+        data["examples"] = [tuple(pair) for pair in data["examples"]]
+        return cls(**data, started=now - elapsed)
+
+
+@dataclass
+class _Request:
+    key: str
+    params: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+    int_enums: bool
+
+    def json(self) -> dict:
+        if not self.body.strip():
+            return {}
+        try:
+            data = json.loads(self.body)
+        except ValueError as error:
+            raise ApiError("INVALID_ARGUMENT", f"Invalid JSON payload received. {error}") from None
+        if not isinstance(data, dict):
+            raise ApiError("INVALID_ARGUMENT", "Invalid JSON payload received. Expected an object.")
+        return data
+
+
+_ID = r"(?P<id>[^/:]+)"
+_ROUTES: list[tuple[str, re.Pattern, str]] = [
+    (method, re.compile(pattern), handler) for method, pattern, handler in [
+        ("GET", r"/v1beta/models", "_list_models"),
+        ("GET", r"/v1beta/models/(?P<model>[^/:]+)", "_get_model"),
+        ("POST", r"/v1beta/models/(?P<model>[^/:]+):generateContent", "_generate_with_base_model"),
+        ("GET", r"/v1beta/tunedModels", "_list_tuned_models"),
+        ("POST", r"/v1beta/tunedModels", "_create_tuned_model"),
+        ("GET", rf"/v1beta/tunedModels/{_ID}", "_get_tuned_model"),
+        ("PATCH", rf"/v1beta/tunedModels/{_ID}", "_update_tuned_model"),
+        ("DELETE", rf"/v1beta/tunedModels/{_ID}", "_delete_tuned_model"),
+        ("POST", rf"/v1beta/tunedModels/{_ID}:generateContent", "_generate_content"),
+        ("GET", rf"/v1beta/tunedModels/{_ID}/operations", "_list_operations"),
+        ("GET", rf"/v1beta/tunedModels/{_ID}/operations/(?P<op>[^/:]+)", "_get_operation"),
+    ]
+]
+
+
+def _new_counters() -> dict:
+    return {
+        "requests": 0, "faults_unavailable": 0, "faults_slow": 0, "ambiguous_creates": 0,
+        "create_calls": 0, "creates": 0, "creates_by_id": {}, "list_calls": 0, "get_calls": 0,
+        "update_calls": 0, "delete_calls": 0, "operation_calls": 0, "generate_calls": 0,
+        "model_list_calls": 0, "model_get_calls": 0, "errors_by_status": {},
+    }
+
+
+class GeminiEmulator:
+    """The emulator. `start()` serves it on 127.0.0.1; use it as a context manager in tests."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        job_seconds: float = 5.0,
+        fault_rate: float = 0.0,
+        seed: int = 0,
+        persist_path: Path | None = None,
+        quota: int = 5,
+        api_keys: set[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        fault_delay_seconds: float = 2.0,
+        ambiguous_create_rate: float = 0.0,
+    ):
+        self.job_seconds = job_seconds
+        self.fault_rate = fault_rate
+        self.fault_delay_seconds = fault_delay_seconds
+        self.ambiguous_create_rate = ambiguous_create_rate
+        self.quota = quota
+        self.api_keys = api_keys
+        self.seed = seed
+        self.persist_path = Path(persist_path) if persist_path else None
+        self._port = port
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._train_lock = threading.Lock()
+        self._faults = random.Random(seed)
+        self._names = random.Random(f"names:{seed}")
+        self._models: dict[str, _Record] = {}
+        self._trained: OrderedDict[str, trainer.TunedModel] = OrderedDict()
+        self._counters = _new_counters()
+        self._seq = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> GeminiEmulator:
+        if self._server is not None:
+            return self
+        self._load()
+        self._server = _Server(("127.0.0.1", self._port), _Handler)
+        self._server.emulator = self
+        # A short poll interval makes stop() quick: shutdown() waits for the serving loop to notice.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="gemini-emulator",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> GeminiEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stats(self) -> dict:
+        """A snapshot: call counters, accepted creates per tuned model id, and current counts by state."""
+        with self._lock:
+            snapshot = copy.deepcopy(self._counters)
+            now = self._clock()
+            states = {CREATING: 0, ACTIVE: 0, FAILED: 0}
+            for model in self._models.values():
+                states[self._state(model, now)] += 1
+            snapshot["states"] = states
+            snapshot["tuned_models"] = len(self._models)
+        return snapshot
+
+    # -- request entry point -----------------------------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, dict]:
+        """Answer one HTTP request: (status, JSON body). Never raises."""
+        url = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        if url.path.startswith("/_emulator/"):
+            return self._emulator_route(method, url.path)
+        self._count("requests")
+        try:
+            self._inject_faults()
+            key = self._authenticate(headers, query)
+            handler, params = self._route(method, url.path)
+            request = _Request(key, params, query, body, "enum-encoding=int" in query.get("$alt", ""))
+            return 200, handler(request)
+        except ApiError as error:
+            with self._lock:
+                counts = self._counters["errors_by_status"]
+                counts[error.status] = counts.get(error.status, 0) + 1
+            return error.http_code, error.body()
+        except Exception as error:  # a bug here must still answer, and say what broke
+            _log.exception("emulator error on %s %s", method, target)
+            return 500, ApiError("INTERNAL", f"Internal error encountered: {error!r}").body()
+
+    def _emulator_route(self, method: str, path: str) -> tuple[int, dict]:
+        if method == "GET" and path == "/_emulator/stats":
+            return 200, self.stats
+        return 404, ApiError("NOT_FOUND", f"No emulator endpoint {method} {path}.").body()
+
+    def _inject_faults(self) -> None:
+        with self._lock:
+            fail = self._faults.random() < self.fault_rate
+            slow = self._faults.random() < self.fault_rate / 2
+        if slow:
+            self._count("faults_slow")
+            time.sleep(self.fault_delay_seconds)
+        if fail:
+            self._count("faults_unavailable")
+            raise _unavailable()
+
+    def _authenticate(self, headers: Any, query: dict[str, str]) -> str:
+        key = headers.get("x-goog-api-key") or query.get("key") or ""
+        if not key:
+            raise _unregistered_caller()
+        if self.api_keys is not None and key not in self.api_keys:
+            raise _invalid_key()
+        return key
+
+    def _route(self, method: str, path: str) -> tuple[Callable[[_Request], dict], dict[str, str]]:
+        for route_method, pattern, handler in _ROUTES:
+            match = pattern.fullmatch(path)
+            if match and route_method == method:
+                return getattr(self, handler), match.groupdict()
+        raise ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server ({method}).")
+
+    def _count(self, counter: str) -> None:
+        with self._lock:
+            self._counters[counter] += 1
+
+    # -- base models -------------------------------------------------------------------------------
+
+    def _list_models(self, request: _Request) -> dict:
+        self._count("model_list_calls")
+        page_size = _page_size(request.query, *MODEL_PAGE)
+        start = _decode_token(request.query.get("pageToken"), "models")
+        page = BASE_MODELS[start:start + page_size]
+        response: dict[str, Any] = {"models": copy.deepcopy(page)}
+        if start + page_size < len(BASE_MODELS):
+            response["nextPageToken"] = _encode_token("models", start + page_size)
+        return response
+
+    def _get_model(self, request: _Request) -> dict:
+        self._count("model_get_calls")
+        return copy.deepcopy(_find_base_model(f"models/{request.params['model']}"))
+
+    def _generate_with_base_model(self, request: _Request) -> dict:
+        _find_base_model(f"models/{request.params['model']}")
+        raise ApiError("UNIMPLEMENTED", "The emulator answers generateContent for tuned models only.")
+
+    # -- tuned models: create ----------------------------------------------------------------------
+
+    def _create_tuned_model(self, request: _Request) -> dict:
+        self._count("create_calls")
+        wanted_id = _get(request.query, "tunedModelId", "")
+        if wanted_id and not TUNED_MODEL_ID.fullmatch(wanted_id):
+            raise _invalid("tuned_model_id", f"tunedModelId '{wanted_id}' is invalid: it must match "
+                           f"{TUNED_MODEL_ID.pattern} (lowercase letters, digits and hyphens, up to 40 characters).")
+        fields = self._parse_new_model(request.json())
+        with self._lock:
+            now = self._clock()
+            model_id = wanted_id or self._generate_id(fields["display_name"])
+            if model_id in self._models:
+                raise ApiError("ALREADY_EXISTS", f"Tuned model tunedModels/{model_id} already exists.")
+            self._check_quota(request.key, now)
+            model = self._add_model(model_id, fields, request.key, now)
+            ambiguous = self.ambiguous_create_rate > 0 and self._faults.random() < self.ambiguous_create_rate
+        if ambiguous:  # the job was accepted, but the client only sees a 503
+            self._count("ambiguous_creates")
+            raise _unavailable()
+        self._settle([model])
+        with self._lock:
+            return self._operation_json(model, self._clock(), request.int_enums)
+
+    def _parse_new_model(self, body: dict) -> dict:
+        _reject_unknown_fields(body)
+        if _get(body, "tunedModelSource"):
+            raise _invalid("tuned_model.tuned_model_source",
+                           "Tuning a tuned model is not supported: set tuned_model.base_model to a base model.")
+        base = _get(body, "baseModel", "")
+        if not base:
+            raise _invalid("tuned_model.base_model", "tuned_model.base_model is required.")
+        base_model = _find_base_model(base, method="createTunedModel")
+        if "createTunedModel" not in base_model["supportedGenerationMethods"]:
+            raise _invalid("tuned_model.base_model",
+                           f"Base model {base} does not support tuning: createTunedModel is not among its "
+                           "supportedGenerationMethods. Use models/gemini-1.5-flash-001-tuning.")
+        display_name = _display_name(body)
+        task = _get(body, "tuningTask") or {}
+        examples = _parse_examples(task)
+        hyper = _parse_hyperparameters(_get(task, "hyperparameters") or {}, len(examples))
+        return {
+            "base_model": base, "display_name": display_name, "description": str(_get(body, "description", "")),
+            "temperature": float(_get(body, "temperature", base_model["temperature"])),
+            "top_p": float(_get(body, "topP", base_model["topP"])),
+            "top_k": int(_get(body, "topK", base_model["topK"])),
+            "examples": examples, **hyper,
+        }
+
+    def _generate_id(self, display_name: str) -> str:
+        """As Google does: the display name's words joined by hyphens plus a random part, else all random."""
+        slug = "-".join(re.findall(r"[a-z0-9]+", display_name.lower()))[:34].strip("-")
+        if slug and not slug[0].isalpha():
+            slug = f"m-{slug}"[:34].strip("-")
+        alphabet = string.ascii_lowercase + string.digits
+        while True:
+            if slug:
+                candidate = f"{slug}-{''.join(self._names.choices(alphabet, k=5))}"
+            else:
+                candidate = self._names.choice(string.ascii_lowercase) + "".join(self._names.choices(alphabet, k=10))
+            if candidate not in self._models:
+                return candidate
+
+    def _check_quota(self, key: str, now: float) -> None:
+        running = [m for m in self._models.values() if m.owner == key and self._state(m, now) == CREATING]
+        if len(running) < self.quota:
+            return
+        wait = min(m.duration - (now - m.started) for m in running)
+        raise ApiError("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", [
+            {"@type": _TYPE_PREFIX + "google.rpc.QuotaFailure", "violations": [{
+                "quotaMetric": f"{SERVICE}/tuning_jobs_in_progress", "quotaId": "ConcurrentTuningJobsPerApiKey",
+                "quotaValue": str(self.quota),
+                "description": f"At most {self.quota} tuning jobs may be in progress at once; {len(running)} are.",
+            }]},
+            {"@type": _TYPE_PREFIX + "google.rpc.Help", "links": [
+                {"description": "Learn more about Gemini API quotas",
+                 "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+            {"@type": _TYPE_PREFIX + "google.rpc.RetryInfo", "retryDelay": f"{max(1, math.ceil(wait))}s"},
+        ])
+
+    def _add_model(self, model_id: str, fields: dict, owner: str, now: float) -> _Record:
+        self._seq += 1
+        wall = time.time()
+        failure_index = next((i for i, (_, out) in enumerate(fields["examples"]) if out == POISON_OUTPUT), None)
+        model = _Record(
+            id=model_id, owner=owner, operation_id=self._operation_id(), duration=self.job_seconds,
+            create_time=wall, update_time=wall, seq=self._seq, training_seed=self.seed, started=now,
+            failure_index=failure_index, **fields,
+        )
+        if failure_index is not None:
+            model.failure = (f"Tuning job for {model.name} failed: training example {failure_index} could not be "
+                             f"processed (its output is the emulator failure marker {POISON_OUTPUT!r}).")
+        self._models[model_id] = model
+        self._counters["creates"] += 1
+        by_id = self._counters["creates_by_id"]
+        by_id[model_id] = by_id.get(model_id, 0) + 1
+        self._save()
+        return model
+
+    def _operation_id(self) -> str:
+        return "".join(self._names.choices(string.ascii_lowercase + string.digits, k=12))
+
+    # -- tuned models: read, update, delete ----------------------------------------------------------
+
+    def _get_tuned_model(self, request: _Request) -> dict:
+        self._count("get_calls")
+        model = self._lookup(request.params["id"])
+        self._settle([model])
+        with self._lock:
+            return self._tuned_model_json(model, self._clock(), request.int_enums)
+
+    def _list_tuned_models(self, request: _Request) -> dict:
+        self._count("list_calls")
+        page_size = _page_size(request.query, *TUNED_PAGE)
+        after = _decode_token(request.query.get("pageToken"), "tunedModels")
+        with self._lock:
+            later = sorted((m for m in self._models.values() if m.seq > after), key=lambda m: m.seq)
+        page = later[:page_size]
+        self._settle(page)
+        with self._lock:
+            now = self._clock()
+            response: dict[str, Any] = {}
+            if page:  # Google omits empty repeated fields: an empty list is {}
+                response["tunedModels"] = [self._tuned_model_json(m, now, request.int_enums) for m in page]
+            if len(later) > page_size:
+                response["nextPageToken"] = _encode_token("tunedModels", page[-1].seq)
+        return response
+
+    def _update_tuned_model(self, request: _Request) -> dict:
+        self._count("update_calls")
+        body = request.json()
+        _reject_unknown_fields(body)
+        paths = _update_paths(_get(request.query, "updateMask", ""), body)
+        changes = {path: _updated_value(path, body) for path in paths}
+        with self._lock:
+            model = self._lookup(request.params["id"])
+            for path, value in changes.items():
+                setattr(model, path, value)
+            model.update_time = time.time()
+            self._save()
+        self._settle([model])
+        with self._lock:
+            return self._tuned_model_json(model, self._clock(), request.int_enums)
+
+    def _delete_tuned_model(self, request: _Request) -> dict:
+        self._count("delete_calls")
+        with self._lock:
+            model = self._lookup(request.params["id"])
+            del self._models[model.id]
+            self._trained.pop(model.cache_key, None)
+            self._save()
+        return {}
+
+    def _get_operation(self, request: _Request) -> dict:
+        self._count("operation_calls")
+        model = self._lookup(request.params["id"])
+        if request.params["op"] != model.operation_id:
+            raise ApiError("NOT_FOUND", f"Operation {model.name}/operations/{request.params['op']} not found.")
+        self._settle([model])
+        with self._lock:
+            return self._operation_json(model, self._clock(), request.int_enums)
+
+    def _list_operations(self, request: _Request) -> dict:
+        self._count("operation_calls")
+        model = self._lookup(request.params["id"])
+        self._settle([model])
+        with self._lock:
+            return {"operations": [self._operation_json(model, self._clock(), request.int_enums)]}
+
+    def _lookup(self, model_id: str) -> _Record:
+        with self._lock:
+            model = self._models.get(model_id)
+        if model is None:
+            raise ApiError("NOT_FOUND", f"Tuned model tunedModels/{model_id} does not exist.")
+        return model
+
+    # -- generation --------------------------------------------------------------------------------
+
+    def _generate_content(self, request: _Request) -> dict:
+        self._count("generate_calls")
+        model = self._lookup(request.params["id"])
+        state = self._state(model, self._clock())
+        if state != ACTIVE:
+            raise ApiError("FAILED_PRECONDITION", f"Tuned model {model.name} is not ready for use: its state is "
+                           f"{state}. Wait until the tuning job finishes and the state is ACTIVE.")
+        prompt = _prompt_text(request.json())
+        answer = self._ensure_trained(model).predict(prompt)
+        prompt_tokens, answer_tokens = len(prompt.split()), len(answer.split())
+        return {
+            "candidates": [{
+                "content": {"parts": [{"text": answer}], "role": "model"},
+                "finishReason": FINISH_STOP[1] if request.int_enums else FINISH_STOP[0],
+                "index": 0,
+            }],
+            "usageMetadata": {"promptTokenCount": prompt_tokens, "candidatesTokenCount": answer_tokens,
+                              "totalTokenCount": prompt_tokens + answer_tokens},
+            "modelVersion": model.name,
+        }
+
+    # -- job lifecycle and training ----------------------------------------------------------------
+
+    def _state(self, model: _Record, now: float) -> str:
+        if now - model.started < model.duration:
+            return CREATING
+        return FAILED if model.failure else ACTIVE
+
+    def _settle(self, models: Iterable[_Record]) -> None:
+        """Train each model whose job has finished but was not trained yet (outside the main lock)."""
+        now = self._clock()
+        for model in models:
+            if not model.snapshots and self._state(model, now) == ACTIVE:
+                self._ensure_trained(model)
+
+    def _ensure_trained(self, model: _Record) -> trainer.TunedModel:
+        with self._train_lock:
+            cached = self._trained.get(model.cache_key)
+            if cached is not None:
+                self._trained.move_to_end(model.cache_key)
+                return cached
+            losses: list[tuple[int, float]] = []
+            tuned = trainer.train(model.examples, model.epoch_count, model.batch_size, model.learning_rate,
+                                  seed=model.training_seed, on_epoch=lambda epoch, loss: losses.append((epoch, loss)))
+            with self._lock:
+                self._trained[model.cache_key] = tuned
+                while len(self._trained) > TRAINED_CACHE:
+                    self._trained.popitem(last=False)
+                if not model.snapshots and self._models.get(model.id) is model:
+                    model.snapshots = self._snapshots(model, losses)
+                    self._save()
+            return tuned
+
+    def _snapshots(self, model: _Record, losses: list[tuple[int, float]]) -> list[dict]:
+        return [{
+            "step": epoch * model.steps_per_epoch, "epoch": epoch, "meanLoss": loss,
+            "computeTime": _timestamp(model.create_time + model.duration * epoch / model.epoch_count),
+        } for epoch, loss in losses]
+
+    def _progress(self, model: _Record, now: float) -> tuple[int, float]:
+        """(completedSteps, completedPercent). A failed job stops at its poisoned example's first batch."""
+        state = self._state(model, now)
+        if state == ACTIVE:
+            return model.total_steps, 100.0
+        if state == FAILED:
+            steps = (model.failure_index or 0) // model.batch_size
+        else:
+            fraction = (now - model.started) / model.duration if model.duration > 0 else 1.0
+            steps = int(model.total_steps * max(0.0, min(fraction, 1.0)))
+        return steps, 100.0 * steps / model.total_steps
+
+    def _tuned_model_json(self, model: _Record, now: float, int_enums: bool) -> dict:
+        state = self._state(model, now)
+        task: dict[str, Any] = {
+            "startTime": _timestamp(model.create_time),
+            "hyperparameters": {"epochCount": model.epoch_count, "batchSize": model.batch_size,
+                                "learningRate": model.learning_rate},
+        }
+        update_time = model.update_time
+        if state != CREATING:
+            complete = model.create_time + model.duration
+            task["completeTime"] = _timestamp(complete)
+            update_time = max(update_time, complete)
+        if model.snapshots:
+            task["snapshots"] = copy.deepcopy(model.snapshots)
+        # trainingData is input-only: Google never returns it (and the SDK's TuningTask would reject it).
+        return {
+            "name": model.name, "baseModel": model.base_model, "displayName": model.display_name,
+            "description": model.description, "temperature": model.temperature, "topP": model.top_p,
+            "topK": model.top_k, "state": STATE_NUMBERS[state] if int_enums else state,
+            "createTime": _timestamp(model.create_time), "updateTime": _timestamp(update_time), "tuningTask": task,
+        }
+
+    def _operation_json(self, model: _Record, now: float, int_enums: bool) -> dict:
+        steps, percent = self._progress(model, now)
+        metadata: dict[str, Any] = {
+            "@type": METADATA_TYPE, "tunedModel": model.name, "totalSteps": model.total_steps,
+            "completedSteps": steps, "completedPercent": percent,
+        }
+        if model.snapshots:
+            metadata["snapshots"] = copy.deepcopy(model.snapshots)
+        operation: dict[str, Any] = {"name": f"{model.name}/operations/{model.operation_id}", "metadata": metadata}
+        state = self._state(model, now)
+        if state == CREATING:
+            return operation
+        operation["done"] = True
+        if state == FAILED:
+            operation["error"] = {"code": STATUS_CODES["INVALID_ARGUMENT"][1], "message": model.failure}
+        else:
+            operation["response"] = {"@type": TUNED_MODEL_TYPE, **self._tuned_model_json(model, now, int_enums)}
+        return operation
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        """Write the whole state atomically. Called with the lock held, after every mutation."""
+        if self.persist_path is None:
+            return
+        now = self._clock()
+        state = {
+            "version": 1, "savedAt": time.time(), "seq": self._seq, "counters": self._counters,
+            "tunedModels": [m.to_json(now) for m in sorted(self._models.values(), key=lambda m: m.seq)],
+        }
+        self.persist_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.persist_path, json.dumps(state, indent=1).encode("utf-8"))
+
+    def _load(self) -> None:
+        if self.persist_path is None or not self.persist_path.exists():
+            return
+        try:
+            state = json.loads(self.persist_path.read_text(encoding="utf-8"))
+            downtime = max(0.0, time.time() - state["savedAt"])
+            now = self._clock()
+            models = {m["id"]: _Record.from_json(m, now, downtime) for m in state["tunedModels"]}
+        except (ValueError, KeyError, TypeError) as error:
+            raise RuntimeError(f"{self.persist_path}: not a Gemini emulator state file ({error!r}); "
+                               "delete it to start empty") from error
+        with self._lock:
+            self._seq = state["seq"]
+            self._counters = {**_new_counters(), **state["counters"]}
+            self._models = models
+
+
+# -- request parsing helpers ------------------------------------------------------------------------
+
+
+def _find_base_model(name: str, method: str = "getModel") -> dict:
+    for model in BASE_MODELS:
+        if model["name"] == name:
+            return model
+    raise ApiError("NOT_FOUND", f"{name} is not found for API version v1beta, or is not supported for {method}. "
+                   "Call ListModels to see the list of available models and their supported methods.")
+
+
+def _reject_unknown_fields(body: dict) -> None:
+    for key in body:
+        if key not in _TUNED_MODEL_FIELDS and key not in _TUNED_MODEL_SNAKE_FIELDS:
+            message = f"Invalid JSON payload received. Unknown name \"{key}\" at 'tuned_model': Cannot find field."
+            raise _invalid(f"tuned_model.{key}", message)
+
+
+def _display_name(body: dict) -> str:
+    display_name = str(_get(body, "displayName", ""))
+    if len(display_name) > MAX_DISPLAY_NAME:
+        raise _invalid("tuned_model.display_name", f"tuned_model.display_name must be at most {MAX_DISPLAY_NAME} "
+                       f"characters; it has {len(display_name)}.")
+    return display_name
+
+
+def _parse_examples(task: dict) -> list[tuple[str, str]]:
+    dataset = _get(task, "trainingData") or {}
+    raw = (_get(dataset, "examples") or {}).get("examples") or []
+    if not raw:
+        raise _invalid("tuned_model.tuning_task.training_data",
+                       "tuned_model.tuning_task.training_data must contain at least one example.")
+    examples = []
+    for index, example in enumerate(raw):
+        where = f"tuned_model.tuning_task.training_data.examples.examples[{index}]"
+        text_input, output = _get(example, "textInput", ""), _get(example, "output", "")
+        for name, value, limit in (("text_input", text_input, MAX_INPUT_CHARS), ("output", output, MAX_OUTPUT_CHARS)):
+            if not isinstance(value, str) or not value.strip():
+                raise _invalid(f"{where}.{name}", f"Training example {index}: {name} must not be empty.")
+            if len(value) > limit:
+                raise _invalid(f"{where}.{name}", f"Training example {index}: {name} has {len(value)} characters; "
+                               f"the limit is {limit}.")
+        examples.append((text_input, output))
+    return examples
+
+
+def _parse_hyperparameters(hyper: dict, example_count: int) -> dict:
+    where = "tuned_model.tuning_task.hyperparameters"
+    large = example_count > LARGE_DATASET
+    learning_rate, multiplier = _get(hyper, "learningRate"), _get(hyper, "learningRateMultiplier")
+    if learning_rate is not None and multiplier is not None:
+        raise _invalid(f"{where}.learning_rate", "Set learning_rate or learning_rate_multiplier, not both.")
+    default_rate = 0.0002 if large else 0.001
+    values = {
+        "epoch_count": _number(hyper, "epochCount", DEFAULT_EPOCHS, int, where),
+        "batch_size": _number(hyper, "batchSize", 16 if large else 4, int, where),
+        "learning_rate": (_number(hyper, "learningRateMultiplier", 1.0, float, where) * default_rate
+                          if multiplier is not None else _number(hyper, "learningRate", default_rate, float, where)),
+    }
+    return values
+
+
+def _number(message: dict, camel: str, default: float, kind: type, where: str) -> Any:
+    raw = _get(message, camel)
+    if raw is None:
+        return default
+    field_path = f"{where}.{_snake(camel)}"
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise _invalid(field_path, f"{field_path} must be a number, got {raw!r}.") from None
+    if kind is int and value != float(raw):
+        raise _invalid(field_path, f"{field_path} must be a whole number, got {raw!r}.")
+    if not value > 0:
+        raise _invalid(field_path, f"{field_path} must be positive, got {raw!r}.")
+    return value
+
+
+def _update_paths(mask: str, body: dict) -> list[str]:
+    """The snake_case paths to update: the updateMask (the SDK sends lowerCamel), else the fields present."""
+    paths = [_snake(p.strip()) for p in mask.split(",") if p.strip()] if mask else [
+        _snake(key) for key in body if _snake(key) in _UPDATABLE]
+    refused = [p for p in paths if p not in _UPDATABLE]
+    if refused:
+        raise _invalid("update_mask", f"update_mask contains fields that cannot be updated: {', '.join(refused)}. "
+                       f"Updatable fields: {', '.join(sorted(_UPDATABLE))}.")
+    return paths
+
+
+def _updated_value(path: str, body: dict) -> Any:
+    value = body.get(path, body.get(re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path)))
+    if path == "display_name":
+        return _display_name({"displayName": value or ""})
+    if path == "description":
+        return str(value or "")
+    if value is None:
+        raise _invalid(f"tuned_model.{path}", f"tuned_model.{path} is in update_mask but has no value.")
+    return int(value) if path == "top_k" else float(value)
+
+
+def _prompt_text(body: dict) -> str:
+    contents = _get(body, "contents") or []
+    if not contents:
+        raise _invalid("contents", "* GenerateContentRequest.contents: contents is not specified\n")
+    parts = contents[-1].get("parts") or []
+    text = "\n".join(part["text"] for part in parts if isinstance(part.get("text"), str))
+    if not text:
+        raise _invalid(f"contents[{len(contents) - 1}].parts",
+                       f"* GenerateContentRequest.contents[{len(contents) - 1}].parts: contents.parts must not be "
+                       "empty.\n")
+    return text
+
+
+def _page_size(query: dict[str, str], default: int, maximum: int) -> int:
+    raw = _get(query, "pageSize", "")
+    if raw in ("", "0"):
+        return default
+    try:
+        size = int(raw)
+    except ValueError:
+        raise _invalid("page_size", f"Invalid value at 'page_size' (TYPE_INT32), \"{raw}\"") from None
+    if size < 0:
+        raise _invalid("page_size", "page_size must not be negative.")
+    return min(size, maximum)
+
+
+def _encode_token(kind: str, position: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([kind, position]).encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str | None, kind: str) -> int:
+    """Page tokens are opaque to clients; a token from another list or a tampered one is INVALID_ARGUMENT."""
+    if not token:
+        return 0
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        token_kind, position = decoded
+    except (ValueError, TypeError, binascii.Error):
+        token_kind, position = None, None
+    if token_kind != kind or not isinstance(position, int) or position < 0:
+        raise _invalid("page_token", "Invalid page token.")
+    return position
+
+
+# -- HTTP plumbing ----------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    emulator: GeminiEmulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's requests session expects
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._answer("GET")
+
+    def do_POST(self) -> None:
+        self._answer("POST")
+
+    def do_PATCH(self) -> None:
+        self._answer("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._answer("DELETE")
+
+    def _answer(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status, payload = self.server.emulator.handle(method, self.path, self.headers, body)
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("%s " + format, self.address_string(), *args)  # quiet: no line per request on stderr
+
+
+def serve(port: int = 0, job_seconds: float = 5.0, fault_rate: float = 0.0, seed: int = 0,
+          persist_path: Path | None = None) -> None:
+    """Run the emulator in the foreground until Ctrl-C (`tuner emulator gemini`)."""
+    emulator = GeminiEmulator(port=port, job_seconds=job_seconds, fault_rate=fault_rate, seed=seed,
+                              persist_path=persist_path).start()
+    print(f"Gemini API emulator listening on {emulator.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
