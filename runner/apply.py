@@ -52,14 +52,16 @@ class Clock:
 
 @dataclass
 class RetryPolicy:
-    attempts: int = 6  # transient errors, per call
-    base_seconds: float = 1.0
+    """Exponential backoff with full jitter. Quota waits start from the provider's poll interval (a slot
+    frees when a job finishes); transient errors start from at most one second."""
+
+    attempts: int = 8  # transient errors, per call
+    transient_base_seconds: float = 1.0
     cap_seconds: float = 60.0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff with full jitter."""
-        return self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2 ** attempt))
+    def delay(self, attempt: int, base: float) -> float:
+        return self.rng.uniform(base / 2, min(self.cap_seconds, base * 2 ** min(attempt, 16)))
 
 
 @dataclass
@@ -159,7 +161,7 @@ class Applier:
                 self.reporter.event(change.name, "resuming", pending.handle or pending.tuned_model_id)
                 return pending
             self.reporter.event(change.name, "retrying", "deleting the failed job's model first")
-            self._call(lambda: provider.delete(pending.tuned_model_id, pending.handle))
+            self._call(provider, lambda: provider.delete(pending.tuned_model_id, pending.handle))
         now = self.clock.now()
         pending = Instance(
             tuned_model_id=tuned_id, provider=model.provider, fingerprint=model.fingerprint, status=SUBMITTING,
@@ -178,7 +180,7 @@ class Applier:
     def _submit(self, name: str, model: DesiredModel, provider: Provider, pending: Instance) -> None:
         self.reporter.event(name, "submitting", pending.tuned_model_id)
         try:
-            handle = self._call(lambda: provider.submit(model, pending.tuned_model_id), name=name)
+            handle = self._call(provider, lambda: provider.submit(model, pending.tuned_model_id), name=name)
         except AlreadyExistsError:
             handle = pending.handle or pending.tuned_model_id  # ours from an earlier, ambiguous attempt
             self.reporter.event(name, "adopting", f"{pending.tuned_model_id} already exists: adopting it")
@@ -190,7 +192,7 @@ class Applier:
         started = self.clock.monotonic()
         interval = provider.capabilities.poll_seconds
         while True:
-            status = self._call(lambda: provider.poll(pending.tuned_model_id, pending.handle), name=name)
+            status = self._call(provider, lambda: provider.poll(pending.tuned_model_id, pending.handle), name=name)
             if status.state == JOB_ACTIVE:
                 with self._state_lock:
                     pending.tuned_model_id = status.tuned_model_id or pending.tuned_model_id
@@ -225,7 +227,7 @@ class Applier:
         if model.validation is None:
             return {}
         examples = list(iter_examples(model.path("validation"), model.input_key, model.output_key))
-        correct = sum(self._call(lambda e=e: provider.predict(tuned_id, e.input)).strip() == e.output.strip()
+        correct = sum(self._call(provider, lambda e=e: provider.predict(tuned_id, e.input)).strip() == e.output.strip()
                       for e in examples)
         return {"validation_accuracy": round(correct / len(examples), 4) if examples else None,
                 "validation_examples": len(examples)}
@@ -235,7 +237,7 @@ class Applier:
         current = record.current
         if any(f.path in ("display_name", "description") for f in change.fields):
             self.reporter.event(change.name, "updating", current.tuned_model_id)
-            self._call(lambda: provider.update(current.tuned_model_id, model.display_name, model.description),
+            self._call(provider, lambda: provider.update(current.tuned_model_id, model.display_name, model.description),
                        name=change.name)
         with self._state_lock:
             current.display_name, current.description = model.display_name, model.description
@@ -247,7 +249,8 @@ class Applier:
         record = self.state.record(change.name)
         if record.current is not None:
             self.reporter.event(change.name, "deleting", record.current.tuned_model_id)
-            self._call(lambda: provider.delete(record.current.tuned_model_id, record.current.handle), name=change.name)
+            self._call(provider, lambda: provider.delete(record.current.tuned_model_id, record.current.handle),
+                       name=change.name)
             with self._state_lock:
                 record.current = None
                 self._write(self.state)
@@ -262,8 +265,8 @@ class Applier:
         record = self.state.record(change.name)
         for instance in list(record.deposed):
             self.reporter.event(change.name, "deleting", f"superseded {instance.tuned_model_id}")
-            self._call(lambda i=instance: self.providers[i.provider].delete(i.tuned_model_id, i.handle),
-                       name=change.name)
+            owner = self.providers[instance.provider]
+            self._call(owner, lambda i=instance, o=owner: o.delete(i.tuned_model_id, i.handle), name=change.name)
             with self._state_lock:
                 record.deposed.remove(instance)
                 if record.is_empty():
@@ -275,8 +278,9 @@ class Applier:
                 self._write(self.state)
 
     # -- retries -------------------------------------------------------------------------------------
-    def _call(self, fn, name: str = ""):
+    def _call(self, provider: Provider, fn, name: str = ""):
         """Quota errors wait and retry without limit; transient ones retry with bounded backoff."""
+        poll_seconds = provider.capabilities.poll_seconds
         attempt = 0
         while True:
             try:
@@ -286,7 +290,9 @@ class Applier:
                     raise
                 if exc.kind == ProviderError.RETRYABLE and attempt + 1 >= self.retry.attempts:
                     raise replace_message(exc, f"{exc.message} (gave up after {attempt + 1} attempts)") from None
-                delay = self.retry.delay(min(attempt, 10))
+                base = poll_seconds if exc.kind == ProviderError.QUOTA else min(
+                    poll_seconds, self.retry.transient_base_seconds)
+                delay = self.retry.delay(attempt, base)
                 attempt += 1
                 if name:
                     self.reporter.event(name, "waiting", f"{exc.code or exc.kind}: retry in {delay:.1f}s")

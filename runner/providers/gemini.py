@@ -25,6 +25,8 @@ OUTPUT_CHARS_MAX = 5_000
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
 LIST_PAGE_SIZE = 50
 _STATES = {"CREATING": CREATING, "ACTIVE": ACTIVE, "FAILED": FAILED}
+# tuner owns retries (bounded, jittered, quota-aware); the SDK's own 60 s retry loop would hide faults.
+REQUEST = {"retry": None, "timeout": 60.0}
 _configure_lock = threading.Lock()
 
 
@@ -152,19 +154,20 @@ class GeminiProvider:
             lambda genai: genai.create_tuned_model(
                 source_model=base, training_data=examples, id=tuned_model_id.removeprefix("tunedModels/"),
                 display_name=model.display_name, description=model.description,
-                epoch_count=hp["epoch_count"], batch_size=hp["batch_size"], learning_rate=hp["learning_rate"]),
+                epoch_count=hp["epoch_count"], batch_size=hp["batch_size"], learning_rate=hp["learning_rate"],
+                request_options=REQUEST),
             on_not_found=lambda: self._raise_unknown_base_model(base),
         )
         return operation.name
 
     def _raise_unknown_base_model(self, base: str):
-        tunable = [m.name for m in self._call(lambda genai: list(genai.list_models(page_size=LIST_PAGE_SIZE)))
-                   if "createTunedModel" in (m.supported_generation_methods or [])]
+        models = self._call(lambda genai: list(genai.list_models(page_size=LIST_PAGE_SIZE, request_options=REQUEST)))
+        tunable = [m.name for m in models if "createTunedModel" in (m.supported_generation_methods or [])]
         raise ProviderError(f"base model {base} was not found", code="NOT_FOUND",
                             remedy=f"use a base model that supports tuning: {', '.join(tunable) or 'none listed'}")
 
     def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus:
-        tuned = self._call(lambda genai: genai.get_tuned_model(tuned_model_id),
+        tuned = self._call(lambda genai: genai.get_tuned_model(tuned_model_id, request_options=REQUEST),
                            on_not_found=lambda: None)
         if tuned is None:
             return JobStatus(FAILED, "NOT_FOUND", f"{tuned_model_id} no longer exists (deleted while tuning?)")
@@ -182,22 +185,25 @@ class GeminiProvider:
 
     def update(self, tuned_model_id: str, display_name: str, description: str) -> None:
         self._call(lambda genai: genai.update_tuned_model(
-            tuned_model_id, {"display_name": display_name, "description": description}))
+            tuned_model_id, {"display_name": display_name, "description": description}, request_options=REQUEST))
 
     def delete(self, tuned_model_id: str, handle: str | None = None) -> None:
-        self._call(lambda genai: genai.delete_tuned_model(tuned_model_id), on_not_found=lambda: None)
+        self._call(lambda genai: genai.delete_tuned_model(tuned_model_id, request_options=REQUEST),
+                   on_not_found=lambda: None)
 
     def list_models(self) -> list[ObservedModel]:
         """One paged list call (pages of 50), whatever the number of models."""
         return [_observed(m) for m in self._call(lambda genai: list(genai.list_tuned_models(
-            page_size=LIST_PAGE_SIZE)))]
+            page_size=LIST_PAGE_SIZE, request_options=REQUEST)))]
 
     def get_model(self, tuned_model_id: str) -> ObservedModel | None:
-        tuned = self._call(lambda genai: genai.get_tuned_model(_resource(tuned_model_id)), on_not_found=lambda: None)
+        tuned = self._call(lambda genai: genai.get_tuned_model(_resource(tuned_model_id), request_options=REQUEST),
+                           on_not_found=lambda: None)
         return _observed(tuned) if tuned is not None else None
 
     def predict(self, tuned_model_id: str, text: str) -> str:
-        response = self._call(lambda genai: genai.GenerativeModel(model_name=tuned_model_id).generate_content(text))
+        response = self._call(lambda genai: genai.GenerativeModel(model_name=tuned_model_id).generate_content(
+            text, request_options=REQUEST))
         return response.text
 
     def info(self) -> dict:
