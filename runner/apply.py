@@ -60,8 +60,8 @@ class RetryPolicy:
     cap_seconds: float = 60.0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
-    def delay(self, attempt: int, base: float) -> float:
-        return self.rng.uniform(base / 2, min(self.cap_seconds, base * 2 ** min(attempt, 16)))
+    def delay(self, attempt: int, base: float, cap: float | None = None) -> float:
+        return self.rng.uniform(base / 2, min(cap or self.cap_seconds, base * 2 ** min(attempt, 16)))
 
 
 @dataclass
@@ -119,8 +119,8 @@ class Applier:
         elif isinstance(error, ProviderError):
             result.failures[change.name] = _describe(error)
             self.reporter.event(change.name, "error", _describe(error))
-        elif error is not None:
-            raise error
+        elif error is not None:  # a bug: this job fails loudly, the others carry on, state stays true
+            result.failures[change.name] = f"internal error (a bug in tuner): {type(error).__name__}: {error}"
         elif future.result() is not None:
             result.failures[change.name] = future.result()
         else:
@@ -290,9 +290,10 @@ class Applier:
                     raise
                 if exc.kind == ProviderError.RETRYABLE and attempt + 1 >= self.retry.attempts:
                     raise replace_message(exc, f"{exc.message} (gave up after {attempt + 1} attempts)") from None
-                base = poll_seconds if exc.kind == ProviderError.QUOTA else min(
-                    poll_seconds, self.retry.transient_base_seconds)
-                delay = self.retry.delay(attempt, base)
+                if exc.kind == ProviderError.QUOTA:  # a slot frees when a job ends: never wait much past a poll
+                    delay = self.retry.delay(attempt, poll_seconds, cap=min(self.retry.cap_seconds, 8 * poll_seconds))
+                else:
+                    delay = self.retry.delay(attempt, min(poll_seconds, self.retry.transient_base_seconds))
                 attempt += 1
                 if name:
                     self.reporter.event(name, "waiting", f"{exc.code or exc.kind}: retry in {delay:.1f}s")

@@ -179,7 +179,9 @@ class GeminiProvider:
     def _failure_message(self, handle: str | None) -> str:
         if not handle or "/operations/" not in handle:
             return "the tuning job failed (no operation recorded to read the reason from)"
-        operation = self._call(lambda genai: genai.operations.get_operation(handle))
+        from google.generativeai import operations
+
+        operation = self._call(lambda genai: operations.get_operation(handle))
         error = operation.exception() if operation.done() else None
         return self._redact(str(getattr(error, "message", None) or error or "the tuning job failed"))
 
@@ -217,9 +219,8 @@ def _resource(tuned_model_id: str) -> str:
 
 
 def _observed(tuned) -> ObservedModel:
-    hp = tuned.tuning_task.hyperparameters if tuned.tuning_task else None
-    hyperparameters = {"epoch_count": hp.epoch_count, "batch_size": hp.batch_size,
-                       "learning_rate": hp.learning_rate} if hp else {}
+    hp = _field(tuned.tuning_task, "hyperparameters") if tuned.tuning_task else None
+    hyperparameters = {key: _field(hp, key) for key in ("epoch_count", "batch_size", "learning_rate")} if hp else {}
     return ObservedModel(tuned.name, tuned.display_name or "", tuned.description or "",
                          _STATES.get(tuned.state.name, CREATING), tuned.base_model or "",
                          {k: v for k, v in hyperparameters.items() if v})
@@ -227,12 +228,17 @@ def _observed(tuned) -> ObservedModel:
 
 def _progress(tuned) -> float | None:
     task = tuned.tuning_task
-    snapshots = list(task.snapshots or []) if task else []
-    if not snapshots or not task.hyperparameters:
+    snapshots = list(_field(task, "snapshots") or []) if task else []
+    hyperparameters = _field(task, "hyperparameters") if task else None
+    total_epochs = _field(hyperparameters, "epoch_count") if hyperparameters else None
+    if not snapshots or not total_epochs:
         return None
-    last = snapshots[-1]
-    total_epochs = task.hyperparameters.epoch_count or 0
-    return min(1.0, last.epoch / total_epochs) if total_epochs else None
+    return min(1.0, (_field(snapshots[-1], "epoch") or 0) / total_epochs)
+
+
+def _field(value, name: str):
+    """The SDK decodes some nested messages to dataclasses and others (snapshots) to plain dicts."""
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
 
 
 def _is_network_error(exc: Exception) -> bool:

@@ -1,0 +1,238 @@
+"""The gemini provider end to end through the CLI, against the loopback emulator, with the real SDK."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import google.generativeai as genai
+
+from runner.emulators.gemini import POISON_OUTPUT, GeminiEmulator
+
+KEY = "emulator-key-1234"
+BASE = "models/gemini-1.5-flash-001-tuning"
+
+
+class SteppingClock:
+    """Emulator time that moves on each time it is read, so jobs finish after a few polls, not seconds."""
+
+    def __init__(self, step: float = 0.25):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.fixture
+def emulator():
+    server = GeminiEmulator(job_seconds=3.0, clock=SteppingClock(), api_keys={KEY}).start()
+    yield server
+    server.stop()
+
+
+def spec(emulator, models: str, extra_provider: str = "") -> str:
+    return f"""\
+providers:
+  gemini:
+    api_key_env: TUNER_TEST_GEMINI_KEY
+    endpoint: {emulator.url}
+    poll_seconds: 0.01
+{extra_provider}
+defaults:
+  provider: gemini
+  base_model: {BASE}
+  hyperparameters: {{epoch_count: 10, batch_size: 16, learning_rate: 0.5}}
+models:
+{models}"""
+
+
+ONE = """\
+  reviews:
+    display_name: Reviews
+    description: Review sentiment
+    dataset: {train: ../data/train.jsonl}
+"""
+
+
+@pytest.fixture
+def gemini(project, emulator, monkeypatch):
+    monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", KEY)
+    monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
+    project.spec(spec(emulator, ONE))
+    return project
+
+
+def sdk(emulator):
+    genai.configure(api_key=KEY, transport="rest", client_options={"api_endpoint": emulator.url})
+    return genai
+
+
+def test_apply_creates_a_tuned_model_and_the_next_plan_is_empty(gemini, emulator):
+    result = gemini.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    record = gemini.state()["models"]["reviews"]
+    assert record["tuned_model_id"].startswith("tunedModels/reviews-v")
+    assert record["handle"].startswith(record["tuned_model_id"] + "/operations/")
+    assert record["status"] == "active"
+    assert record["provider_info"]["sdk"] == "google-generativeai"
+    assert sdk(emulator).get_tuned_model(record["tuned_model_id"]).state.name == "ACTIVE"
+    assert gemini.run("plan", "--detailed-exitcode").code == 0
+    answer = gemini.run("predict", "reviews", "Terrible quality, it broke after one day, I want a refund")
+    assert answer.out.strip() == "negative"
+
+
+def test_the_api_key_never_lands_in_state_plans_or_output(gemini):
+    result = gemini.run("apply", "--auto-approve")
+    gemini.run("plan", "--out", "plan.json")
+    assert KEY not in result.output
+    assert KEY not in (gemini.root / "state" / "default.json").read_text()
+    assert KEY not in (gemini.root / "plan.json").read_text()
+
+
+def test_missing_key_fails_before_anything_is_submitted(gemini, emulator, monkeypatch):
+    monkeypatch.delenv("TUNER_TEST_GEMINI_KEY")
+    result = gemini.run("apply", "--auto-approve")
+    assert result.code == 1
+    assert "environment variable TUNER_TEST_GEMINI_KEY is not set" in result.err
+    assert emulator.stats["tuned_models"] == 0
+    assert gemini.state_bytes() is None
+
+
+def test_a_wrong_key_is_a_clear_error_without_traceback(gemini, monkeypatch):
+    monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", "wrong-key")
+    result = gemini.run("apply", "--auto-approve")
+    assert result.code == 1
+    assert "API key not valid" in result.err and "set a valid Gemini API key in TUNER_TEST_GEMINI_KEY" in result.err
+    assert "Traceback" not in result.output and "wrong-key" not in result.output
+
+
+def test_hyperparameter_change_replaces_new_active_before_old_deleted(gemini, emulator):
+    gemini.run("apply", "--auto-approve")
+    old_id = gemini.state()["models"]["reviews"]["tuned_model_id"]
+    gemini.spec(spec(emulator, ONE.replace("Review sentiment", "Review sentiment").replace(
+        "dataset:", "hyperparameters: {learning_rate: 0.4}\n    dataset:")))
+    plan = json.loads(gemini.run("plan", "--json").out)
+    assert plan["changes"][0]["action"] == "replace"
+    result = gemini.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    new_id = gemini.state()["models"]["reviews"]["tuned_model_id"]
+    assert new_id != old_id
+    assert result.err.index("reviews: active") < result.err.index(f"deleting (superseded {old_id})")
+    names = [m.name for m in sdk(emulator).list_tuned_models()]
+    assert names == [new_id]
+
+
+def test_description_change_is_updated_in_place(gemini, emulator):
+    gemini.run("apply", "--auto-approve")
+    tuned_id = gemini.state()["models"]["reviews"]["tuned_model_id"]
+    gemini.spec(spec(emulator, ONE.replace("Review sentiment", "Sentiment of product reviews")))
+    assert json.loads(gemini.run("plan", "--json").out)["changes"][0]["action"] == "update"
+    assert gemini.run("apply", "--auto-approve").code == 0
+    assert sdk(emulator).get_tuned_model(tuned_id).description == "Sentiment of product reviews"
+    assert emulator.stats["creates"] == 1
+
+
+def test_removal_deletes_the_tuned_model(gemini, emulator):
+    gemini.run("apply", "--auto-approve")
+    gemini.spec(spec(emulator, "  {}\n").replace("models:\n  {}", "models: {}"))
+    assert gemini.run("apply", "--auto-approve").code == 0
+    assert list(sdk(emulator).list_tuned_models()) == []
+    assert gemini.state()["models"] == {}
+
+
+def test_a_model_deleted_through_the_sdk_is_detected_by_refresh(gemini, emulator):
+    gemini.run("apply", "--auto-approve")
+    tuned_id = gemini.state()["models"]["reviews"]["tuned_model_id"]
+    sdk(emulator).delete_tuned_model(tuned_id)
+    calls_before = emulator.stats["list_calls"]
+    result = gemini.run("plan", "--refresh", "--detailed-exitcode")
+    assert result.code == 2 and "deleted outside tuner" in result.out
+    assert emulator.stats["list_calls"] == calls_before + 1  # one paged list, not one call per model
+    assert gemini.run("apply", "--auto-approve", "--refresh").code == 0
+    assert sdk(emulator).get_tuned_model(tuned_id).state.name == "ACTIVE"
+
+
+def test_import_adopts_a_model_made_outside_tuner(gemini, emulator):
+    genai_ = sdk(emulator)
+    examples = [json.loads(line) for line in (gemini.root / "data" / "train.jsonl").read_text().splitlines()]
+    genai_.create_tuned_model(BASE, examples, id="made-by-hand", display_name="Reviews", description="Review sentiment",
+                              epoch_count=10, batch_size=16, learning_rate=0.5)
+    result = gemini.run("plan", "--refresh")
+    assert "tunedModels/made-by-hand exists at gemini but is not managed" in result.out
+    result = gemini.run("import", "reviews", "made-by-hand")
+    assert result.code == 0, result.output
+    assert gemini.state()["models"]["reviews"]["tuned_model_id"] == "tunedModels/made-by-hand"
+    assert gemini.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_a_failed_job_is_reported_and_the_rest_of_the_apply_succeeds(gemini, emulator):
+    poisoned = gemini.root / "data" / "poisoned.jsonl"
+    lines = (gemini.root / "data" / "train.jsonl").read_text().splitlines()
+    lines[5] = json.dumps({"text_input": "poisoned example", "output": POISON_OUTPUT})
+    poisoned.write_text("\n".join(lines) + "\n")
+    gemini.spec(spec(emulator, ONE + "  broken:\n    dataset: {train: ../data/poisoned.jsonl}\n"))
+    result = gemini.run("apply", "--auto-approve")
+    assert result.code == 1
+    assert "broken: tuning job failed:" in result.err
+    models = gemini.state()["models"]
+    assert models["reviews"]["status"] == "active"
+    assert models["broken"]["pending"]["status"] == "failed"
+    assert models["broken"]["pending"]["error"]
+    plan = json.loads(gemini.run("plan", "--json").out)
+    assert [c["action"] for c in plan["changes"] if c["name"] == "broken"] == ["create"]
+
+
+def test_eight_models_with_a_quota_of_five_all_finish(project, monkeypatch):
+    server = GeminiEmulator(job_seconds=3.0, clock=SteppingClock(step=0.01), api_keys={KEY}).start()
+    try:
+        monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", KEY)
+        models = "".join(f"  task-{i}:\n    dataset: {{train: ../data/train.jsonl}}\n"
+                         f"    hyperparameters: {{epoch_count: {i + 1}}}\n" for i in range(8))
+        project.spec(spec(server, models, "    max_concurrent_jobs: 8"))
+        result = project.run("apply", "--auto-approve")
+        assert result.code == 0, result.output
+        stats = server.stats
+        assert stats["errors_by_status"].get("RESOURCE_EXHAUSTED", 0) > 0  # submissions beyond five met the quota and waited
+        assert "RESOURCE_EXHAUSTED" in result.err
+        assert stats["states"]["ACTIVE"] == 8
+        assert sorted(stats["creates_by_id"].values()) == [1] * 8
+    finally:
+        server.stop()
+
+
+def test_with_faults_the_apply_completes_with_exactly_one_model_per_spec(project, monkeypatch):
+    server = GeminiEmulator(job_seconds=3.0, clock=SteppingClock(), api_keys={KEY}, fault_rate=0.1, seed=7,
+                            fault_delay_seconds=0.05, ambiguous_create_rate=0.2).start()
+    try:
+        monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", KEY)
+        models = "".join(f"  task-{i}:\n    dataset: {{train: ../data/train.jsonl}}\n"
+                         f"    hyperparameters: {{epoch_count: {i + 1}}}\n" for i in range(6))
+        project.spec(spec(server, models))
+        result = project.run("apply", "--auto-approve")
+        assert result.code == 0, result.output
+        stats = server.stats
+        assert stats["faults_unavailable"] > 0 and stats["ambiguous_creates"] > 0
+        assert sorted(stats["creates_by_id"].values()) == [1] * 6
+        assert stats["states"]["ACTIVE"] == 6
+    finally:
+        server.stop()
+
+
+def test_an_unknown_base_model_lists_the_tunable_ones(gemini, emulator):
+    gemini.spec(spec(emulator, ONE.replace("dataset:", "base_model: models/no-such-model\n    dataset:")))
+    result = gemini.run("apply", "--auto-approve")
+    assert result.code == 1
+    assert "models/no-such-model was not found" in result.err
+    assert "use a base model that supports tuning: models/gemini-1.5-flash-001-tuning" in result.err
+
+
+def test_display_name_longer_than_the_api_allows_fails_at_plan_time(gemini, emulator):
+    gemini.spec(spec(emulator, ONE.replace("display_name: Reviews", "display_name: " + "R" * 41)))
+    result = gemini.run("plan")
+    assert result.code == 1
+    assert "display_name: 41 characters; the Gemini API allows 40" in result.err
