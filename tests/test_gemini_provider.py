@@ -197,7 +197,7 @@ def test_eight_models_with_a_quota_of_five_all_finish(project, monkeypatch):
         result = project.run("apply", "--auto-approve")
         assert result.code == 0, result.output
         stats = server.stats
-        assert stats["errors_by_status"].get("RESOURCE_EXHAUSTED", 0) > 0  # submissions beyond five met the quota and waited
+        assert stats["errors_by_status"].get("RESOURCE_EXHAUSTED", 0) > 0  # beyond five, submissions waited
         assert "RESOURCE_EXHAUSTED" in result.err
         assert stats["states"]["ACTIVE"] == 8
         assert sorted(stats["creates_by_id"].values()) == [1] * 8
