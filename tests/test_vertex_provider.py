@@ -1,0 +1,201 @@
+"""The vertex provider end to end through the CLI: real google-genai and google-cloud-storage clients
+against the Vertex emulator and a fake GCS server, both on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import google.oauth2.credentials
+import pytest
+from google import genai
+from google.genai import types
+
+from runner.emulators.vertex import VertexEmulator
+from runner.providers.vertex import VertexProvider
+from tests.conftest import bucket, storage_client
+
+PROJECT, LOCATION, BUCKET = "tuner-test", "us-central1", "tuner-staging"
+
+
+class SteppingClock:
+    def __init__(self, step: float = 0.25):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def gcs(gcs_server):
+    bucket(BUCKET)
+    return gcs_server
+
+
+@pytest.fixture
+def emulator(gcs) -> Iterator[VertexEmulator]:
+    server = VertexEmulator(job_seconds=3.0, clock=SteppingClock(), quota=3,
+                            storage_client_factory=storage_client).start()
+    yield server
+    server.stop()
+
+
+def spec(emulator: VertexEmulator, models: str) -> str:
+    return f"""\
+providers:
+  vertex:
+    project: {PROJECT}
+    location: {LOCATION}
+    staging_bucket: gs://{BUCKET}/tuner
+    endpoint: {emulator.url}
+    poll_seconds: 0.01
+defaults:
+  provider: vertex
+  base_model: gemini-2.5-flash
+  hyperparameters: {{epoch_count: 10, learning_rate_multiplier: 1.0, adapter_size: 4}}
+models:
+{models}"""
+
+
+TWO_SHARING_DATA = """\
+  reviews:
+    display_name: Reviews
+    description: Review sentiment
+    dataset: {train: ../data/train.jsonl, validation: ../data/valid.jsonl}
+  reviews-copy:
+    dataset: {train: ../data/train.jsonl}
+    hyperparameters: {epoch_count: 12}
+"""
+
+
+@pytest.fixture
+def vertex(project, emulator, monkeypatch):
+    monkeypatch.delenv("TUNER_VERTEX_ENDPOINT", raising=False)
+    project.spec(spec(emulator, TWO_SHARING_DATA))
+    return project
+
+
+def sdk(emulator: VertexEmulator) -> genai.Client:
+    """One client per emulator, kept alive: a collected client closes its connection under its pagers."""
+    if not hasattr(emulator, "test_client"):
+        emulator.test_client = genai.Client(vertexai=True, project=PROJECT, location=LOCATION,
+                                            credentials=google.oauth2.credentials.Credentials(token="t"),
+                                            http_options=types.HttpOptions(base_url=emulator.url))
+    return emulator.test_client
+
+
+def staged_objects() -> dict[str, int]:
+    return {b.name: b.generation for b in storage_client().list_blobs(BUCKET, prefix="tuner/datasets/")}
+
+
+def test_apply_stages_each_dataset_once_tunes_and_records_job_model_and_endpoint(vertex, emulator):
+    for blob in storage_client().list_blobs(BUCKET):
+        blob.delete()
+    result = vertex.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    models = vertex.state()["models"]
+    train_sha = models["reviews"]["dataset"]["train"]["sha256"]
+    valid_sha = models["reviews"]["dataset"]["validation"]["sha256"]
+    assert sorted(staged_objects()) == sorted(f"tuner/datasets/{sha}.jsonl" for sha in (train_sha, valid_sha))
+    stats = emulator.stats
+    assert stats["jobs_by_dataset"] == {f"gs://{BUCKET}/tuner/datasets/{train_sha}.jsonl": 2}
+    record = models["reviews"]
+    assert record["status"] == "active"
+    assert record["tuned_model_id"].startswith(f"projects/{PROJECT}/locations/{LOCATION}/models/")
+    assert record["resources"]["job"] == record["handle"]
+    assert record["resources"]["endpoint"].startswith(f"projects/{PROJECT}/locations/{LOCATION}/endpoints/")
+    assert record["provider_info"]["sdk"] == "google-genai"
+    assert record["hyperparameters"] == {"epoch_count": 10, "learning_rate_multiplier": 1.0, "adapter_size": 4}
+    assert record["metrics"]["validation_examples"] == 66
+    assert vertex.run("plan", "--detailed-exitcode").code == 0
+    answer = vertex.run("predict", "reviews", "Awful. It broke the first week and the seller ignored my emails")
+    assert answer.out.strip() == "negative"
+
+
+def test_a_second_apply_of_the_same_data_reuses_the_staged_object(vertex, emulator):
+    vertex.run("apply", "--auto-approve")
+    before = staged_objects()
+    vertex.spec(spec(emulator, TWO_SHARING_DATA.replace("epoch_count: 12", "epoch_count: 13")))
+    assert vertex.run("apply", "--auto-approve").code == 0
+    assert staged_objects() == before  # same names, same generations: nothing uploaded again
+
+
+def test_hyperparameter_change_replaces_and_deletes_the_old_model(vertex, emulator):
+    vertex.run("apply", "--auto-approve")
+    old_id = vertex.state()["models"]["reviews-copy"]["tuned_model_id"]
+    vertex.spec(spec(emulator, TWO_SHARING_DATA.replace("epoch_count: 12", "epoch_count: 13")))
+    change = next(c for c in json.loads(vertex.run("plan", "--json").out)["changes"] if c["name"] == "reviews-copy")
+    assert change["action"] == "replace"
+    assert vertex.run("apply", "--auto-approve").code == 0
+    new_id = vertex.state()["models"]["reviews-copy"]["tuned_model_id"]
+    assert new_id != old_id
+    remaining = {m.name.split("@")[0] for m in sdk(emulator).models.list(config={"query_base": False})}
+    assert old_id not in remaining and new_id in remaining
+
+
+def test_description_change_updates_the_model_in_place(vertex, emulator):
+    vertex.run("apply", "--auto-approve")
+    tuned_id = vertex.state()["models"]["reviews"]["tuned_model_id"]
+    vertex.spec(spec(emulator, TWO_SHARING_DATA.replace("Review sentiment", "Sentiment of reviews")))
+    assert vertex.run("apply", "--auto-approve").code == 0
+    assert sdk(emulator).models.get(model=tuned_id).description == "Sentiment of reviews"
+    assert emulator.stats["create_accepted"] == 2
+
+
+def test_refresh_detects_a_model_deleted_outside_tuner(vertex, emulator):
+    vertex.run("apply", "--auto-approve")
+    tuned_id = vertex.state()["models"]["reviews"]["tuned_model_id"]
+    sdk(emulator).models.delete(model=tuned_id)
+    result = vertex.run("plan", "--refresh", "--detailed-exitcode")
+    assert result.code == 2 and "deleted outside tuner" in result.out
+
+
+def test_batch_size_is_refused_with_the_vertex_alternative(vertex, emulator):
+    vertex.spec(spec(emulator, TWO_SHARING_DATA.replace("epoch_count: 12", "epoch_count: 12, batch_size: 8")))
+    result = vertex.run("validate")
+    assert result.code == 1
+    assert "models.reviews-copy.hyperparameters.batch_size: Vertex AI chooses the batch size" in result.err
+
+
+def test_missing_project_or_bucket_is_a_plan_time_error(project, emulator):
+    project.spec(spec(emulator, TWO_SHARING_DATA).replace(f"    project: {PROJECT}\n", ""))
+    result = project.run("plan")
+    assert result.code == 1 and "providers.vertex.project is required" in result.err
+
+
+def test_more_models_than_the_quota_all_finish(project, emulator):
+    models = "".join(f"  task-{i}:\n    dataset: {{train: ../data/train.jsonl}}\n"
+                     f"    hyperparameters: {{epoch_count: {i + 1}}}\n" for i in range(5))
+    project.spec(spec(emulator, models).replace("    poll_seconds: 0.01", "    poll_seconds: 0.01\n"
+                                                "    max_concurrent_jobs: 5"))
+    result = project.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    assert emulator.stats["states"] == {"JOB_STATE_SUCCEEDED": 5}
+    assert emulator.stats["rejected_by_status"].get("429", 0) > 0
+
+
+def test_deleting_a_model_whose_job_still_runs_cancels_the_job(gcs, emulator, project):
+    provider = VertexProvider({"project": PROJECT, "location": LOCATION, "staging_bucket": f"gs://{BUCKET}/tuner",
+                               "endpoint": emulator.url}, environ={"STORAGE_EMULATOR_HOST": gcs.url})
+    uri = provider.stage_dataset(project.root / "data" / "train.jsonl", "f" * 64, "text_input", "output")
+    job = sdk(emulator).tunings.tune(base_model="gemini-2.5-flash", training_dataset=types.TuningDataset(gcs_uri=uri))
+    provider.delete("reviews-vabc", job.name)
+    assert sdk(emulator).tunings.get(name=job.name).state.value == "JOB_STATE_CANCELLED"
+
+
+def test_a_crashed_submission_is_adopted_not_paid_twice(vertex, emulator):
+    assert vertex.run("apply", "--auto-approve").code == 0
+    jobs_before = emulator.stats["create_accepted"]
+    state_path = vertex.root / "state" / "default.json"
+    state = json.loads(state_path.read_text())
+    record = state["models"]["reviews"]
+    # As if the process died after Vertex accepted the job but before the job's name reached state:
+    intent = {key: value for key, value in record.items() if key not in ("handle", "resources", "metrics")}
+    intent |= {"status": "submitting", "tuned_model_id": f"reviews-v{record['fingerprint'][:10]}"}
+    state["models"]["reviews"] = {"pending": intent}
+    state_path.write_text(json.dumps(state))
+    result = vertex.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    assert emulator.stats["create_accepted"] == jobs_before  # found by its labels and adopted
+    assert vertex.state()["models"]["reviews"]["tuned_model_id"] == record["tuned_model_id"]
