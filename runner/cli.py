@@ -298,6 +298,22 @@ def emulator_gemini(port, job_seconds, fault_rate, seed, state_file):
     serve(port, job_seconds, fault_rate, seed, state_file)
 
 
+@state_group.command("migrate")
+@project_options
+@click.option("--to", "to", type=click.Choice(["gcs", "local"]), required=True,
+              help="gcs: copy state/<workspace>.json to the configured GCS backend; local: the reverse.")
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS")
+def state_migrate(config, workspace, to, lock_timeout):
+    """Move a workspace's state between the local file and the GCS backend, keeping its lineage.
+
+    The GCS location comes from `backend: {gcs: {bucket, prefix}}` in the specs. Both states are locked
+    while copying; a target holding a different history is refused. Switch the spec's backend after.
+    """
+    source, target, state = _project(config, workspace).migrate_state(to, lock_timeout)
+    click.echo(f"Migrated {len(state.models)} model(s) from {source} to {target} (lineage {state.lineage}, "
+               f"serial {state.serial}).")
+
+
 @cli.command("force-unlock")
 @project_options
 @click.argument("lock_id")

@@ -21,6 +21,7 @@ from runner.providers import Providers
 from runner.refresh import refresh_state
 from runner.spec import Config, load_config
 from runner.state import Instance, LocalBackend, State
+from runner.state.migrate import StateBackend
 
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -57,8 +58,25 @@ class Project:
             self._providers = Providers(self.root, self.config.providers)
         return self._providers
 
-    def backend(self) -> LocalBackend:
+    def backend(self, kind: str | None = None) -> StateBackend:
+        """The configured state backend (local file unless the specs say `backend: {gcs: ...}`)."""
+        kind = kind or next(iter(self.config.backend), "local")
+        if kind == "gcs":
+            settings = self.config.backend.get("gcs")
+            if not settings:
+                raise StateError("no GCS backend is configured",
+                                 remedy="add `backend: {gcs: {bucket: NAME, prefix: PATH}}` to a spec file")
+            from runner.state.gcs import GcsBackend
+
+            return GcsBackend(settings["bucket"], settings.get("prefix", ""), self.workspace)
         return LocalBackend(self.root / "state", self.workspace, display_root=self.root)
+
+    def migrate_state(self, to: str, lock_timeout: float = 0.0) -> tuple[str, str, State]:
+        """Copy the workspace's state from the other backend into `to` (gcs or local), keeping its lineage."""
+        from runner.state.migrate import migrate
+
+        source, target = self.backend("local" if to == "gcs" else "gcs"), self.backend(to)
+        return source.display, target.display, migrate(source, target, lock_timeout)
 
     def resolve(self) -> Resolution:
         cache = HashCache(self.root / ".tuner" / "cache" / "datasets.json")

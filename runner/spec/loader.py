@@ -57,6 +57,12 @@ def load_config(config_dir: Path, root: Path) -> Config:
             elif spec is not None:
                 declared[name] = spec.source
                 config.models.append(spec)
+        if "backend" in doc.data:
+            where = doc.where(("backend",))
+            if "backend" in provider_sources:
+                problems.append(f"{where}: backend: configured twice (also at {provider_sources['backend']})")
+            provider_sources["backend"] = where
+            config.backend = doc.data["backend"] or {}
         for provider, settings in (doc.data.get("providers") or {}).items():
             where = doc.where(("providers", provider))
             if provider in provider_sources:

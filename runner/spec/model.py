@@ -34,4 +34,5 @@ class Config:
 
     models: list[ModelSpec] = field(default_factory=list)
     providers: dict[str, dict] = field(default_factory=dict)  # provider name -> settings
+    backend: dict = field(default_factory=dict)  # {"gcs": {"bucket": ..., "prefix": ...}} or {} for local
     files: list[Path] = field(default_factory=list)  # every spec file read, sorted
