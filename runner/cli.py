@@ -298,6 +298,26 @@ def emulator_gemini(port, job_seconds, fault_rate, seed, state_file):
     serve(port, job_seconds, fault_rate, seed, state_file)
 
 
+@emulator.command("vertex")
+@click.option("--port", default=8766, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--job-seconds", default=5.0, show_default=True, type=click.FloatRange(0),
+              help="How long a tuning job runs before it succeeds.")
+@click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of requests answered 503.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fault injection.")
+@click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Persist the emulator's jobs and models to this file so they survive a restart.")
+def emulator_vertex(port, job_seconds, fault_rate, seed, state_file):
+    """Serve the Vertex AI tuning-jobs surface (v1beta1 REST) on 127.0.0.1:PORT.
+
+    Point tuner at it with providers.vertex.endpoint or TUNER_VERTEX_ENDPOINT; datasets are read from GCS
+    (set STORAGE_EMULATOR_HOST to use a GCS emulator).
+    """
+    from runner.emulators.vertex import serve
+
+    serve(port, job_seconds, fault_rate, seed, state_file)
+
+
 @state_group.command("migrate")
 @project_options
 @click.option("--to", "to", type=click.Choice(["gcs", "local"]), required=True,
