@@ -83,13 +83,17 @@ def validate(config, workspace, allow_small_dataset):
 @cli.command()
 @project_options
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only this model (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text (= --format json).")
+@click.option("--markdown", is_flag=True, help="Print a pull-request comment (= --format markdown).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default=None,
+              help="Output format. Default: text.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 when changes are present.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the plan; `tuner apply FILE` then applies exactly it (or refuses if stale).")
 @click.option("--refresh", is_flag=True, help="Ask each provider what it really holds (one list call each).")
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
-def plan(config, workspace, targets, as_json, detailed_exitcode, out, refresh, allow_small_dataset):
+def plan(config, workspace, targets, as_json, markdown, output_format, detailed_exitcode, out, refresh,
+         allow_small_dataset):
     """Show what apply would create (+), replace (-/+), update in place (~) or destroy (-).
 
     Changed fields are shown old -> new; fields that force a new tuned model are marked.
@@ -101,8 +105,14 @@ def plan(config, workspace, targets, as_json, detailed_exitcode, out, refresh, a
     _warn(resolution.warnings)
     if out:
         project.save_plan(out, the_plan, resolution, list(targets))
-    _out(render.plan_json(the_plan) if as_json else render.plan_text(the_plan, render.use_colour()))
-    if out and not as_json:
+    output_format = output_format or ("json" if as_json else "markdown" if markdown else "text")
+    if output_format == "json":
+        _out(render.plan_json(the_plan))
+    elif output_format == "markdown":
+        _out(render.plan_markdown(the_plan))
+    else:
+        _out(render.plan_text(the_plan, render.use_colour()))
+    if out and output_format == "text":
         click.echo(f"\nSaved the plan to {out}. Apply exactly it with: tuner apply {out}")
     if detailed_exitcode and the_plan.has_changes:
         sys.exit(EXIT_CHANGES)

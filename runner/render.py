@@ -92,6 +92,36 @@ def _value(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+MARKDOWN_ICONS = {CREATE: "🟢 create", REPLACE: "🟠 replace", UPDATE: "🟡 update", DELETE: "🔴 destroy",
+                  NOOP: "⚪ cleanup"}
+
+
+def plan_markdown(plan: Plan) -> str:
+    """A pull-request comment: a table of changes with their field diffs, the full plan collapsed."""
+    changed = [c for c in plan.changes if c.is_change]
+    if not changed:
+        return "### tuner plan: no changes\n\nYour tuned models match the configuration.\n"
+    lines = [f"### tuner plan: {summary_line(plan).removeprefix('Plan: ')}", "",
+             "| Model | Provider | Action | Changes |", "|---|---|---|---|"]
+    for change in changed:
+        lines.append(f"| `{change.name}` | {change.provider} | {MARKDOWN_ICONS[change.action]} | "
+                     f"{_markdown_fields(change)} |")
+    lines += ["", "<details><summary>Full plan</summary>", "", "```diff", plan_text(plan).rstrip(), "```", "",
+              "</details>", ""]
+    return "\n".join(lines)
+
+
+def _markdown_fields(change: Change) -> str:
+    if change.action in (CREATE, DELETE):
+        notes = [change.reason] if change.reason else []
+    else:
+        notes = [f"`{f.path}`: `{_value(f.old)}` → `{_value(f.new)}`" + (" **(forces replacement)**"
+                 if f.forces_replacement else "") for f in change.fields]
+        notes += [change.reason] if change.reason else []
+    notes += [f"deletes superseded `{tuned_id}`" for tuned_id in change.cleanup]
+    return "<br>".join(n.replace("|", "\\|") for n in notes)
+
+
 def plan_json(plan: Plan) -> str:
     return json.dumps(plan_to_dict(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 

@@ -200,3 +200,14 @@ def test_show_and_state_commands_print_what_is_recorded(project):
     assert f'tuned_model_id: "{tuned_id}"' in shown and "validation_accuracy" in shown
     assert "serial" in project.run("show").out
     assert json.loads(project.run("show", "--json").out)["models"]["sentiment"]["tuned_model_id"] == tuned_id
+
+
+def test_markdown_plan_is_a_pull_request_comment(project):
+    project.run("apply", "--auto-approve")
+    assert project.run("plan", "--markdown").out.startswith("### tuner plan: no changes")
+    project.spec(SENTIMENT_SPEC.replace("learning_rate: 0.5", "learning_rate: 0.25"))
+    comment = project.run("plan", "--format", "markdown").out
+    assert comment.startswith("### tuner plan: 0 to add, 1 to replace, 0 to change, 0 to destroy.")
+    assert "| `sentiment` | local | 🟠 replace | `hyperparameters.learning_rate`: `0.5` → `0.25` " \
+           "**(forces replacement)** |" in comment
+    assert "<details><summary>Full plan</summary>" in comment
