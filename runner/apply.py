@@ -22,11 +22,12 @@ from typing import Protocol
 from runner.datasets import iter_examples
 from runner.desired import DesiredModel
 from runner.errors import AlreadyExistsError, ProviderError
+from runner.evaluate import GateResult, check_gate, evaluate
 from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan
 from runner.providers.base import ACTIVE as JOB_ACTIVE
 from runner.providers.base import FAILED as JOB_FAILED
 from runner.providers.base import Provider
-from runner.state.model import ACTIVE, CREATING, FAILED, SUBMITTING, Instance, State
+from runner.state.model import ACTIVE, CREATING, FAILED, REJECTED, SUBMITTING, Instance, State
 
 
 class Reporter(Protocol):
@@ -147,6 +148,8 @@ class Applier:
         tuned_id = provider.tuned_model_id(model)
         slot = self._slots.setdefault(change.provider, threading.Semaphore(provider.capabilities.max_concurrent_jobs))
         with slot:
+            if self.clock.stop.is_set():  # Ctrl-C while this job waited for a slot: submit nothing new
+                raise Interrupted()
             pending = self._prepare(change, model, provider, tuned_id)
             if pending.status == SUBMITTING:
                 self._submit(change.name, model, provider, pending)
@@ -210,6 +213,9 @@ class Applier:
                     pending.tuned_model_id = status.tuned_model_id or pending.tuned_model_id
                     pending.resources = status.resources or pending.resources
                 metrics = self._evaluate(model, provider, pending.tuned_model_id)
+                verdict = self._judge(name, model, provider, metrics)
+                if not verdict.passed:
+                    return self._reject(name, pending, metrics, verdict.reasons)
                 self._promote(name, pending, metrics)
                 self.reporter.event(name, "active", _elapsed(self.clock.monotonic() - started))
                 return None
@@ -228,21 +234,43 @@ class Applier:
         """The new model is ACTIVE: it becomes current; the one it replaces is deposed, then deleted."""
         with self._state_lock:
             record = self.state.record(name)
-            pending.status, pending.updated_at, pending.metrics = ACTIVE, self.clock.now(), metrics
+            now = self.clock.now()
+            pending.status, pending.updated_at, pending.metrics, pending.error = ACTIVE, now, metrics, None
             # A model re-created under the same id (it vanished at the provider) has nothing to depose.
             if record.current is not None and record.current.tuned_model_id != pending.tuned_model_id:
-                record.deposed.append(record.current)
+                record.supersede(now)
             record.current, record.pending = pending, None
             self._write(self.state)
 
+    def _reject(self, name: str, pending: Instance, metrics: dict, reasons: tuple[str, ...]) -> str:
+        """Below the quality gate: the old model stays current, the new one is kept and recorded, not promoted."""
+        message = "; ".join(reasons)
+        with self._state_lock:
+            pending.status, pending.metrics, pending.error = REJECTED, metrics, message
+            pending.updated_at = self.clock.now()
+            self._write(self.state)
+        self.reporter.event(name, "rejected", message)
+        return f"not promoted: rejected by the quality gate: {message}"
+
     def _evaluate(self, model: DesiredModel, provider: Provider, tuned_id: str) -> dict:
-        if model.validation is None:
+        """Score the model on its eval set (eval.dataset, else the validation set), if it has one."""
+        if model.eval_set is None:
             return {}
-        examples = list(iter_examples(model.path("validation"), model.input_key, model.output_key))
-        correct = sum(self._call(provider, lambda e=e: provider.predict(tuned_id, e.input)).strip() == e.output.strip()
-                      for e in examples)
-        return {"validation_accuracy": round(correct / len(examples), 4) if examples else None,
-                "validation_examples": len(examples)}
+        examples = [(e.input, e.output) for e in iter_examples(model.path("eval"), model.input_key, model.output_key)]
+        return evaluate(examples, lambda text: self._call(provider, lambda: provider.predict(tuned_id, text)),
+                        model.eval_set.sha256, consistency=model.eval_consistency)
+
+    def _judge(self, name: str, model: DesiredModel, provider: Provider, metrics: dict) -> GateResult:
+        if not model.gate:
+            return GateResult(True)
+        current = self.state.record(name).current
+        previous = current.metrics if current is not None and current.status == ACTIVE else None
+        if model.gate.get("no_regression") and current is not None and model.eval_set is not None and \
+                (previous or {}).get("eval_set", {}).get("sha256") != model.eval_set.sha256:
+            # The current model was scored on another eval set (or never): score it now on this one.
+            self.reporter.event(name, "evaluating", f"current model {current.tuned_model_id} for no_regression")
+            previous = self._evaluate(model, self.providers[current.provider], current.tuned_model_id)
+        return check_gate(model.gate, metrics, previous)
 
     def _update(self, change: Change, model: DesiredModel, provider: Provider) -> None:
         record = self.state.record(change.name)

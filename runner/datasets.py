@@ -61,10 +61,14 @@ def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSu
     try:
         for line, item in reader(path, input_key, output_key):
             if isinstance(item, Example):
+                try:
+                    inp, out = item.input.encode("utf-8"), item.output.encode("utf-8")
+                except UnicodeEncodeError as exc:  # a "\ud800" escape: JSON allows it, UTF-8 cannot carry it
+                    item = (1, f"unpaired surrogate {exc.object[exc.start]!r} in a value: not valid Unicode text")
+            if isinstance(item, Example):
                 count += 1
                 max_input = max(max_input, len(item.input))
                 max_output = max(max_output, len(item.output))
-                inp, out = item.input.encode("utf-8"), item.output.encode("utf-8")
                 text_bytes += len(inp) + len(out)
                 digest.update(b"%d:%b%d:%b" % (len(inp), inp, len(out), out))
                 fingerprints.append(hash((item.input, item.output)))
@@ -130,6 +134,9 @@ def _iter_jsonl(path: Path, input_key: str, output_key: str):
             except RecursionError:
                 yield number, (1, "invalid JSON: nested too deeply")
                 continue
+            except ValueError as exc:  # e.g. an integer of more than 4300 digits
+                yield number, (1, f"invalid JSON: {str(exc).split(';')[0]}")
+                continue
             if not isinstance(record, dict):
                 yield number, (1, f"not a JSON object (got {_json_type(record)})")
                 continue
@@ -161,10 +168,30 @@ def _json_type(value) -> str:
             int: "number", float: "number"}.get(type(value), type(value).__name__)
 
 
+class _BadLine(Exception):
+    def __init__(self, line: int, column: int, reason: str):
+        super().__init__(reason)
+        self.line, self.column, self.reason = line, column, reason
+
+
+def _decoded_lines(handle):
+    """Physical lines decoded one by one, so a bad byte is named by its own line and column."""
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM):]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _BadLine(number, exc.start + 1, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+        if "\x00" in text:
+            raise _BadLine(number, text.index("\x00") + 1, "NUL byte in CSV")
+        yield text
+
+
 def _iter_csv(path: Path, input_key: str, output_key: str):
     """CSV with a header row; column in messages is the 1-based field number."""
-    with open(path, encoding="utf-8-sig", newline="", errors="strict") as handle:
-        reader = csv.reader(handle)
+    with open(path, "rb") as handle:
+        reader = csv.reader(_decoded_lines(handle))
         try:
             header = next(reader, None)
             if header is None:
@@ -179,8 +206,8 @@ def _iter_csv(path: Path, input_key: str, output_key: str):
                 if not any(cell.strip() for cell in row):
                     continue
                 yield number, _csv_example(number, row, positions, (input_key, output_key))
-        except UnicodeDecodeError as exc:
-            yield reader.line_num + 1, (1, f"invalid UTF-8 ({exc.reason})")
+        except _BadLine as bad:
+            yield bad.line, (bad.column, bad.reason)
         except csv.Error as exc:
             yield reader.line_num, (1, f"invalid CSV: {exc}")
 

@@ -47,6 +47,9 @@ class DesiredModel:
     prevent_destroy: bool
     source: str
     root: Path = field(compare=False)
+    eval_set: DatasetInfo | None = None  # what apply scores new models on: eval.dataset, else validation
+    eval_consistency: bool = True
+    gate: dict = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -65,7 +68,7 @@ class DesiredModel:
                                 self.hyperparameters, self.dataset_record(), self.prevent_destroy)
 
     def path(self, which: str = "train") -> Path:
-        info = self.train if which == "train" else self.validation
+        info = {"train": self.train, "validation": self.validation, "eval": self.eval_set}[which]
         return self.root / info.path
 
 
@@ -126,10 +129,11 @@ def resolve(config: Config, root: Path, providers: Providers, cache: HashCache,
             continue
         model_problems = _hyperparameter_problems(spec, provider)
         train = summaries.get((spec.dataset.train, spec.dataset.input_key, spec.dataset.output_key))
-        validation = None
-        if spec.dataset.validation:
-            validation = summaries.get((spec.dataset.validation, spec.dataset.input_key, spec.dataset.output_key))
-        if train is None or (spec.dataset.validation and validation is None) or model_problems:
+        keys = (spec.dataset.input_key, spec.dataset.output_key)
+        validation = summaries.get((spec.dataset.validation, *keys)) if spec.dataset.validation else None
+        eval_set = summaries.get((spec.eval_dataset, *keys)) if spec.eval_dataset else None
+        missing = (spec.dataset.validation and validation is None) or (spec.eval_dataset and eval_set is None)
+        if train is None or missing or model_problems:
             problems.extend(model_problems)
             continue
         hyperparameters = {**provider.capabilities.hyperparameter_defaults, **spec.hyperparameters}
@@ -141,6 +145,9 @@ def resolve(config: Config, root: Path, providers: Providers, cache: HashCache,
             input_key=spec.dataset.input_key, output_key=spec.dataset.output_key,
             hyperparameters=hyperparameters, prevent_destroy=spec.prevent_destroy,
             source=spec.source, root=root,
+            eval_set=_info(spec.eval_dataset, root, eval_set) if eval_set else (
+                _info(spec.dataset.validation, root, validation) if validation else None),
+            eval_consistency=spec.eval_consistency, gate=spec.gate,
         )
         size_problems = _size_problems(spec, model, allow_small_dataset or spec.dataset.allow_small)
         problems.extend(p for p in size_problems if not p.startswith("warning: "))
@@ -168,7 +175,7 @@ def _scan_all(specs: list[ModelSpec], root: Path, cache: HashCache):
     warnings: list[str] = []
     wanted = []
     for spec in specs:
-        for path in (spec.dataset.train, spec.dataset.validation):
+        for path in (spec.dataset.train, spec.dataset.validation, spec.eval_dataset):
             if path is not None:
                 wanted.append((path, spec.dataset.input_key, spec.dataset.output_key, spec.source, spec.name))
     for path, input_key, output_key, source, name in wanted:

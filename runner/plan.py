@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from runner.desired import DesiredModel
 from runner.errors import PlanError
 from runner.providers.base import Capabilities, ObservedModel
-from runner.state.model import FAILED, Instance, ModelRecord, State
+from runner.state.model import FAILED, REJECTED, Instance, ModelRecord, State
 
 CREATE, REPLACE, UPDATE, DELETE, NOOP = "create", "replace", "update", "delete", "noop"
 ACTIONS = (CREATE, REPLACE, UPDATE, DELETE, NOOP)
@@ -39,6 +39,7 @@ class Change:
     cleanup: tuple[str, ...] = ()  # tuned model ids of superseded or abandoned instances to delete
     prior_id: str | None = None  # the current tuned model id, if any
     fingerprint: str | None = None  # the desired fingerprint (None for delete)
+    metrics: dict = field(default_factory=dict)  # the current model's last recorded evaluation
 
     @property
     def is_change(self) -> bool:
@@ -141,6 +142,9 @@ def _change(model: DesiredModel, record: ModelRecord, caps: Capabilities, observ
             cleanup.append(pending.tuned_model_id)
         elif pending.status == FAILED:
             reason = f"retry: the previous job failed: {pending.error or 'no message'}"
+        elif pending.status == REJECTED:
+            resume, reason = True, (f"{pending.tuned_model_id} was rejected by the quality gate ({pending.error}); "
+                                    f"apply scores it again without a new job")
         else:
             resume, reason = True, f"job already submitted ({pending.handle or pending.tuned_model_id}): wait for it"
     current = record.current
@@ -148,7 +152,7 @@ def _change(model: DesiredModel, record: ModelRecord, caps: Capabilities, observ
     if current is None:
         fields = tuple(FieldChange(path, None, new, True) for path, new in _flatten(model.attributes()))
         return Change(action=CREATE, fields=fields, reason=reason, resume=resume, **common)
-    common["prior_id"] = current.tuned_model_id
+    common["prior_id"], common["metrics"] = current.tuned_model_id, current.metrics
     seen = observed.find(current.provider, current.tuned_model_id)
     if seen is None:
         fields = tuple(FieldChange(path, None, new, True) for path, new in _flatten(model.attributes()))

@@ -42,6 +42,7 @@ def _change_to_dict(change: Change) -> dict:
         "cleanup": list(change.cleanup),
         "prior_id": change.prior_id,
         "fingerprint": change.fingerprint,
+        "metrics": change.metrics,
     }
 
 
@@ -52,7 +53,7 @@ def plan_from_dict(data: dict, lineage: str, serial: int) -> Plan:
             fields=tuple(FieldChange(path, f["old"], f["new"], f["forces_replacement"])
                          for path, f in c["fields"].items()),
             reason=c["reason"], resume=c["resume"], cleanup=tuple(c["cleanup"]),
-            prior_id=c["prior_id"], fingerprint=c["fingerprint"],
+            prior_id=c["prior_id"], fingerprint=c["fingerprint"], metrics=c.get("metrics", {}),
         )
         for c in data["changes"]
     )

@@ -66,6 +66,9 @@ def _change_lines(change: Change, colour: bool) -> list[str]:
         if change.prior_id and action in (REPLACE, UPDATE, DELETE):
             head += f" [{change.prior_id}]"
     lines = [head]
+    if change.metrics.get("accuracy") is not None:
+        evaluated = change.metrics.get("eval_set", {}).get("examples", "?")
+        lines.append(f"      # current model: accuracy {change.metrics['accuracy']:.2%} on {evaluated} eval examples")
     if change.resume:
         lines.append(f"      # resuming: {change.reason}; nothing new is paid for")
     elif change.reason:

@@ -25,7 +25,7 @@ def test_first_apply_creates_the_model_and_records_state(project):
                                           "sha256": record["dataset"]["train"]["sha256"]}
     assert record["dataset"]["validation"]["examples"] == 66
     assert record["hyperparameters"] == {"epoch_count": 4, "batch_size": 8, "learning_rate": 0.5}
-    assert 0.5 < record["metrics"]["validation_accuracy"] <= 1.0
+    assert 0.5 < record["metrics"]["accuracy"] <= 1.0
     assert record["created_at"] and record["updated_at"]
     assert record["provider_info"]["sdk"] == "tuner-local-trainer"
     assert project.artifacts() == [record["tuned_model_id"]]
@@ -197,7 +197,7 @@ def test_show_and_state_commands_print_what_is_recorded(project):
     tuned_id = project.state()["models"]["sentiment"]["tuned_model_id"]
     assert tuned_id in project.run("state", "list").out
     shown = project.run("state", "show", "sentiment").out
-    assert f'tuned_model_id: "{tuned_id}"' in shown and "validation_accuracy" in shown
+    assert f'tuned_model_id: "{tuned_id}"' in shown and "accuracy" in shown
     assert "serial" in project.run("show").out
     assert json.loads(project.run("show", "--json").out)["models"]["sentiment"]["tuned_model_id"] == tuned_id
 

@@ -107,7 +107,7 @@ def test_apply_stages_each_dataset_once_tunes_and_records_job_model_and_endpoint
     assert record["resources"]["endpoint"].startswith(f"projects/{PROJECT}/locations/{LOCATION}/endpoints/")
     assert record["provider_info"]["sdk"] == "google-genai"
     assert record["hyperparameters"] == {"epoch_count": 10, "learning_rate_multiplier": 1.0, "adapter_size": 4}
-    assert record["metrics"]["validation_examples"] == 66
+    assert record["metrics"]["eval_set"]["examples"] == 66
     assert vertex.run("plan", "--detailed-exitcode").code == 0
     answer = vertex.run("predict", "reviews", "Awful. It broke the first week and the seller ignored my emails")
     assert answer.out.strip() == "negative"

@@ -57,6 +57,8 @@ def load_config(config_dir: Path, root: Path) -> Config:
             elif spec is not None:
                 declared[name] = spec.source
                 config.models.append(spec)
+        if "budget" in doc.data:
+            config.budget = doc.data["budget"] or {}
         if "backend" in doc.data:
             where = doc.where(("backend",))
             if "backend" in provider_sources:
@@ -180,11 +182,17 @@ def _build(name: str, fields: dict, doc: YamlDocument, at: tuple, root: Path) ->
             problems.append(f"{where}: models.{name}.{required}: required (set it here or under defaults)")
     train = validation = None
     if dataset.get("train"):
-        train, problem = _resolve(dataset["train"], doc, at + ("dataset", "train"), root, name, "train")
+        train, problem = _resolve(dataset["train"], doc, at + ("dataset", "train"), root, f"{name}.dataset.train")
         problems += problem
     if dataset.get("validation"):
-        validation, problem = _resolve(dataset["validation"], doc, at + ("dataset", "validation"), root, name,
-                                       "validation")
+        validation, problem = _resolve(dataset["validation"], doc, at + ("dataset", "validation"), root,
+                                       f"{name}.dataset.validation")
+        problems += problem
+    evaluation = fields.get("eval") or {}
+    eval_dataset = None
+    if evaluation.get("dataset"):
+        eval_dataset, problem = _resolve(evaluation["dataset"], doc, (*at, "eval", "dataset"), root,
+                                         f"{name}.eval.dataset")
         problems += problem
     if problems:
         return problems, None
@@ -204,14 +212,26 @@ def _build(name: str, fields: dict, doc: YamlDocument, at: tuple, root: Path) ->
         hyperparameters=dict(fields.get("hyperparameters") or {}),
         prevent_destroy=bool((fields.get("lifecycle") or {}).get("prevent_destroy", False)),
         source=where,
+        eval_dataset=eval_dataset,
+        eval_consistency=bool(evaluation.get("consistency", True)),
+        gate=dict(fields.get("gate") or {}),
     )
     return [], spec
 
 
-def _resolve(value: str, doc: YamlDocument, at: tuple, root: Path, name: str, which: str):
+def _origin(doc: YamlDocument, at: tuple) -> tuple:
+    """Where a merged value was written: in the model entry itself, or else under defaults."""
+    inherited = ("defaults", *at[2:])
+    return at if at in doc.lines or inherited not in doc.lines else inherited
+
+
+def _resolve(value: str, doc: YamlDocument, at: tuple, root: Path, field: str):
     """A dataset path relative to its YAML file; refused when it leaves the project root."""
+    at = _origin(doc, at)
+    if "\x00" in value:
+        return None, [f"{doc.where(at)}: models.{field}: NUL character in a path"]
     resolved = (doc.path.parent / value).resolve()
     if not resolved.is_relative_to(root):
-        return None, [f"{doc.where(at)}: models.{name}.dataset.{which}: {value} resolves to {resolved}, "
+        return None, [f"{doc.where(at)}: models.{field}: {value} resolves to {resolved}, "
                       f"outside the project root {root}"]
     return resolved, []

@@ -26,6 +26,9 @@ class ModelSpec:
     hyperparameters: dict
     prevent_destroy: bool
     source: str  # "configs/a.yaml:12", where the model is declared
+    eval_dataset: Path | None = None  # absolute; None means the validation set
+    eval_consistency: bool = True
+    gate: dict = field(default_factory=dict)  # {"min_accuracy": 0.85, "no_regression": true}
 
 
 @dataclass
@@ -35,4 +38,5 @@ class Config:
     models: list[ModelSpec] = field(default_factory=list)
     providers: dict[str, dict] = field(default_factory=dict)  # provider name -> settings
     backend: dict = field(default_factory=dict)  # {"gcs": {"bucket": ..., "prefix": ...}} or {} for local
+    budget: dict = field(default_factory=dict)  # {"max_plan_cost_usd": 50}
     files: list[Path] = field(default_factory=list)  # every spec file read, sorted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import yaml
 from runner.errors import SpecError
 
 Path_ = tuple  # a field path such as ("models", "x", "hyperparameters", "batch_size")
+
+MAX_DEPTH = 64
 
 try:  # the C loader is an order of magnitude faster; fall back where libyaml is absent
     _Loader = yaml.CSafeLoader
@@ -45,8 +49,14 @@ def load_yaml(path: Path, display: str) -> YamlDocument:
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise SpecError([f"{display}:{line}: NUL character in YAML"])
+    depth, line = _flow_depth(text)
+    if depth > MAX_DEPTH:
+        raise SpecError([f"{display}:{line}: nesting deeper than {MAX_DEPTH} levels"])
     try:
         node = yaml.compose(text, Loader=_Loader)
+    except yaml.reader.ReaderError as exc:  # a forbidden character: blame its own line
+        line = text.count("\n", 0, exc.position) + 1
+        raise SpecError([f"{display}:{line}: invalid YAML: unacceptable character #x{exc.character:04x}"]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -91,15 +101,46 @@ def _construct(node: yaml.Node, path: Path_, doc: YamlDocument, problems: list[s
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, path + (i,), doc, problems, depth + 1) for i, item in enumerate(node.value)]
-    return _scalar(node, doc, problems)
+    return _scalar(node, path, doc, problems)
 
 
-def _scalar(node: yaml.ScalarNode, doc: YamlDocument, problems: list[str]):
+def _scalar(node: yaml.ScalarNode, path: Path_, doc: YamlDocument, problems: list[str]):
+    where = f"{doc.display}:{node.start_mark.line + 1}: {_dotted(path) or '(top level)'}"
     try:
-        return _Loader("").construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, OverflowError) as exc:
-        problems.append(f"{doc.display}:{node.start_mark.line + 1}: cannot read value {node.value!r}: {exc}")
+        value = _Loader("").construct_object(node, deep=True)
+    except Exception as exc:  # odd tagged scalars raise Value, Index, Key or AttributeError alike
+        problems.append(f"{where}: cannot read value {node.value[:40]!r} ({type(exc).__name__})")
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{where}: {node.value!r} is not a finite number")
+        return None
+    return value
+
+
+_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\n]|\'\')*\'|#[^\n]*')
+_BRACKETS = re.compile(r"[\[\]{}\n]|^(?:[ \t]*- )+", re.MULTILINE)
+
+
+def _flow_depth(text: str) -> tuple[int, int]:
+    """The deepest nesting of flow brackets or one-line `- - -` sequences, and its line.
+
+    libyaml recurses per level in C and crashes the process on absurd depths, so they are refused first.
+    """
+    depth = deepest = 0
+    line = deepest_line = 1
+    for token in _BRACKETS.findall(_QUOTED.sub('""', text)):
+        if token == "\n":
+            line += 1
+            continue
+        if token.endswith("- "):
+            nested = depth + token.count("- ")
+            if nested > deepest:
+                deepest, deepest_line = nested, line
+            continue
+        depth += 1 if token in "[{" else -1
+        if depth > deepest:
+            deepest, deepest_line = depth, line
+    return deepest, deepest_line
 
 
 def _dotted(path: Path_) -> str:

@@ -16,6 +16,8 @@ from runner.errors import StateError
 
 FORMAT_VERSION = 1
 SUBMITTING, CREATING, ACTIVE, FAILED = "submitting", "creating", "active", "failed"
+REJECTED = "rejected"  # tuned fine, but below the spec's quality gate: kept, never promoted
+HISTORY_KEPT = 10
 
 
 @dataclass
@@ -44,7 +46,7 @@ class Instance:
 
     @classmethod
     def from_dict(cls, data: dict) -> Instance:
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"history"}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -53,9 +55,18 @@ class ModelRecord:
     current: Instance | None = None
     pending: Instance | None = None
     deposed: list[Instance] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)  # superseded models: id, fingerprint, metrics, dates
 
     def is_empty(self) -> bool:
         return self.current is None and self.pending is None and not self.deposed
+
+    def supersede(self, now: str) -> None:
+        """The current model is replaced: remember what it was and how it scored, then depose it."""
+        old = self.current
+        self.history = [*self.history, {"tuned_model_id": old.tuned_model_id, "fingerprint": old.fingerprint,
+                                        "metrics": old.metrics, "created_at": old.created_at,
+                                        "replaced_at": now}][-HISTORY_KEPT:]
+        self.deposed.append(old)
 
     def to_dict(self) -> dict:
         data = _instance_dict(self.current) if self.current else {}
@@ -63,13 +74,16 @@ class ModelRecord:
             data["pending"] = _instance_dict(self.pending)
         if self.deposed:
             data["deposed"] = [_instance_dict(d) for d in self.deposed]
+        if self.history and data:
+            data["history"] = self.history
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelRecord:
         current = Instance.from_dict(data) if "tuned_model_id" in data else None
         pending = Instance.from_dict(data["pending"]) if data.get("pending") else None
-        return cls(current, pending, [Instance.from_dict(d) for d in data.get("deposed", [])])
+        return cls(current, pending, [Instance.from_dict(d) for d in data.get("deposed", [])],
+                   list(data.get("history", [])))
 
 
 def _instance_dict(instance: Instance) -> dict:

@@ -1,0 +1,531 @@
+"""What a tuned model costs, and when it pays for itself.
+
+Everything here is a pure function of its arguments. The only input read from disk is the pricing table
+shipped next to this file (runner/pricing.json: dated, with its sources), merged with the overrides a spec
+gives under `providers.<name>.pricing`; the only output written is a chart the caller asks for.
+
+Prices are per million tokens. Training is billed per training token, i.e. dataset tokens x epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from xml.sax.saxutils import escape
+
+from runner.errors import TunerError
+
+if TYPE_CHECKING:
+    from runner.desired import DesiredModel
+
+PRICING_PATH = Path(__file__).parent / "pricing.json"
+PRICE_FIELDS = ("training_per_million_tokens", "input_per_million_tokens", "output_per_million_tokens")
+TEXT_FIELDS = ("note", "source")
+
+# Token estimate: Google documents "a token is equivalent to about 4 characters" for Gemini models
+# (https://ai.google.dev/gemini-api/docs/tokens). No Gemini tokenizer is available offline, so this rule
+# of thumb is all a plan can use without calling the API.
+CHARS_PER_TOKEN = 4
+TOKENS_PER_EXAMPLE = 4  # role/turn framing around each (input, output) pair
+
+# epoch_count left unset: the provider picks it. Gemini API: "If not set, a default of 5 will be used"
+# (ai.google.dev Hyperparameters reference); local: runner/providers/local.py. Vertex AI "automatically
+# adjusts the default value to your training dataset size" and publishes no number, so 1 is assumed.
+DOCUMENTED_DEFAULT_EPOCHS = {"gemini": 5, "local": 5}
+FALLBACK_EPOCHS = 1
+
+DEFAULT_HORIZON_MONTHS = 24  # chart length when the tuned model never pays back
+MAX_DEFAULT_HORIZON_MONTHS = 120  # ten years: past that a chart says nothing useful
+_EPSILON = 1e-9  # float noise: $6 / $0.10 a month must be month 60, not 61
+
+
+# -- pricing table -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """One base model's prices in USD per million tokens; None where no figure is known."""
+
+    training_per_million_tokens: float | None
+    input_per_million_tokens: float | None
+    output_per_million_tokens: float | None
+    note: str = ""
+    source: str = ""
+    unverified: frozenset[str] = frozenset()  # price fields not confirmed on the provider's own page
+    overridden: frozenset[str] = frozenset()  # fields set by a spec's providers.<name>.pricing
+
+
+@dataclass(frozen=True)
+class Pricing:
+    as_of: str
+    currency: str
+    sources: tuple[dict, ...]
+    providers: dict[str, dict[str, ModelPrice]]
+
+    def lookup(self, provider: str, base_model: str) -> ModelPrice | None:
+        """The entry for a base model, accepting the Gemini API's `models/` prefix or its absence."""
+        models = self.providers.get(provider, {})
+        for name in _name_variants(base_model):
+            if name in models:
+                return models[name]
+        return None
+
+
+def load_pricing(overrides: dict | None = None, path: Path = PRICING_PATH) -> Pricing:
+    """The shipped pricing table, deep-merged with `overrides` ({provider: {base_model: {field: value}}}).
+
+    Overrides replace single fields, so a spec can correct one price and keep the rest. Raises TunerError
+    naming every malformed override at once.
+    """
+    table = json.loads(path.read_text(encoding="utf-8"))
+    providers = copy.deepcopy(table["providers"])
+    overridden: dict[tuple[str, str], set[str]] = {}
+    if overrides:
+        _check_overrides(overrides)
+        for provider, models in overrides.items():
+            for base_model, fields in models.items():
+                existing = providers.setdefault(provider, {})
+                key = next((n for n in _name_variants(base_model) if n in existing), base_model)
+                existing.setdefault(key, {}).update(fields)
+                overridden.setdefault((provider, key), set()).update(fields)
+    return Pricing(
+        as_of=table["as_of"],
+        currency=table["currency"],
+        sources=tuple(table.get("sources", ())),
+        providers={provider: {name: _model_price(entry, overridden.get((provider, name), set()))
+                              for name, entry in models.items()}
+                   for provider, models in providers.items()},
+    )
+
+
+def overrides_from_settings(provider_settings: dict) -> dict:
+    """Pick `pricing` out of a spec's `providers:` mapping, in the shape load_pricing takes."""
+    return {name: settings["pricing"] for name, settings in provider_settings.items()
+            if isinstance(settings, dict) and settings.get("pricing")}
+
+
+def _model_price(entry: dict, overridden: set[str]) -> ModelPrice:
+    """A price set in a spec is the user's own figure, so it is no longer 'unverified'."""
+    return ModelPrice(*(entry.get(name) for name in PRICE_FIELDS), note=entry.get("note") or "",
+                      source=entry.get("source") or "",
+                      unverified=frozenset(entry.get("unverified", ())) - overridden,
+                      overridden=frozenset(overridden))
+
+
+def _check_overrides(overrides: dict) -> None:
+    problems = []
+    if not isinstance(overrides, dict):
+        problems.append(f"providers.*.pricing: must be a mapping, got {type(overrides).__name__}")
+    else:
+        for provider, models in overrides.items():
+            where = f"providers.{provider}.pricing"
+            if not isinstance(models, dict):
+                problems.append(f"{where}: must map base models to prices, got {type(models).__name__}")
+                continue
+            for base_model, fields in models.items():
+                if not isinstance(fields, dict):
+                    problems.append(f"{where}.{base_model}: must be a mapping of prices")
+                    continue
+                problems.extend(f"{where}.{base_model}.{name}: {reason}"
+                                for name, reason in _field_problems(fields))
+    if problems:
+        raise TunerError("\n".join(problems),
+                         remedy=f"prices are numbers >= 0 (USD per million tokens) under {', '.join(PRICE_FIELDS)}")
+
+
+def _field_problems(fields: dict):
+    for name, value in fields.items():
+        if name in PRICE_FIELDS:
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if value is not None and (not is_number or value < 0 or math.isnan(value)):
+                yield name, f"must be a number >= 0, got {value!r}"
+        elif name in TEXT_FIELDS:
+            if not isinstance(value, str):
+                yield name, f"must be a string, got {type(value).__name__}"
+        else:
+            yield name, f"unknown field (known: {', '.join(PRICE_FIELDS + TEXT_FIELDS)})"
+
+
+def _name_variants(base_model: str) -> tuple[str, ...]:
+    if base_model.startswith("models/"):
+        return base_model, base_model.removeprefix("models/")
+    return base_model, f"models/{base_model}"
+
+
+# -- training cost -------------------------------------------------------------------------------------
+
+def estimate_tokens(text_bytes: int, examples: int) -> int:
+    """Tokens in one pass over a dataset: ceil(text_bytes / 4) + 4 per example.
+
+    No Gemini tokenizer is available offline (counting exactly needs the API's count_tokens call), so
+    this uses Google's published rule of thumb, "a token is equivalent to about 4 characters"
+    (https://ai.google.dev/gemini-api/docs/tokens), plus 4 tokens per example for the user/model turn
+    framing (our allowance, not a published figure). It counts UTF-8 bytes, which equal characters for
+    ASCII and exceed them for other scripts. The rule is for English text; code and other languages
+    tokenize differently, so treat the result as an estimate: the provider's bill is the truth.
+    """
+    if text_bytes < 0 or examples < 0:
+        raise ValueError(f"text_bytes and examples must be >= 0, got {text_bytes} and {examples}")
+    return -(-text_bytes // CHARS_PER_TOKEN) + TOKENS_PER_EXAMPLE * examples
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    tokens: int  # estimated tokens in one pass over the training set
+    epochs: int
+    usd: float | None  # None when no training price is known
+    price_per_million: float | None
+    known: bool
+    note: str = ""
+
+    @property
+    def training_tokens(self) -> int:
+        """What providers bill: dataset tokens x epochs."""
+        return self.tokens * self.epochs
+
+    def summary(self) -> str:
+        """One line for a plan, e.g. `~$0.09 (17,400 training tokens = 5,800 x 3 epochs at $5/1M)`."""
+        epochs = f"{self.epochs} epoch" + ("" if self.epochs == 1 else "s")
+        volume = f"{self.training_tokens:,} training tokens = {self.tokens:,} x {epochs}"
+        if not self.known:
+            return f"cost unknown ({volume}): {self.note}"
+        text = f"~{_money(self.usd)} ({volume} at {_money(self.price_per_million)}/1M)"
+        return f"{text}; {self.note}" if self.note else text
+
+
+def resolve_epochs(provider: str, epoch_count: int | None) -> tuple[int, str]:
+    """The epochs a job will run, and a note saying so when it had to be assumed."""
+    if epoch_count is not None:
+        if epoch_count < 1:
+            raise ValueError(f"epoch_count must be >= 1, got {epoch_count}")
+        return epoch_count, ""
+    if provider in DOCUMENTED_DEFAULT_EPOCHS:
+        epochs = DOCUMENTED_DEFAULT_EPOCHS[provider]
+        return epochs, f"epoch_count not set: assumed {provider}'s documented default of {epochs}"
+    return FALLBACK_EPOCHS, (f"epoch_count not set: {provider} picks it from the dataset size and publishes no "
+                             f"default, so {FALLBACK_EPOCHS} epoch is assumed; multiply by the epochs the job reports")
+
+
+def training_cost(provider: str, base_model: str, text_bytes: int, examples: int, epoch_count: int | None,
+                  pricing: Pricing) -> CostEstimate:
+    """Estimated training bill: estimate_tokens(...) x epochs x price per million / 1e6.
+
+    An unknown base model (or one whose training price is not known) gives known=False and usd=None, with
+    a note saying where to add the price, rather than a guess.
+    """
+    tokens = estimate_tokens(text_bytes, examples)
+    epochs, epochs_note = resolve_epochs(provider, epoch_count)
+    entry = pricing.lookup(provider, base_model)
+    price = entry.training_per_million_tokens if entry else None
+    if price is None:
+        missing = (f"no training price for {provider} base model {base_model!r}: add one under "
+                   f"providers.{provider}.pricing.{base_model}.training_per_million_tokens")
+        return CostEstimate(tokens, epochs, None, None, False, _join(missing, epochs_note))
+    field = "training_per_million_tokens"
+    if field in entry.overridden:
+        provenance = f"price from providers.{provider}.pricing in your spec"
+    elif field in entry.unverified:
+        provenance = f"price unverified (see runner/pricing.json, as of {pricing.as_of})"
+    else:
+        provenance = ""
+    return CostEstimate(tokens, epochs, tokens * epochs * price / 1_000_000, price, True,
+                        _join(epochs_note, provenance))
+
+
+def training_cost_for(model: DesiredModel, pricing: Pricing) -> CostEstimate:
+    """training_cost for a resolved model: its training set's size and its epoch_count."""
+    return training_cost(model.provider, model.base_model, model.train.text_bytes, model.train.examples,
+                         model.hyperparameters.get("epoch_count"), pricing)
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
+
+
+# -- break-even ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BreakEven:
+    """Cumulative cost of keeping a long prompt on the base model vs paying once to tune.
+
+    cumulative_*[m] is the total spent by the end of month m; index 0 is the day the tuned model is
+    trained, so the tuned line starts at the training cost.
+    """
+
+    training_usd: float
+    monthly_prompted_usd: float
+    monthly_tuned_usd: float
+    monthly_saving_usd: float
+    months_to_pay_back: float | None  # None: the tuned model never pays back
+    cumulative_prompted: list[float]
+    cumulative_tuned: list[float]
+
+    @property
+    def months(self) -> int:
+        return len(self.cumulative_prompted) - 1
+
+    @property
+    def break_even_month(self) -> int | None:
+        """The first whole month by whose end tuning has paid for itself."""
+        if self.months_to_pay_back is None:
+            return None
+        return max(0, math.ceil(self.months_to_pay_back - _EPSILON))
+
+
+def break_even(training_usd: float, calls_per_month: float, prompt_price_per_1k_calls: float,
+               tuned_price_per_1k_calls: float, months: int | None = None) -> BreakEven:
+    """When does a one-off training cost pay for itself through cheaper calls?
+
+    months_to_pay_back = training_usd / monthly saving, where monthly saving = calls_per_month / 1000 x
+    (prompt price - tuned price). E.g. $20 training, $0.05 vs $0.02 per 1,000 calls, 10,000 calls a month:
+    saving $0.30 a month, paid back after 66.7 months (month 67). `months` sets the chart's horizon
+    (default: a little past the break-even month, at most ten years; two years if it never pays back).
+    """
+    for name, value in (("training_usd", training_usd), ("calls_per_month", calls_per_month),
+                        ("prompt_price_per_1k_calls", prompt_price_per_1k_calls),
+                        ("tuned_price_per_1k_calls", tuned_price_per_1k_calls)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    monthly_prompted = calls_per_month / 1000 * prompt_price_per_1k_calls
+    monthly_tuned = calls_per_month / 1000 * tuned_price_per_1k_calls
+    saving = monthly_prompted - monthly_tuned
+    if training_usd == 0 and saving >= 0:
+        payback: float | None = 0.0
+    elif saving > 0:
+        payback = training_usd / saving
+    else:
+        payback = None
+    horizon = months if months is not None else _default_horizon(payback)
+    if horizon < 1:
+        raise ValueError(f"months must be >= 1, got {horizon}")
+    return BreakEven(
+        training_usd=training_usd,
+        monthly_prompted_usd=monthly_prompted,
+        monthly_tuned_usd=monthly_tuned,
+        monthly_saving_usd=saving,
+        months_to_pay_back=payback,
+        cumulative_prompted=[monthly_prompted * m for m in range(horizon + 1)],
+        cumulative_tuned=[training_usd + monthly_tuned * m for m in range(horizon + 1)],
+    )
+
+
+def break_even_from_tokens(training_usd: float, calls_per_month: float, prompt_tokens_saved: int,
+                           input_price_per_million: float, extra_output_tokens: int = 0,
+                           output_price_per_million: float = 0.0, *, common_price_per_1k_calls: float = 0.0,
+                           months: int | None = None) -> BreakEven:
+    """break_even from what tuning changes per call, in tokens.
+
+    A tuned model no longer needs the instructions and few-shot examples in every prompt
+    (prompt_tokens_saved input tokens per call) and may answer longer or shorter (extra_output_tokens,
+    negative if shorter). Tuned models are billed at the base model's rates (documented for the Gemini API;
+    secondary sources say the same of Vertex AI), so one price per direction applies to both options.
+    Only the difference is priced unless common_price_per_1k_calls adds what both options pay alike (the
+    rest of the prompt, the answer).
+    """
+    saved_per_1k = 1000 * prompt_tokens_saved * input_price_per_million / 1_000_000
+    extra_per_1k = 1000 * extra_output_tokens * output_price_per_million / 1_000_000
+    prompted = common_price_per_1k_calls + saved_per_1k + max(0.0, -extra_per_1k)
+    tuned = common_price_per_1k_calls + max(0.0, extra_per_1k)
+    return break_even(training_usd, calls_per_month, prompted, tuned, months)
+
+
+def _default_horizon(payback: float | None) -> int:
+    if payback is None:
+        return DEFAULT_HORIZON_MONTHS
+    return min(MAX_DEFAULT_HORIZON_MONTHS, max(12, math.ceil(payback * 1.2)))
+
+
+# -- rendering -----------------------------------------------------------------------------------------
+
+def render_break_even_table(b: BreakEven, step: int | None = None) -> str:
+    """Plain-text table of both cumulative costs, every `step` months (default: about a dozen rows).
+
+    The break-even month and the last month are always shown.
+    """
+    step = step or max(1, math.ceil(b.months / 12))
+    rows = set(range(0, b.months + 1, step)) | {b.months}
+    marked = b.break_even_month if b.break_even_month is not None and b.break_even_month <= b.months else None
+    if marked is not None:
+        rows.add(marked)
+    lines = [_headline(b), "", f"{'month':>5}  {'prompted':>12}  {'tuned':>12}  {'tuned - prompted':>16}"]
+    for m in sorted(rows):
+        prompted, tuned = b.cumulative_prompted[m], b.cumulative_tuned[m]
+        mark = "  <- break-even" if m == marked else ""
+        lines.append(f"{m:>5}  {_money(prompted):>12}  {_money(tuned):>12}  {_money(tuned - prompted, True):>16}{mark}")
+    return "\n".join(lines) + "\n"
+
+
+def _headline(b: BreakEven) -> str:
+    head = (f"training {_money(b.training_usd)}; {_money(b.monthly_prompted_usd)} vs {_money(b.monthly_tuned_usd)} "
+            f"a month; saving {_money(b.monthly_saving_usd)} a month")
+    if b.months_to_pay_back is None:
+        return f"{head}: never pays back (the tuned model is not cheaper per call)"
+    tail = f"pays back in month {b.break_even_month} ({b.months_to_pay_back:.1f} months)"
+    if b.break_even_month > b.months:
+        tail += f", after the {b.months} months shown"
+    return f"{head}: {tail}"
+
+
+def _subtitle(b: BreakEven) -> str:
+    """The headline, short enough for the chart's width."""
+    head = f"training {_money(b.training_usd)}, saving {_money(b.monthly_saving_usd)} a month"
+    if b.months_to_pay_back is None:
+        return f"{head}: never pays back"
+    return f"{head}: break-even in month {b.break_even_month} ({b.months_to_pay_back:.1f} months)"
+
+
+def _money(value: float, signed: bool = False) -> str:
+    sign = ("+" if value >= 0 else "-") if signed else ("-" if value < 0 else "")
+    amount = abs(value)
+    decimals = 2 if amount >= 0.01 or amount == 0 else 4  # sub-cent amounts keep their digits
+    return f"{sign}${amount:,.{decimals}f}"
+
+
+_SVG_W, _SVG_H = 720, 420
+_LEFT, _RIGHT, _TOP, _BOTTOM = 84, 24, 96, 64
+_LEGEND_Y = 62  # legend and status sit above the plot, so they never cover a line
+_PROMPTED_COLOUR, _TUNED_COLOUR, _MARK_COLOUR = "#d62728", "#1f77b4", "#2ca02c"
+
+
+def write_break_even_svg(b: BreakEven, path: str | Path, title: str = "Cumulative cost: prompted vs tuned") -> None:
+    """Write a line chart of both cumulative costs, with the break-even month marked.
+
+    .svg is hand-written (no plotting dependency). .png needs matplotlib, which tuner does not install:
+    without it a TunerError suggests .svg.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".svg":
+        path.write_text(break_even_svg(b, title), encoding="utf-8")
+    elif suffix == ".png":
+        _write_png(b, path, title)
+    else:
+        raise TunerError(f"cannot write a chart to {path}: unknown format {suffix or '(no extension)'!r}",
+                         remedy="use a .svg path (or .png with matplotlib installed)")
+
+
+def break_even_svg(b: BreakEven, title: str = "Cumulative cost: prompted vs tuned") -> str:
+    """The chart as SVG text: axes with ticks, both series, a legend and the break-even marker."""
+    plot_w, plot_h = _SVG_W - _LEFT - _RIGHT, _SVG_H - _TOP - _BOTTOM
+    x_step = _nice_step(b.months)
+    y_top_raw = float(max(max(b.cumulative_prompted), max(b.cumulative_tuned), 0.01))
+    y_step = _nice_step(y_top_raw)
+    y_top = math.ceil(y_top_raw / y_step - _EPSILON) * y_step
+
+    def x(month: float) -> float:
+        return _LEFT + plot_w * month / b.months
+
+    def y(usd: float) -> float:
+        return _TOP + plot_h * (1 - usd / y_top)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_SVG_W}" height="{_SVG_H}" '
+        f'viewBox="0 0 {_SVG_W} {_SVG_H}" role="img" aria-labelledby="chart-title" '
+        f'font-family="sans-serif" font-size="12">',
+        f'<title id="chart-title">{escape(title)}</title>',
+        f'<rect width="{_SVG_W}" height="{_SVG_H}" fill="white"/>',
+        f'<text x="{_SVG_W / 2:.1f}" y="24" text-anchor="middle" font-size="16">{escape(title)}</text>',
+        f'<text x="{_SVG_W / 2:.1f}" y="42" text-anchor="middle" fill="#555">{escape(_subtitle(b))}</text>',
+        '<g id="grid" stroke="#e5e5e5">',
+    ]
+    y_ticks = [i * y_step for i in range(round(y_top / y_step) + 1)]
+    out += [f'<line x1="{_LEFT}" y1="{y(v):.1f}" x2="{_LEFT + plot_w}" y2="{y(v):.1f}"/>' for v in y_ticks]
+    out.append("</g>")
+    out.append('<g id="axes" stroke="#333">')
+    out.append(f'<line x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{_TOP + plot_h}"/>')
+    out.append(f'<line x1="{_LEFT}" y1="{_TOP + plot_h}" x2="{_LEFT + plot_w}" y2="{_TOP + plot_h}"/>')
+    out.append("</g>")
+    out.append('<g id="ticks" fill="#333" stroke-width="1">')
+    for m in range(0, b.months + 1, x_step):
+        tick_y = _TOP + plot_h
+        out.append(f'<line x1="{x(m):.1f}" y1="{tick_y}" x2="{x(m):.1f}" y2="{tick_y + 5}" stroke="#333"/>')
+        out.append(f'<text x="{x(m):.1f}" y="{_TOP + plot_h + 18}" text-anchor="middle">{m}</text>')
+    for v in y_ticks:
+        out.append(f'<text x="{_LEFT - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{_axis_money(v, y_step)}</text>')
+    out.append("</g>")
+    out.append(f'<text x="{_LEFT + plot_w / 2:.1f}" y="{_SVG_H - 16}" text-anchor="middle">month</text>')
+    out.append(f'<text transform="translate(18 {_TOP + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle">'
+               "cumulative cost (USD)</text>")
+    for series_id, values, colour in (("series-prompted", b.cumulative_prompted, _PROMPTED_COLOUR),
+                                      ("series-tuned", b.cumulative_tuned, _TUNED_COLOUR)):
+        points = " ".join(f"{x(m):.1f},{y(v):.1f}" for m, v in enumerate(values))
+        out.append(f'<polyline id="{series_id}" fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
+    out += _svg_break_even(b, x, y, plot_h)
+    out += _svg_legend(_LEFT, _LEGEND_Y)
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _svg_break_even(b: BreakEven, x, y, plot_h: float) -> list[str]:
+    payback = b.months_to_pay_back
+    right = _SVG_W - _RIGHT
+    if payback is None:
+        return [f'<text id="no-break-even" x="{right}" y="{_TOP - 12}" text-anchor="end" fill="#555">'
+                "never pays back: tuned is not cheaper per call</text>"]
+    if payback > b.months:
+        return [f'<text id="break-even-beyond" x="{right}" y="{_TOP - 12}" text-anchor="end" fill="#555">'
+                f"pays back in month {b.break_even_month}, after this chart</text>"]
+    cost = b.monthly_prompted_usd * payback
+    anchor = "end" if payback > b.months * 0.7 else "start"
+    dx = -8 if anchor == "end" else 8
+    return [
+        '<g id="break-even">',
+        f'<line x1="{x(payback):.1f}" y1="{_TOP}" x2="{x(payback):.1f}" y2="{_TOP + plot_h}" '
+        f'stroke="{_MARK_COLOUR}" stroke-dasharray="4 4"/>',
+        f'<circle cx="{x(payback):.1f}" cy="{y(cost):.1f}" r="5" fill="{_MARK_COLOUR}"/>',
+        f'<text x="{x(payback) + dx:.1f}" y="{y(cost) + 18:.1f}" text-anchor="{anchor}" fill="{_MARK_COLOUR}">'
+        f"break-even: month {b.break_even_month} ({payback:.1f} months, {escape(_money(cost))})</text>",
+        "</g>",
+    ]
+
+
+def _svg_legend(left: float, cy: float) -> list[str]:
+    out = ['<g id="legend">']
+    for column, (label, colour) in enumerate((("prompted: base model, long prompt", _PROMPTED_COLOUR),
+                                              ("tuned: training + cheaper calls", _TUNED_COLOUR))):
+        x0 = left + column * 280
+        out.append(f'<line x1="{x0}" y1="{cy}" x2="{x0 + 24}" y2="{cy}" stroke="{colour}" stroke-width="2"/>')
+        out.append(f'<text x="{x0 + 30}" y="{cy + 4}">{label}</text>')
+    out.append("</g>")
+    return out
+
+
+def _axis_money(value: float, step: float) -> str:
+    decimals = 0 if step >= 1 else -math.floor(math.log10(step) + _EPSILON)
+    return f"${value:,.{decimals}f}"
+
+
+def _nice_step(span: float, target_ticks: int = 6) -> float | int:
+    """A 1-2-5 step giving about target_ticks ticks over [0, span]; whole numbers for whole spans."""
+    raw = max(span, _EPSILON) / target_ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw - _EPSILON)
+    return max(1, round(step)) if isinstance(span, int) else step
+
+
+def _write_png(b: BreakEven, path: Path, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise TunerError(f"cannot write {path}: PNG charts need matplotlib, which is not installed",
+                         remedy=f"write {path.with_suffix('.svg')} instead (no dependency), "
+                                "or `pip install matplotlib`") from None
+    months = list(range(b.months + 1))
+    fig, ax = plt.subplots(figsize=(7.2, 4.2))
+    try:
+        ax.plot(months, b.cumulative_prompted, color=_PROMPTED_COLOUR, label="prompted: base model, long prompt")
+        ax.plot(months, b.cumulative_tuned, color=_TUNED_COLOUR, label="tuned: training + cheaper calls")
+        if b.months_to_pay_back is not None and b.months_to_pay_back <= b.months:
+            ax.axvline(b.months_to_pay_back, color=_MARK_COLOUR, linestyle="--",
+                       label=f"break-even: month {b.break_even_month}")
+        ax.set(title=title, xlabel="month", ylabel="cumulative cost (USD)")
+        ax.legend()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
