@@ -53,6 +53,16 @@ class Plan:
     serial: int
     unmanaged: tuple[tuple[str, str], ...] = ()  # (provider, tuned model id) seen at a provider, not in state
     refreshed: bool = False
+    costs: Mapping[str, dict] = field(default_factory=dict)  # name -> estimated training cost of new jobs
+    pricing_as_of: str = ""
+
+    @property
+    def total_cost_usd(self) -> float:
+        return round(sum(c["usd"] for c in self.costs.values() if c["usd"] is not None), 4)
+
+    @property
+    def unpriced(self) -> list[str]:
+        return sorted(name for name, c in self.costs.items() if c["usd"] is None)
 
     @property
     def has_changes(self) -> bool:

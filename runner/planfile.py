@@ -27,6 +27,8 @@ def plan_to_dict(plan: Plan) -> dict:
         "summary": plan.summary(),
         "unmanaged": [{"provider": p, "tuned_model_id": i} for p, i in plan.unmanaged],
         "refreshed": plan.refreshed,
+        "cost": {"total_usd": plan.total_cost_usd, "unpriced": plan.unpriced, "pricing_as_of": plan.pricing_as_of,
+                 "models": dict(plan.costs)},
     }
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runner.apply import Applier, ApplyResult, Clock, Reporter
 from runner.datasets import HashCache
 from runner.desired import DesiredModel, Resolution, fingerprint, resolve
 from runner.errors import PlanError, StateError, TunerError
-from runner.plan import Observation, Plan, plan, unmanaged
+from runner.plan import CREATE, REPLACE, Observation, Plan, plan, unmanaged
 from runner.planfile import check_fresh, plan_from_dict, read_plan, write_plan
 from runner.providers import Providers
 from runner.refresh import refresh_state
@@ -95,7 +95,23 @@ class Project:
 
     def _plan(self, models, state, observed, targets) -> Plan:
         capabilities = {m.provider: self.providers[m.provider].capabilities for m in models}
-        return plan(models, state, capabilities, observed, targets)
+        return self._priced(plan(models, state, capabilities, observed, targets), models)
+
+    def _priced(self, the_plan: Plan, models: list[DesiredModel]) -> Plan:
+        """Attach the estimated training cost of every job the plan would pay for, and enforce the budget."""
+        from runner.cost import load_pricing, overrides_from_settings, training_cost_for
+
+        pricing = load_pricing(overrides_from_settings(self.config.providers))
+        by_name = {m.name: m for m in models}
+        costs = {}
+        for change in the_plan.changes:
+            if change.action in (CREATE, REPLACE) and not change.resume and change.name in by_name:
+                estimate = training_cost_for(by_name[change.name], pricing)
+                costs[change.name] = {"usd": estimate.usd, "training_tokens": estimate.training_tokens,
+                                      "summary": estimate.summary()}
+        priced = replace(the_plan, costs=costs, pricing_as_of=pricing.as_of)
+        _check_budget(priced, self.config.budget.get("max_plan_cost_usd"))
+        return priced
 
     def save_plan(self, path: Path, the_plan: Plan, resolution: Resolution, targets: list[str] | None) -> None:
         write_plan(path, the_plan, self.workspace, resolution.models, targets or [])
@@ -238,6 +254,20 @@ def _imported_instance(model: DesiredModel, seen, provider_info: dict, now: str)
         provider_info={**provider_info, "imported": True}, prevent_destroy=model.prevent_destroy,
     )
     return instance, notes
+
+
+def _check_budget(the_plan: Plan, limit: float | None) -> None:
+    if limit is None:
+        return
+    if the_plan.unpriced:
+        raise PlanError(f"budget.max_plan_cost_usd is set, but the cost of {', '.join(the_plan.unpriced)} is unknown",
+                        remedy="add the price under providers.<name>.pricing.<base_model> in a spec file")
+    if the_plan.total_cost_usd > limit:
+        biggest = sorted(the_plan.costs.items(), key=lambda item: -(item[1]["usd"] or 0))[:5]
+        detail = ", ".join(f"{name} ~${cost['usd']:.2f}" for name, cost in biggest)
+        raise PlanError(f"the plan would cost ~${the_plan.total_cost_usd:.2f} in training, over the budget of "
+                        f"${limit:.2f} ({detail}); nothing was submitted",
+                        remedy="raise budget.max_plan_cost_usd, or apply part of it with --target")
 
 
 def _check_targets(targets: list[str] | None, models: list[DesiredModel], state: State) -> None:

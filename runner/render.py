@@ -43,9 +43,11 @@ def plan_text(plan: Plan, colour: bool = False) -> str:
         return "\n".join(lines) + "\n"
     lines += ["tuner will perform the following actions:", ""]
     for change in changed:
-        lines += _change_lines(change, colour)
+        lines += _change_lines(change, colour, plan.costs.get(change.name))
         lines.append("")
     lines.append(summary_line(plan))
+    if _cost_line(plan):
+        lines.append(_cost_line(plan))
     return "\n".join(lines) + "\n"
 
 
@@ -55,7 +57,7 @@ def summary_line(plan: Plan) -> str:
             f"{s['delete']} to destroy.")
 
 
-def _change_lines(change: Change, colour: bool) -> list[str]:
+def _change_lines(change: Change, colour: bool, cost: dict | None = None) -> list[str]:
     action = change.action
     symbol = _style(SYMBOLS[action], COLOURS[action], colour)
     title = f"{change.name} ({change.provider})"
@@ -73,6 +75,8 @@ def _change_lines(change: Change, colour: bool) -> list[str]:
         lines.append(f"      # resuming: {change.reason}; nothing new is paid for")
     elif change.reason:
         lines.append(f"      # {change.reason}")
+    if cost:
+        lines.append(f"      # training cost: {cost['summary']}")
     width = max((len(f.path) for f in change.fields), default=0)
     for f in change.fields:
         if action == CREATE:
@@ -85,6 +89,13 @@ def _change_lines(change: Change, colour: bool) -> list[str]:
     for tuned_id in change.cleanup:
         lines.append(f"      - superseded {tuned_id} will be deleted")
     return lines
+
+
+def _cost_line(plan: Plan) -> str | None:
+    if not plan.costs:
+        return None
+    unknown = f" + unknown for {', '.join(plan.unpriced)}" if plan.unpriced else ""
+    return f"Estimated training cost: ~${plan.total_cost_usd:.2f}{unknown} (pricing as of {plan.pricing_as_of})."
 
 
 def _value(value) -> str:
@@ -104,10 +115,14 @@ def plan_markdown(plan: Plan) -> str:
     changed = [c for c in plan.changes if c.is_change]
     if not changed:
         return "### tuner plan: no changes\n\nYour tuned models match the configuration.\n"
-    lines = [f"### tuner plan: {summary_line(plan).removeprefix('Plan: ')}", "",
-             "| Model | Provider | Action | Changes |", "|---|---|---|---|"]
+    lines = [f"### tuner plan: {summary_line(plan).removeprefix('Plan: ')}", ""]
+    if _cost_line(plan):
+        lines += [f"**{_cost_line(plan)}**", ""]
+    lines += ["| Model | Provider | Action | Est. training cost | Changes |", "|---|---|---|---|---|"]
     for change in changed:
-        lines.append(f"| `{change.name}` | {change.provider} | {MARKDOWN_ICONS[change.action]} | "
+        cost = plan.costs.get(change.name, {}).get("usd")
+        cost_text = f"${cost:.2f}" if cost is not None else ("unknown" if change.name in plan.costs else "")
+        lines.append(f"| `{change.name}` | {change.provider} | {MARKDOWN_ICONS[change.action]} | {cost_text} | "
                      f"{_markdown_fields(change)} |")
     lines += ["", "<details><summary>Full plan</summary>", "", "```diff", plan_text(plan).rstrip(), "```", "",
               "</details>", ""]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import SENTIMENT_SPEC
 
 
@@ -208,6 +210,54 @@ def test_markdown_plan_is_a_pull_request_comment(project):
     project.spec(SENTIMENT_SPEC.replace("learning_rate: 0.5", "learning_rate: 0.25"))
     comment = project.run("plan", "--format", "markdown").out
     assert comment.startswith("### tuner plan: 0 to add, 1 to replace, 0 to change, 0 to destroy.")
-    assert "| `sentiment` | local | 🟠 replace | `hyperparameters.learning_rate`: `0.5` → `0.25` " \
+    assert "| `sentiment` | local | 🟠 replace | $0.00 | `hyperparameters.learning_rate`: `0.5` → `0.25` " \
            "**(forces replacement)** |" in comment
     assert "<details><summary>Full plan</summary>" in comment
+
+
+GEMINI_PRICED = """\
+providers:
+  gemini:
+    pricing:
+      models/tuning-test: {training_per_million_tokens: 10.0}
+models:
+  priced:
+    provider: gemini
+    base_model: models/tuning-test
+    dataset: {train: ../data/small.jsonl}
+    hyperparameters: {epoch_count: 3, batch_size: 4, learning_rate: 0.001}
+"""
+
+
+def _small_dataset(project, examples: int = 200) -> int:
+    """200 examples of exactly 100 bytes of text each: 20,000 bytes."""
+    rows = [{"text_input": f"review {i:04d} " + "x" * 100, "output": "positive" if i % 2 else "negative"}
+            for i in range(examples)]
+    for row in rows:
+        row["text_input"] = row["text_input"][: 100 - len(row["output"])]
+    (project.root / "data" / "small.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return sum(len(r["text_input"]) + len(r["output"]) for r in rows)
+
+
+def test_plan_shows_training_cost_matching_a_hand_computation(project):
+    assert _small_dataset(project) == 20_000
+    project.spec(GEMINI_PRICED)
+    # tokens = 20,000 bytes / 4 + 4 framing tokens x 200 examples = 5,800; x 3 epochs = 17,400; at $10 per 1M:
+    expected = 17_400 * 10.0 / 1_000_000
+    plan = json.loads(project.run("plan", "--json").out)
+    assert plan["cost"]["total_usd"] == pytest.approx(expected)
+    assert plan["cost"]["models"]["priced"]["training_tokens"] == 17_400
+    text = project.run("plan").out
+    assert "# training cost: ~$0.17 (17,400 training tokens = 5,800 x 3 epochs at $10.00/1M)" in text
+    assert "Estimated training cost: ~$0.17" in text
+    assert "| $0.17 |" in project.run("plan", "--markdown").out
+
+
+def test_a_plan_over_budget_fails_before_anything_is_submitted(project):
+    _small_dataset(project)
+    project.spec(GEMINI_PRICED + "budget: {max_plan_cost_usd: 0.10}\n")
+    result = project.run("apply", "--auto-approve")
+    assert result.code == 1
+    assert "the plan would cost ~$0.17 in training, over the budget of $0.10" in result.err
+    assert project.state_bytes() is None
+    assert project.run("plan").code == 1
