@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 error; 2 changes present (plan --detailed-exitcode); 13
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -352,6 +353,96 @@ def force_unlock(config, workspace, lock_id):
     holder = _project(config, workspace).force_unlock(lock_id)
     click.echo(f"Lock {lock_id} removed (it was held by {holder.get('operation', '?')}, pid {holder.get('pid', '?')} "
                f"on {holder.get('host', '?')}).")
+
+
+@cli.command()
+@project_options
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (what a deploy script reads).")
+def output(config, workspace, name, as_json):
+    """Print the current tuned model id of every model (or of NAME).
+
+    Every apply also writes state/<workspace>.outputs.json, so other tools need not run tuner.
+    """
+    outputs = _project(config, workspace).state().outputs()
+    if name is not None:
+        if name not in outputs:
+            raise TunerError(f"no current tuned model named {name!r}",
+                             remedy=f"current: {', '.join(outputs) or 'none'}")
+        click.echo(json.dumps(outputs[name], indent=2, sort_keys=True) if as_json else outputs[name]["tuned_model_id"])
+        return
+    if as_json:
+        click.echo(json.dumps(outputs, indent=2, sort_keys=True))
+        return
+    for model_name, out in outputs.items():
+        click.echo(f"{model_name} = {out['tuned_model_id']}")
+
+
+@cli.command("eval")
+@project_options
+@click.argument("name")
+@click.option("--against", metavar="PREVIOUS", default=None,
+              help="'previous' (the metrics recorded for the model this one replaced) or a tuned model id "
+                   "(scored now on the same eval set).")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS")
+def eval_(config, workspace, name, against, as_json, lock_timeout):
+    """Score the current tuned model NAME on its eval set now, record it, and compare.
+
+    Metrics: exact-match accuracy, per-label precision/recall/F1 (when outputs are labels) and
+    consistency (the same input asked twice gives the same answer).
+    """
+    from runner import render
+
+    current, previous, previous_id = _project(config, workspace).evaluate(name, against, lock_timeout)
+    if as_json:
+        click.echo(json.dumps({"current": current, "against": previous, "against_id": previous_id or None},
+                              indent=2, sort_keys=True))
+        return
+    _out(render.metrics_table(current, previous, previous_id))
+
+
+@cli.command()
+@project_options
+@click.argument("name")
+@click.option("--calls-per-month", type=click.FloatRange(0), required=True, help="Calls the application makes.")
+@click.option("--prompt-tokens-saved", type=click.IntRange(0), default=None,
+              help="Input tokens per call the tuned model no longer needs (instructions, few-shot examples).")
+@click.option("--input-price-per-million", type=click.FloatRange(0), default=None,
+              help="Input token price, per million, of the base model.")
+@click.option("--prompt-price-per-1k-calls", type=click.FloatRange(0), default=None,
+              help="Instead of tokens: what 1,000 calls cost with the long prompt...")
+@click.option("--tuned-price-per-1k-calls", type=click.FloatRange(0), default=None,
+              help="...and with the tuned model.")
+@click.option("--training-usd", type=click.FloatRange(0), default=None,
+              help="Training cost; default: the plan's estimate for NAME.")
+@click.option("--months", type=click.IntRange(1, 600), default=None, help="Horizon of the table and chart.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a chart of cumulative cost over months (.svg; .png needs matplotlib).")
+def cost(config, workspace, name, calls_per_month, prompt_tokens_saved, input_price_per_million,
+         prompt_price_per_1k_calls, tuned_price_per_1k_calls, training_usd, months, plot):
+    """Does tuning NAME pay? Training cost against the monthly saving over a prompt-based model.
+
+    \b
+    Example (the worked case: ~67 months to pay back):
+      tuner cost sentiment --training-usd 20 --calls-per-month 10000 \\
+          --prompt-price-per-1k-calls 0.05 --tuned-price-per-1k-calls 0.02 --plot cost.svg
+    """
+    from runner.cost import render_break_even_table, write_break_even_svg
+
+    per_call = (prompt_price_per_1k_calls, tuned_price_per_1k_calls)
+    per_token = (prompt_tokens_saved, input_price_per_million)
+    if None in per_call and None in per_token:
+        raise click.UsageError("give --prompt-price-per-1k-calls and --tuned-price-per-1k-calls, "
+                               "or --prompt-tokens-saved and --input-price-per-million")
+    result = _project(config, workspace).break_even(
+        name, calls_per_month, training_usd, months=months, prompt_price_per_1k_calls=prompt_price_per_1k_calls,
+        tuned_price_per_1k_calls=tuned_price_per_1k_calls, prompt_tokens_saved=prompt_tokens_saved,
+        input_price_per_million=input_price_per_million)
+    _out(render_break_even_table(result))
+    if plot:
+        write_break_even_svg(result, plot)
+        click.echo(f"Chart written to {plot}")
 
 
 @cli.command()

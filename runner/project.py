@@ -5,6 +5,7 @@ The CLI parses options and renders; everything it shows comes from here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -12,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runner.apply import Applier, ApplyResult, Clock, Reporter
-from runner.datasets import HashCache
+from runner.datasets import HashCache, iter_examples
 from runner.desired import DesiredModel, Resolution, fingerprint, resolve
 from runner.errors import PlanError, StateError, TunerError
+from runner.fsutil import atomic_write
 from runner.plan import CREATE, REPLACE, Observation, Plan, plan, unmanaged
 from runner.planfile import check_fresh, plan_from_dict, read_plan, write_plan
 from runner.providers import Providers
@@ -169,9 +171,87 @@ class Project:
             desired = {m.name: m for m in models}
             _check_fingerprints(the_plan, desired)
             applier = Applier(state, backend.write, self.providers, reporter, clock=clock, parallelism=parallelism)
-            return the_plan, applier.run(the_plan, desired)
+            try:
+                return the_plan, applier.run(the_plan, desired)
+            finally:
+                self.write_outputs(state)  # even after a failure or Ctrl-C: it says what is current now
         finally:
             backend.unlock()
+
+    @property
+    def outputs_path(self) -> Path:
+        return self.root / "state" / f"{self.workspace}.outputs.json"
+
+    def write_outputs(self, state: State) -> None:
+        """state/<workspace>.outputs.json: the current model per name, for deploy steps that don't run tuner."""
+        payload = {"workspace": self.workspace, "serial": state.serial, "models": state.outputs()}
+        self.outputs_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.outputs_path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+    def evaluate(self, name: str, against: str | None, lock_timeout: float = 0.0) -> tuple[dict, dict | None, str]:
+        """Score the current model of NAME on its eval set now and record it; compare with `against`:
+        "previous" (the metrics recorded for the model it replaced) or a tuned model id (scored now)."""
+        from runner.evaluate import evaluate
+
+        model = next((m for m in self.resolve().models if m.name == name), None)
+        if model is None:
+            raise PlanError(f"{name!r} is not declared in the configs")
+        if model.eval_set is None:
+            raise PlanError(f"{name} has no eval set", remedy="set eval.dataset (or dataset.validation) in its spec")
+        backend = self.backend()
+        backend.lock("eval", timeout=lock_timeout)
+        try:
+            state = backend.read()
+            record = state.models.get(name)
+            if record is None or record.current is None:
+                raise StateError(f"{name} has no current model to evaluate", remedy="run `tuner apply` first")
+            provider = self.providers[record.current.provider]
+            examples = [(e.input, e.output) for e in iter_examples(model.path("eval"), model.input_key,
+                                                                   model.output_key)]
+
+            def score(tuned_id: str) -> dict:
+                return evaluate(examples, lambda text: provider.predict(tuned_id, text), model.eval_set.sha256,
+                                model.eval_consistency)
+
+            current = score(record.current.tuned_model_id)
+            record.current.metrics = current
+            backend.write(state)
+        finally:
+            backend.unlock()
+        if against is None:
+            return current, None, ""
+        if against == "previous":
+            if not record.history:
+                raise StateError(f"{name} has no previous model recorded")
+            previous = record.history[-1]
+            return current, previous.get("metrics") or {}, previous["tuned_model_id"]
+        return current, score(against), against
+
+    def break_even(self, name: str, calls_per_month: float, training_usd: float | None, **prices):
+        """Training cost (estimated for NAME's next job unless given) against per-call savings."""
+        from runner.cost import (
+            break_even,
+            break_even_from_tokens,
+            load_pricing,
+            overrides_from_settings,
+            training_cost_for,
+        )
+
+        if training_usd is None:
+            model = next((m for m in self.resolve().models if m.name == name), None)
+            if model is None:
+                raise PlanError(f"{name!r} is not declared in the configs")
+            estimate = training_cost_for(model, load_pricing(overrides_from_settings(self.config.providers)))
+            if estimate.usd is None:
+                raise PlanError(f"the training cost of {name} is unknown: {estimate.note}",
+                                remedy="pass --training-usd, or add a price under providers.<name>.pricing")
+            training_usd = estimate.usd
+        months = prices.pop("months", None)
+        if prices.get("prompt_price_per_1k_calls") is not None:
+            return break_even(training_usd, calls_per_month, prices["prompt_price_per_1k_calls"],
+                              prices["tuned_price_per_1k_calls"], months)
+        return break_even_from_tokens(training_usd, calls_per_month, prices["prompt_tokens_saved"],
+                                      prices["input_price_per_million"], months=months)
 
     def refresh(self, lock_timeout: float = 0.0) -> tuple[list[str], tuple[tuple[str, str], ...]]:
         """Update state from what providers hold; returns notes and the unmanaged models seen."""
@@ -183,6 +263,7 @@ class Project:
             notes = refresh_state(state, observation, Clock().now)
             if notes:
                 backend.write(state)
+                self.write_outputs(state)
             return notes, unmanaged(state, observation)
         finally:
             backend.unlock()
@@ -209,6 +290,7 @@ class Project:
             instance, notes = _imported_instance(model, seen, provider.info(), Clock().now())
             state.record(name).current = instance
             backend.write(state)
+            self.write_outputs(state)
             return instance, notes
         finally:
             backend.unlock()

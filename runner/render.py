@@ -180,6 +180,28 @@ def _json(value) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def metrics_table(current: dict, previous: dict | None, previous_id: str = "") -> str:
+    """Current model's metrics beside another model's, one metric per row."""
+    rows = [("accuracy", current.get("accuracy"), (previous or {}).get("accuracy")),
+            ("consistency", current.get("consistency"), (previous or {}).get("consistency"))]
+    labels = sorted(set(current.get("per_label", {})) | set((previous or {}).get("per_label", {})))
+    for label in labels:
+        rows.append((f"f1[{label}]", current.get("per_label", {}).get(label, {}).get("f1"),
+                     (previous or {}).get("per_label", {}).get(label, {}).get("f1")))
+    rows.append(("eval examples", current.get("eval_set", {}).get("examples"),
+                 (previous or {}).get("eval_set", {}).get("examples")))
+    header = ("metric", "current", f"against {previous_id}" if previous is not None else "")
+    table = [header] + [(name, _number(a), _number(b) if previous is not None else "") for name, a, b in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table) + "\n"
+
+
+def _number(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def state_summary(state: State) -> str:
     header = f"workspace {state.workspace}, serial {state.serial}, lineage {state.lineage}\n\n"
     return header + state_list(state)

@@ -111,6 +111,21 @@ class State:
     def record(self, name: str) -> ModelRecord:
         return self.models.setdefault(name, ModelRecord())
 
+    def outputs(self) -> dict:
+        """What applications read: the current tuned model of every name (and where to call it)."""
+        result = {}
+        for name, record in sorted(self.models.items()):
+            current = record.current
+            if current is None:
+                continue
+            result[name] = {"tuned_model_id": current.tuned_model_id, "provider": current.provider,
+                            "status": current.status, "base_model": current.base_model}
+            if current.resources.get("endpoint"):
+                result[name]["endpoint"] = current.resources["endpoint"]
+            if current.metrics.get("accuracy") is not None:
+                result[name]["accuracy"] = current.metrics["accuracy"]
+        return result
+
     def to_json(self) -> bytes:
         data = {
             "format_version": FORMAT_VERSION,
