@@ -236,3 +236,25 @@ def test_display_name_longer_than_the_api_allows_fails_at_plan_time(gemini, emul
     result = gemini.run("plan")
     assert result.code == 1
     assert "display_name: 41 characters; the Gemini API allows 40" in result.err
+
+
+def test_metrics_are_recorded_and_a_worse_model_is_rejected_on_the_gemini_api(gemini, emulator):
+    gated = ONE.replace("dataset: {train: ../data/train.jsonl}",
+                        "dataset: {train: ../data/train.jsonl, validation: ../data/valid.jsonl}\n"
+                        "    gate: {no_regression: true}")
+    gemini.spec(spec(emulator, gated))
+    assert gemini.run("apply", "--auto-approve").code == 0
+    good = gemini.state()["models"]["reviews"]
+    assert good["metrics"]["accuracy"] > 0.6 and good["metrics"]["eval_set"]["examples"] == 66
+    rows = [json.loads(line) for line in (gemini.root / "data" / "train.jsonl").read_text().splitlines()]
+    flipped = {"positive": "negative", "negative": "positive", "neutral": "positive"}
+    (gemini.root / "data" / "flipped.jsonl").write_text(
+        "".join(json.dumps({"text_input": r["text_input"], "output": flipped[r["output"]]}) + "\n" for r in rows))
+    gemini.spec(spec(emulator, gated.replace("../data/train.jsonl", "../data/flipped.jsonl")))
+    result = gemini.run("apply", "--auto-approve")
+    assert result.code == 1 and "rejected by the quality gate" in result.err
+    record = gemini.state()["models"]["reviews"]
+    assert record["tuned_model_id"] == good["tuned_model_id"]
+    assert record["pending"]["status"] == "rejected"
+    names = {m.name for m in sdk(emulator).list_tuned_models()}
+    assert names == {good["tuned_model_id"], record["pending"]["tuned_model_id"]}  # nothing deleted
