@@ -6,11 +6,10 @@ A job is complete exactly when meta.json exists, because it is written last and 
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
-
-import numpy as np
 
 from runner import __version__
 from runner.datasets import iter_examples
@@ -18,7 +17,6 @@ from runner.errors import AlreadyExistsError, ProviderError
 from runner.fsutil import atomic_write
 from runner.providers import ProviderContext
 from runner.providers.base import ACTIVE, CREATING, Capabilities, JobStatus, ObservedModel
-from runner.trainer import TunedModel, train
 
 BASE_MODELS = ("local/linear-ngram",)
 
@@ -60,6 +58,8 @@ class LocalProvider:
         if (folder / "meta.json").exists():
             raise AlreadyExistsError(f"local model {tuned_model_id} already exists")
         examples = [(e.input, e.output) for e in iter_examples(model.path("train"), model.input_key, model.output_key)]
+        from runner.trainer import train  # numpy is imported only when something is trained
+
         hp = model.hyperparameters
         try:
             tuned = train(examples, hp["epoch_count"], hp["batch_size"], hp["learning_rate"],
@@ -103,10 +103,18 @@ class LocalProvider:
 
     def predict(self, tuned_model_id: str, text: str) -> str:
         self._require(tuned_model_id)
-        return TunedModel.load(self.directory / tuned_model_id / "model.npz").predict(text)
+        return self._loaded(tuned_model_id).predict(text)
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - a provider lives for one command; evaluation asks many times
+    def _loaded(self, tuned_model_id: str):
+        from runner.trainer import TunedModel
+
+        return TunedModel.load(self.directory / tuned_model_id / "model.npz")
 
     def info(self) -> dict:
-        return {"sdk": "tuner-local-trainer", "version": __version__, "numpy": np.__version__}
+        import numpy
+
+        return {"sdk": "tuner-local-trainer", "version": __version__, "numpy": numpy.__version__}
 
     def _meta(self, tuned_model_id: str) -> dict | None:
         try:
