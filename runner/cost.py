@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import escape
 
 from runner.errors import TunerError
 
@@ -407,6 +406,11 @@ def write_break_even_svg(b: BreakEven, path: str | Path, title: str = "Cumulativ
                          remedy="use a .svg path (or .png with matplotlib installed)")
 
 
+def _xml(text: str) -> str:
+    """XML text escaping (xml.sax.saxutils would pull urllib into every plan's start-up)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def break_even_svg(b: BreakEven, title: str = "Cumulative cost: prompted vs tuned") -> str:
     """The chart as SVG text: axes with ticks, both series, a legend and the break-even marker."""
     plot_w, plot_h = _SVG_W - _LEFT - _RIGHT, _SVG_H - _TOP - _BOTTOM
@@ -425,10 +429,10 @@ def break_even_svg(b: BreakEven, title: str = "Cumulative cost: prompted vs tune
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_SVG_W}" height="{_SVG_H}" '
         f'viewBox="0 0 {_SVG_W} {_SVG_H}" role="img" aria-labelledby="chart-title" '
         f'font-family="sans-serif" font-size="12">',
-        f'<title id="chart-title">{escape(title)}</title>',
+        f'<title id="chart-title">{_xml(title)}</title>',
         f'<rect width="{_SVG_W}" height="{_SVG_H}" fill="white"/>',
-        f'<text x="{_SVG_W / 2:.1f}" y="24" text-anchor="middle" font-size="16">{escape(title)}</text>',
-        f'<text x="{_SVG_W / 2:.1f}" y="42" text-anchor="middle" fill="#555">{escape(_subtitle(b))}</text>',
+        f'<text x="{_SVG_W / 2:.1f}" y="24" text-anchor="middle" font-size="16">{_xml(title)}</text>',
+        f'<text x="{_SVG_W / 2:.1f}" y="42" text-anchor="middle" fill="#555">{_xml(_subtitle(b))}</text>',
         '<g id="grid" stroke="#e5e5e5">',
     ]
     y_ticks = [i * y_step for i in range(round(y_top / y_step) + 1)]
@@ -477,7 +481,7 @@ def _svg_break_even(b: BreakEven, x, y, plot_h: float) -> list[str]:
         f'stroke="{_MARK_COLOUR}" stroke-dasharray="4 4"/>',
         f'<circle cx="{x(payback):.1f}" cy="{y(cost):.1f}" r="5" fill="{_MARK_COLOUR}"/>',
         f'<text x="{x(payback) + dx:.1f}" y="{y(cost) + 18:.1f}" text-anchor="{anchor}" fill="{_MARK_COLOUR}">'
-        f"break-even: month {b.break_even_month} ({payback:.1f} months, {escape(_money(cost))})</text>",
+        f"break-even: month {b.break_even_month} ({payback:.1f} months, {_xml(_money(cost))})</text>",
         "</g>",
     ]
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from runner.errors import DatasetError
 
-MAX_REPORTED = 20  # errors (and duplicate groups) listed before the rest are only counted
+MAX_REPORTED = 20
+HASH_CHUNK = 1 << 20  # errors (and duplicate groups) listed before the rest are only counted
 BOM = b"\xef\xbb\xbf"
 
 
@@ -51,60 +52,164 @@ def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSu
     """Validate the whole file in one streaming pass; return its canonical hash and count.
 
     Raises DatasetError listing up to MAX_REPORTED problems as `file:line:column: reason`, then a count.
+    Memory: 8 bytes per example (a fingerprint for duplicate detection), nothing else kept.
     """
-    reader = _iter_csv if path.suffix == ".csv" else _iter_jsonl
-    digest = hashlib.sha256()
-    problems: list[str] = []
-    problem_count = 0
-    fingerprints, lines = array("q"), array("q")  # compact: constant per example, no Python objects kept
-    count = max_input = max_output = text_bytes = 0
+    tally = _Tally(display)
     try:
-        for line, item in reader(path, input_key, output_key):
-            if isinstance(item, Example):
-                try:
-                    inp, out = item.input.encode("utf-8"), item.output.encode("utf-8")
-                except UnicodeEncodeError as exc:  # a "\ud800" escape: JSON allows it, UTF-8 cannot carry it
-                    item = (1, f"unpaired surrogate {exc.object[exc.start]!r} in a value: not valid Unicode text")
-            if isinstance(item, Example):
-                count += 1
-                max_input = max(max_input, len(item.input))
-                max_output = max(max_output, len(item.output))
-                text_bytes += len(inp) + len(out)
-                digest.update(b"%d:%b%d:%b" % (len(inp), inp, len(out), out))
-                fingerprints.append(hash((item.input, item.output)))
-                lines.append(line)
-            else:
-                problem_count += 1
-                if len(problems) < MAX_REPORTED:
-                    problems.append(f"{display}:{line}:{item[0]}: {item[1]}")
+        if path.suffix == ".csv":
+            for line, item in _iter_csv(path, input_key, output_key):
+                tally.add(line, item)
+        else:
+            _scan_jsonl(path, input_key, output_key, tally)
     except OSError as exc:
         raise DatasetError([f"{display}: cannot read: {exc.strerror}"]) from None
-    if problem_count > MAX_REPORTED:
-        problems.append(f"{display}: ... and {problem_count - MAX_REPORTED} more problems")
-    if problems:
-        raise DatasetError(problems)
-    return DatasetSummary(digest.hexdigest(), count, tuple(_duplicate_warnings(display, fingerprints, lines)),
-                          max_input, max_output, text_bytes)
+    if tally.problems:
+        raise DatasetError(tally.report())
+    duplicates = _duplicate_warnings(display, tally.fingerprints, lambda: iter_examples(path, input_key, output_key))
+    return DatasetSummary(tally.digest.hexdigest(), tally.count, tuple(duplicates), tally.max_input,
+                          tally.max_output, tally.text_bytes)
 
 
-def _duplicate_warnings(display: str, fingerprints: array, lines: array) -> list[str]:
+def _canonical(inp: bytes, out: bytes) -> bytes:
+    """One example's canonical bytes: length-prefixed, so no two examples can run together."""
+    return b"%d:%b%d:%b" % (len(inp), inp, len(out), out)
+
+
+class _Tally:
+    """The running totals of one scan: canonical digest, counts, sizes, fingerprints, problems."""
+
+    def __init__(self, display: str):
+        self.display = display
+        self.digest = hashlib.sha256()
+        self.fingerprints = array("q")
+        self.count = self.max_input = self.max_output = self.text_bytes = 0
+        self.problems: list[str] = []
+        self.problem_count = 0
+
+    def add(self, line: int, item) -> None:
+        if item.__class__ is Example:
+            self.example(line, item.input, item.output)
+        else:
+            self.problem(line, *item)
+
+    def example(self, line: int, inp: str, out: str) -> None:
+        try:
+            inp_bytes, out_bytes = inp.encode("utf-8"), out.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a "\ud800" escape: JSON allows it, UTF-8 cannot carry it
+            self.problem(line, 1, f"unpaired surrogate {exc.object[exc.start]!r} in a value: not valid Unicode text")
+            return
+        self.count += 1
+        if len(inp) > self.max_input:
+            self.max_input = len(inp)
+        if len(out) > self.max_output:
+            self.max_output = len(out)
+        self.text_bytes += len(inp_bytes) + len(out_bytes)
+        canonical = _canonical(inp_bytes, out_bytes)
+        self.digest.update(canonical)
+        self.fingerprints.append(hash(canonical))
+
+    def problem(self, line: int, column: int, reason: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append(f"{self.display}:{line}:{column}: {reason}")
+
+    def report(self) -> list[str]:
+        extra = self.problem_count - MAX_REPORTED
+        return self.problems + ([f"{self.display}: ... and {extra} more problems"] if extra > 0 else [])
+
+
+def _scan_jsonl(path: Path, input_key: str, output_key: str, tally: _Tally) -> None:
+    """The hot loop, inlined on purpose: a fast C parser for lines that are fine, and the precise
+    diagnosis (_diagnose, then _Tally.add) only for the rest."""
+    loads, update, remember = _fast_loads(), tally.digest.update, tally.fingerprints.append
+    count = text_bytes = max_input = max_output = 0
+    pending = bytearray()
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
+            try:
+                record = loads(raw)
+                inp, out = record[input_key], record[output_key]
+                if inp.__class__ is str and out.__class__ is str and inp and out and not inp.isspace() \
+                        and not out.isspace():
+                    inp_bytes, out_bytes = inp.encode(), out.encode()
+                    canonical = b"%d:%b%d:%b" % (len(inp_bytes), inp_bytes, len(out_bytes), out_bytes)
+                    pending += canonical
+                    if len(pending) > HASH_CHUNK:  # one digest call per chunk, not per line
+                        update(pending)
+                        pending.clear()
+                    remember(hash(canonical))
+                    count += 1
+                    text_bytes += len(inp_bytes) + len(out_bytes)
+                    if len(inp) > max_input:
+                        max_input = len(inp)
+                    if len(out) > max_output:
+                        max_output = len(out)
+                    continue
+            except Exception:  # any failure (lone surrogates included) takes the slow path, which names it
+                pass
+            item = _diagnose(number, raw, input_key, output_key)
+            if item is not None:
+                update(pending)  # keep the digest in file order around a slow-path example
+                pending.clear()
+                tally.add(number, item)
+    update(pending)
+    tally.count += count
+    tally.text_bytes += text_bytes
+    tally.max_input = max(tally.max_input, max_input)
+    tally.max_output = max(tally.max_output, max_output)
+
+
+def _fast_loads():
+    try:
+        import orjson
+
+        return orjson.loads
+    except ImportError:  # pragma: no cover - orjson is a dependency; json is the same, only slower
+        return json.loads
+
+
+def _diagnose(number: int, raw: bytes, input_key: str, output_key: str):
+    """One line, precisely: None when blank, an Example, or (column, reason)."""
+    raw = raw.rstrip(b"\r\n")
+    if not raw.strip():
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start + 1, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x})"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return exc.colno, f"invalid JSON: {exc.msg}"
+    except RecursionError:
+        return 1, "invalid JSON: nested too deeply"
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        return 1, f"invalid JSON: {str(exc).split(';')[0]}"
+    if not isinstance(record, dict):
+        return 1, f"not a JSON object (got {_json_type(record)})"
+    return _example(number, record, text, input_key, output_key)
+
+
+def _duplicate_warnings(display: str, fingerprints: array, examples) -> list[str]:
+    """Repeated fingerprints found by sorting them in place; their line numbers by a second pass, which
+    only happens when there are duplicates."""
     if len(fingerprints) < 2:
         return []
     import numpy as np
 
     keys = np.frombuffer(fingerprints, dtype=np.int64)
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    repeated = np.flatnonzero(ordered[1:] == ordered[:-1])
-    if repeated.size == 0:
+    keys.sort()
+    repeated = set(keys[1:][keys[1:] == keys[:-1]].tolist())
+    if not repeated:
         return []
-    line_numbers = np.frombuffer(lines, dtype=np.int64)
     groups: dict[int, list[int]] = {}
-    for i in repeated:
-        first = int(line_numbers[order[i]]) if ordered[i] not in groups else None
-        group = groups.setdefault(int(ordered[i]), [first] if first else [])
-        group.append(int(line_numbers[order[i + 1]]))
-    ordered_groups = sorted(groups.values())
+    for item in examples():
+        key = hash(_canonical(item.input.encode(), item.output.encode()))
+        if key in repeated:
+            groups.setdefault(key, []).append(item.line)
+    ordered_groups = sorted(group for group in groups.values() if len(group) > 1)
     warnings = [f"{display}: duplicate example on lines {', '.join(map(str, g))}"
                 for g in ordered_groups[:MAX_REPORTED]]
     if len(ordered_groups) > MAX_REPORTED:
@@ -118,29 +223,9 @@ def _iter_jsonl(path: Path, input_key: str, output_key: str):
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(BOM):
                 raw = raw[len(BOM):]
-            raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield number, (exc.start + 1, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x})")
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield number, (exc.colno, f"invalid JSON: {exc.msg}")
-                continue
-            except RecursionError:
-                yield number, (1, "invalid JSON: nested too deeply")
-                continue
-            except ValueError as exc:  # e.g. an integer of more than 4300 digits
-                yield number, (1, f"invalid JSON: {str(exc).split(';')[0]}")
-                continue
-            if not isinstance(record, dict):
-                yield number, (1, f"not a JSON object (got {_json_type(record)})")
-                continue
-            yield number, _example(number, record, text, input_key, output_key)
+            item = _diagnose(number, raw, input_key, output_key)
+            if item is not None:
+                yield number, item
 
 
 def _example(number: int, record: dict, text: str, input_key: str, output_key: str):
@@ -245,8 +330,8 @@ class HashCache:
         return self._entries
 
     @staticmethod
-    def key(path: Path, input_key: str, output_key: str) -> str:
-        st = os.stat(path)
+    def key(path: Path, input_key: str, output_key: str, stat: os.stat_result | None = None) -> str:
+        st = stat or os.stat(path)
         return f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{input_key}|{output_key}"
 
     def get(self, key: str) -> DatasetSummary | None:

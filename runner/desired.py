@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from runner.datasets import DatasetSummary, HashCache, scan
@@ -51,7 +53,7 @@ class DesiredModel:
     eval_consistency: bool = True
     gate: dict = field(default_factory=dict)
 
-    @property
+    @cached_property  # asked for by plan, apply and the plan file: computed once
     def fingerprint(self) -> str:
         return fingerprint(self.provider, self.base_model, self.hyperparameters, self.dataset_record())
 
@@ -169,37 +171,62 @@ def _is_dataset_problem(problem: str) -> bool:
 
 
 def _scan_all(specs: list[ModelSpec], root: Path, cache: HashCache):
-    """Each distinct (file, key mapping) is scanned once, however many models share it."""
-    summaries: dict[tuple, DatasetSummary] = {}
+    """Each distinct (file, key mapping) is scanned once, however many models share it; the cache answers
+    for files whose stat is unchanged, and the rest are scanned on every core."""
     problems: list[str] = []
-    warnings: list[str] = []
-    wanted = []
+    wanted: dict[tuple, tuple[str, str]] = {}  # (path, input_key, output_key) -> (where declared, name)
     for spec in specs:
         for path in (spec.dataset.train, spec.dataset.validation, spec.eval_dataset):
             if path is not None:
-                wanted.append((path, spec.dataset.input_key, spec.dataset.output_key, spec.source, spec.name))
-    for path, input_key, output_key, source, name in wanted:
-        key = (path, input_key, output_key)
-        if key in summaries:
+                wanted.setdefault((path, spec.dataset.input_key, spec.dataset.output_key), (spec.source, spec.name))
+    summaries: dict[tuple, DatasetSummary] = {}
+    to_scan: dict[tuple, tuple[str, int]] = {}  # key -> (cache key, size)
+    for key, (source, name) in wanted.items():
+        try:
+            stat = os.stat(key[0])
+            cache_key, size = cache.key(*key, stat=stat), stat.st_size
+        except (FileNotFoundError, NotADirectoryError):
+            problems.append(f"{source}: models.{name}.dataset: {_relative(key[0], root)}: file not found")
             continue
-        display = _relative(path, root)
-        if not path.is_file():
-            problems.append(f"{source}: models.{name}.dataset: {display}: file not found")
-            summaries[key] = None
-            continue
-        cache_key = cache.key(path, input_key, output_key)
         summary = cache.get(cache_key)
         if summary is None:
-            try:
-                summary = scan(path, display, input_key, output_key)
-            except DatasetError as exc:
-                problems.extend(exc.problems)
-                summaries[key] = None
-                continue
-            cache.put(cache_key, summary)
-        summaries[key] = summary
-        warnings.extend(summary.warnings)
-    return {k: v for k, v in summaries.items() if v is not None}, problems, warnings
+            to_scan[key] = (cache_key, size)
+        else:
+            summaries[key] = summary
+    for key, outcome in _scan_files(list(to_scan), {k: size for k, (_, size) in to_scan.items()}, root):
+        if isinstance(outcome, DatasetSummary):
+            summaries[key] = outcome
+            cache.put(to_scan[key][0], outcome)
+        else:
+            problems.extend(outcome)
+    warnings = [w for key in wanted if key in summaries for w in summaries[key].warnings]
+    return summaries, problems, warnings
+
+
+PARALLEL_MIN_BYTES = 16 << 20  # below this, starting worker processes costs more than it saves
+
+
+def _scan_files(keys: list[tuple], sizes: dict[tuple, int], root: Path):
+    """(key, DatasetSummary or problems) for each file; largest first, on every core when it pays."""
+    keys = sorted(keys, key=lambda k: -sizes[k])
+    jobs = [(path, _relative(path, root), input_key, output_key) for path, input_key, output_key in keys]
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers < 2 or sum(sizes.values()) < PARALLEL_MIN_BYTES:
+        yield from zip(keys, map(_scan_one, jobs))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield from zip(keys, pool.map(_scan_one, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+
+
+def _scan_one(job: tuple) -> DatasetSummary | list[str]:
+    path, display, input_key, output_key = job
+    try:
+        return scan(path, display, input_key, output_key)
+    except DatasetError as exc:
+        return exc.problems
 
 
 def _info(path: Path, root: Path, summary: DatasetSummary) -> DatasetInfo:

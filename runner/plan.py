@@ -172,7 +172,8 @@ def _change(model: DesiredModel, record: ModelRecord, caps: Capabilities, observ
     recorded = current.attributes()
     if seen:  # drift: the provider's view of in-place fields wins over what state recorded
         recorded |= {"display_name": seen.display_name, "description": seen.description}
-    fields = diff(recorded, model.attributes(), caps.in_place_fields | STATE_ONLY)
+    desired = model.attributes()
+    fields = () if recorded == desired else diff(recorded, desired, caps.in_place_fields | STATE_ONLY)
     if current.status == FAILED:
         return Change(action=REPLACE, fields=fields, resume=resume,
                       reason=reason or f"the recorded model failed: {current.error or 'no message'}", **common)

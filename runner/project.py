@@ -51,7 +51,7 @@ class Project:
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(self.config_dir, self.root)
+            self._config = load_config(self.config_dir, self.root, self.root / ".tuner" / "cache" / "specs.json")
         return self._config
 
     @property
@@ -101,16 +101,18 @@ class Project:
 
     def _priced(self, the_plan: Plan, models: list[DesiredModel]) -> Plan:
         """Attach the estimated training cost of every job the plan would pay for, and enforce the budget."""
+        by_name = {m.name: m for m in models}
+        paid = [c for c in the_plan.changes if c.action in (CREATE, REPLACE) and not c.resume and c.name in by_name]
+        if not paid:
+            return the_plan
         from runner.cost import load_pricing, overrides_from_settings, training_cost_for
 
         pricing = load_pricing(overrides_from_settings(self.config.providers))
-        by_name = {m.name: m for m in models}
         costs = {}
-        for change in the_plan.changes:
-            if change.action in (CREATE, REPLACE) and not change.resume and change.name in by_name:
-                estimate = training_cost_for(by_name[change.name], pricing)
-                costs[change.name] = {"usd": estimate.usd, "training_tokens": estimate.training_tokens,
-                                      "summary": estimate.summary()}
+        for change in paid:
+            estimate = training_cost_for(by_name[change.name], pricing)
+            costs[change.name] = {"usd": estimate.usd, "training_tokens": estimate.training_tokens,
+                                  "summary": estimate.summary()}
         priced = replace(the_plan, costs=costs, pricing_as_of=pricing.as_of)
         _check_budget(priced, self.config.budget.get("max_plan_cost_usd"))
         return priced

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
 import json
 import re
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,55 +29,158 @@ def _validator():
     return jsonschema.Draft202012Validator(schema)
 
 
-def load_config(config_dir: Path, root: Path) -> Config:
-    """Load all *.yaml/*.yml under config_dir. Raises SpecError listing every problem found."""
+@dataclass
+class FileSpec:
+    """What one valid spec file declares: its models and its settings, each with where it was written."""
+
+    models: list[ModelSpec] = field(default_factory=list)
+    settings: list[tuple[str, object, str]] = field(default_factory=list)  # (key, value, file:line)
+
+    def to_dict(self) -> dict:
+        return {"models": [_spec_to_dict(m) for m in self.models], "settings": [list(s) for s in self.settings]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FileSpec:
+        return cls([_spec_from_dict(m) for m in data["models"]], [tuple(s) for s in data["settings"]])
+
+
+def load_config(config_dir: Path, root: Path, cache_path: Path | None = None) -> Config:
+    """Load all *.yaml/*.yml under config_dir. Raises SpecError listing every problem found.
+
+    A valid file whose stat is unchanged is read back from the spec cache (.tuner/cache/specs.json)
+    instead of being parsed and schema-checked again: a warm plan of a thousand models starts fast.
+    """
     if not config_dir.is_dir():
         raise SpecError([f"{_display(config_dir, root)}: config directory not found"],
                         remedy="run from the project root or pass --config DIR")
     files = sorted(p for p in config_dir.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    cache = SpecCache(cache_path, root)
     config = Config(files=files)
     problems: list[str] = []
     declared: dict[str, str] = {}  # model name -> where it was declared
-    provider_sources: dict[str, str] = {}
+    setting_sources: dict[str, str] = {}
     for path in files:
-        try:
-            doc = load_yaml(path, _display(path, root))
-        except SpecError as exc:
-            problems.extend(exc.problems)
-            continue
-        if doc.data is None:
-            continue
-        file_problems = _schema_problems(doc)
-        if file_problems:
-            problems.extend(file_problems)
-            continue
-        for name, (spec_problems, spec) in _models_of(doc, root).items():
-            problems.extend(spec_problems)
-            if name in declared:
-                problems.append(f"{spec.source if spec else doc.display}: models.{name}: "
-                                f"declared twice (also at {declared[name]})")
-            elif spec is not None:
-                declared[name] = spec.source
+        file_spec = cache.get(path)
+        if file_spec is None:
+            try:
+                file_spec = _read_file(path, root)
+            except SpecError as exc:
+                problems.extend(exc.problems)
+                continue
+            cache.put(path, file_spec)
+        for spec in file_spec.models:
+            if spec.name in declared:
+                problems.append(f"{spec.source}: models.{spec.name}: declared twice (also at {declared[spec.name]})")
+            else:
+                declared[spec.name] = spec.source
                 config.models.append(spec)
-        if "budget" in doc.data:
-            config.budget = doc.data["budget"] or {}
-        if "backend" in doc.data:
-            where = doc.where(("backend",))
-            if "backend" in provider_sources:
-                problems.append(f"{where}: backend: configured twice (also at {provider_sources['backend']})")
-            provider_sources["backend"] = where
-            config.backend = doc.data["backend"] or {}
-        for provider, settings in (doc.data.get("providers") or {}).items():
-            where = doc.where(("providers", provider))
-            if provider in provider_sources:
-                problems.append(f"{where}: providers.{provider}: configured twice "
-                                f"(also at {provider_sources[provider]})")
-            provider_sources[provider] = where
-            config.providers[provider] = settings or {}
+        for key, value, where in file_spec.settings:
+            if key in setting_sources:
+                problems.append(f"{where}: {key}: configured twice (also at {setting_sources[key]})")
+            setting_sources[key] = where
+            _apply_setting(config, key, value)
+    cache.save()
     if problems:
         raise SpecError(problems)
     config.models.sort(key=lambda m: m.name)
     return config
+
+
+def _read_file(path: Path, root: Path) -> FileSpec:
+    doc = load_yaml(path, _display(path, root))
+    if doc.data is None:
+        return FileSpec()
+    problems = _schema_problems(doc)
+    if problems:
+        raise SpecError(problems)
+    file_spec = FileSpec()
+    for _name, (spec_problems, spec) in _models_of(doc, root).items():
+        problems.extend(spec_problems)
+        if spec is not None:
+            file_spec.models.append(spec)
+    if problems:
+        raise SpecError(problems)
+    for key in ("budget", "backend"):
+        if key in doc.data:
+            file_spec.settings.append((key, doc.data[key] or {}, doc.where((key,))))
+    for provider, settings in (doc.data.get("providers") or {}).items():
+        file_spec.settings.append((f"providers.{provider}", settings or {}, doc.where(("providers", provider))))
+    return file_spec
+
+
+def _apply_setting(config: Config, key: str, value) -> None:
+    if key.startswith("providers."):
+        config.providers[key.removeprefix("providers.")] = value
+    else:
+        setattr(config, key, value)
+
+
+def _spec_to_dict(spec: ModelSpec) -> dict:
+    data = asdict(spec)
+    for holder, key in ((data["dataset"], "train"), (data["dataset"], "validation"), (data, "eval_dataset")):
+        holder[key] = str(holder[key]) if holder[key] is not None else None
+    return data
+
+
+def _spec_from_dict(data: dict) -> ModelSpec:
+    dataset = dict(data["dataset"])
+    for key in ("train", "validation"):
+        dataset[key] = Path(dataset[key]) if dataset[key] is not None else None
+    eval_dataset = Path(data["eval_dataset"]) if data["eval_dataset"] is not None else None
+    return ModelSpec(**{**data, "dataset": DatasetRef(**dataset), "eval_dataset": eval_dataset})
+
+
+class SpecCache:
+    """Parsed, validated spec files keyed by their stat and by what shapes their meaning: the project root,
+    the schema, and this loader's version. Only valid files are cached; errors are always recomputed."""
+
+    def __init__(self, path: Path | None, root: Path):
+        self.path = path
+        self._salt = f"{root}|{_code_version()}"
+        self._entries: dict = {}
+        self._dirty = False
+        if path is not None:
+            try:
+                stored = json.loads(path.read_text(encoding="utf-8"))
+                self._entries = stored["files"] if stored.get("salt") == self._salt else {}
+            except (OSError, ValueError, KeyError, TypeError):
+                self._entries = {}
+
+    @staticmethod
+    def _key(path: Path) -> str:
+        st = path.stat()
+        return f"{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+
+    def get(self, path: Path) -> FileSpec | None:
+        entry = self._entries.get(str(path))
+        if entry is None or entry["key"] != self._key(path):
+            return None
+        try:
+            return FileSpec.from_dict(entry["spec"])
+        except (KeyError, TypeError):
+            return None
+
+    def put(self, path: Path, file_spec: FileSpec) -> None:
+        if self.path is not None:
+            self._entries[str(path)] = {"key": self._key(path), "spec": file_spec.to_dict()}
+            self._dirty = True
+
+    def save(self) -> None:
+        if not (self.path and self._dirty):
+            return
+        from runner.fsutil import atomic_write
+
+        live = {name: entry for name, entry in self._entries.items() if Path(name).exists()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, json.dumps({"salt": self._salt, "files": live}).encode())
+
+
+@lru_cache(maxsize=1)
+def _code_version() -> str:
+    """Changes whenever the schema or the code that reads specs changes."""
+    here = Path(__file__)
+    parts = [SCHEMA_PATH, here, here.with_name("yamlsource.py"), here.with_name("model.py")]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in parts)).hexdigest()[:16]
 
 
 def _display(path: Path, root: Path) -> str:
