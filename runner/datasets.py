@@ -18,8 +18,9 @@ from pathlib import Path
 
 from runner.errors import DatasetError
 
-MAX_REPORTED = 20
-HASH_CHUNK = 1 << 20  # errors (and duplicate groups) listed before the rest are only counted
+MAX_REPORTED = 20  # errors (and duplicate groups) listed before the rest are only counted
+HASH_CHUNK = 1 << 20  # canonical bytes buffered per digest update
+DEEP_LINE_BYTES, MAX_BRACKETS = 4096, 512  # lines that could nest deeper than a C parser should recurse
 BOM = b"\xef\xbb\xbf"
 
 
@@ -129,6 +130,8 @@ def _scan_jsonl(path: Path, input_key: str, output_key: str, tally: _Tally) -> N
             if number == 1 and raw.startswith(BOM):
                 raw = raw[len(BOM):]
             try:
+                if len(raw) > DEEP_LINE_BYTES and raw.count(b"[") + raw.count(b"{") > MAX_BRACKETS:
+                    raise ValueError("possibly deep: orjson recurses without a limit, json raises RecursionError")
                 record = loads(raw)
                 inp, out = record[input_key], record[output_key]
                 if inp.__class__ is str and out.__class__ is str and inp and out and not inp.isspace() \

@@ -30,12 +30,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from runner import trainer
+from runner.emulators.loopback import LoopbackServer, run_until_interrupted
 from runner.fsutil import atomic_write
 
 POISON_OUTPUT = "__tuner_emulator_fail__"  # a training example with this output makes its job FAILED
@@ -273,8 +273,10 @@ def _new_counters() -> dict:
     }
 
 
-class GeminiEmulator:
+class GeminiEmulator(LoopbackServer):
     """The emulator. `start()` serves it on 127.0.0.1; use it as a context manager in tests."""
+
+    thread_name = "gemini-emulator"
 
     def __init__(
         self,
@@ -297,7 +299,7 @@ class GeminiEmulator:
         self.api_keys = api_keys
         self.seed = seed
         self.persist_path = Path(persist_path) if persist_path else None
-        self._port = port
+        super().__init__(port)
         self._clock = clock
         self._lock = threading.RLock()
         self._train_lock = threading.Lock()
@@ -307,47 +309,11 @@ class GeminiEmulator:
         self._trained: OrderedDict[str, trainer.TunedModel] = OrderedDict()
         self._counters = _new_counters()
         self._seq = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self) -> GeminiEmulator:
-        if self._server is not None:
-            return self
-        self._load()
-        self._server = _Server(("127.0.0.1", self._port), _Handler)
-        self._server.emulator = self
-        # A short poll interval makes stop() quick: shutdown() waits for the serving loop to notice.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="gemini-emulator",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> GeminiEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def handle_http(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, dict]:
+        return self.handle(method, path, headers, body)
 
     @property
     def stats(self) -> dict:
@@ -909,53 +875,8 @@ def _decode_token(token: str | None, kind: str) -> int:
 # -- HTTP plumbing ----------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    emulator: GeminiEmulator
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's requests session expects
-    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
-    server: _Server
-
-    def do_GET(self) -> None:
-        self._answer("GET")
-
-    def do_POST(self) -> None:
-        self._answer("POST")
-
-    def do_PATCH(self) -> None:
-        self._answer("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._answer("DELETE")
-
-    def _answer(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status, payload = self.server.emulator.handle(method, self.path, self.headers, body)
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        _log.debug("%s " + format, self.address_string(), *args)  # quiet: no line per request on stderr
-
-
 def serve(port: int = 0, job_seconds: float = 5.0, fault_rate: float = 0.0, seed: int = 0,
           persist_path: Path | None = None) -> None:
     """Run the emulator in the foreground until Ctrl-C (`tuner emulator gemini`)."""
-    emulator = GeminiEmulator(port=port, job_seconds=job_seconds, fault_rate=fault_rate, seed=seed,
-                              persist_path=persist_path).start()
-    print(f"Gemini API emulator listening on {emulator.url}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
+    run_until_interrupted(GeminiEmulator(port=port, job_seconds=job_seconds, fault_rate=fault_rate, seed=seed,
+                                         persist_path=persist_path), "Gemini API emulator")

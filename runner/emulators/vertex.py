@@ -34,11 +34,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from runner.emulators.loopback import LoopbackServer, run_until_interrupted
 from runner.trainer import TunedModel, train
 
 POISON_OUTPUT = "__tuner_emulator_fail__"
@@ -254,49 +254,10 @@ def default_storage_client() -> Any:
     return storage.Client()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, port: int, emulator: VertexEmulator):
-        self.emulator = emulator
-        super().__init__(("127.0.0.1", port), _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's httpx client expects
-    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status, payload = self.server.emulator.handle(self.command, self.path, self.headers.get("Authorization"), body)
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: tests and the CLI own the terminal
-
-
-class VertexEmulator:
+class VertexEmulator(LoopbackServer):
     """The Vertex AI tuning-jobs emulator. Bind with start() (port 0 picks a free port); `url` is its base URL."""
+
+    thread_name = "vertex-emulator"
 
     def __init__(
         self,
@@ -309,7 +270,7 @@ class VertexEmulator:
         persist_path: Path | None = None,
         storage_client_factory: StorageClientFactory = default_storage_client,
     ):
-        self._port = port
+        super().__init__(port)
         self._job_seconds = job_seconds
         self._pending_seconds = job_seconds / 10  # "briefly": a tenth of the job
         self._fault_rate = fault_rate
@@ -329,47 +290,12 @@ class VertexEmulator:
         self._calls: Counter[str] = Counter()
         self._rejected: Counter[int] = Counter()
         self._faults = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._routes = self._build_routes()
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
-    def start(self) -> VertexEmulator:
-        if self._server:
-            return self
-        self._load()
-        self._server = _Server(self._port, self)
-        # A short poll interval makes stop() prompt (shutdown waits for the loop to notice).
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="vertex-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if not self._server:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> VertexEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if not self._server:
-            raise RuntimeError("the emulator is not started")
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def handle_http(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, dict]:
+        return self.handle(method, path, headers.get("Authorization"), body)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -858,13 +784,5 @@ def serve(
     persist_path: Path | None = None,
 ) -> None:
     """Run the emulator in the foreground until Ctrl-C."""
-    emulator = VertexEmulator(port=port, job_seconds=job_seconds, fault_rate=fault_rate, seed=seed,
-                              persist_path=persist_path)
-    emulator.start()
-    print(f"Vertex AI emulator listening on {emulator.url}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
+    run_until_interrupted(VertexEmulator(port=port, job_seconds=job_seconds, fault_rate=fault_rate, seed=seed,
+                                         persist_path=persist_path), "Vertex AI emulator")

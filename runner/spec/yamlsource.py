@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from runner.errors import SpecError
 Path_ = tuple  # a field path such as ("models", "x", "hyperparameters", "batch_size")
 
 MAX_DEPTH = 64
+MAX_VALUES = 200_000
 
 try:  # the C loader is an order of magnitude faster; fall back where libyaml is absent
     _Loader = yaml.CSafeLoader
@@ -27,6 +27,7 @@ class YamlDocument:
     display: str  # the path as shown in messages (relative to the project root)
     data: object
     lines: dict[Path_, int] = field(default_factory=dict)
+    values: int = 0  # constructed so far, aliases counted each time they expand
 
     def line_of(self, path: Path_) -> int:
         """The line of the deepest recorded ancestor of path (a missing key points at its parent)."""
@@ -49,10 +50,10 @@ def load_yaml(path: Path, display: str) -> YamlDocument:
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise SpecError([f"{display}:{line}: NUL character in YAML"])
-    depth, line = _flow_depth(text)
-    if depth > MAX_DEPTH:
-        raise SpecError([f"{display}:{line}: nesting deeper than {MAX_DEPTH} levels"])
     try:
+        depth, line = _nesting(text)
+        if depth > MAX_DEPTH:
+            raise SpecError([f"{display}:{line}: nesting deeper than {MAX_DEPTH} levels"])
         node = yaml.compose(text, Loader=_Loader)
     except yaml.reader.ReaderError as exc:  # a forbidden character: blame its own line
         line = text.count("\n", 0, exc.position) + 1
@@ -75,6 +76,10 @@ def load_yaml(path: Path, display: str) -> YamlDocument:
 
 
 def _construct(node: yaml.Node, path: Path_, doc: YamlDocument, problems: list[str], depth: int = 0):
+    doc.values += 1
+    if doc.values > MAX_VALUES:  # aliases of aliases expand exponentially: a "billion laughs" spec
+        raise SpecError([f"{doc.display}:{node.start_mark.line + 1}: the spec expands to more than {MAX_VALUES:,} "
+                         f"values (YAML aliases repeating aliases?)"])
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if depth > 64:
         problems.append(f"{doc.display}:{node.start_mark.line + 1}: nesting deeper than 64 levels")
@@ -117,30 +122,24 @@ def _scalar(node: yaml.ScalarNode, path: Path_, doc: YamlDocument, problems: lis
     return value
 
 
-_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\n]|\'\')*\'|#[^\n]*')
-_BRACKETS = re.compile(r"[\[\]{}\n]|^(?:[ \t]*- )+", re.MULTILINE)
+def _nesting(text: str) -> tuple[int, int]:
+    """The deepest collection nesting and its line, from libyaml's event stream.
 
-
-def _flow_depth(text: str) -> tuple[int, int]:
-    """The deepest nesting of flow brackets or one-line `- - -` sequences, and its line.
-
-    libyaml recurses per level in C and crashes the process on absurd depths, so they are refused first.
+    libyaml's parser keeps its own stack, but composing nodes recurses in C and crashes the process on
+    absurd depths, so depth is measured on events first. Brackets inside scalars are scalar text here.
     """
     depth = deepest = 0
-    line = deepest_line = 1
-    for token in _BRACKETS.findall(_QUOTED.sub('""', text)):
-        if token == "\n":
-            line += 1
-            continue
-        if token.endswith("- "):
-            nested = depth + token.count("- ")
-            if nested > deepest:
-                deepest, deepest_line = nested, line
-            continue
-        depth += 1 if token in "[{" else -1
-        if depth > deepest:
-            deepest, deepest_line = depth, line
-    return deepest, deepest_line
+    line = 1
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > deepest:
+                deepest, line = depth, event.start_mark.line + 1
+                if deepest > MAX_DEPTH:
+                    break
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return deepest, line
 
 
 def _dotted(path: Path_) -> str:

@@ -1,0 +1,120 @@
+"""What both emulators share: a JSON-over-HTTP server bound to 127.0.0.1 only, run in a daemon thread."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class LoopbackServer:
+    """Base of an emulator: start() binds 127.0.0.1 (port 0 picks a free one), stop() releases it.
+
+    Subclasses answer requests in handle_http(method, path, headers, body) -> (status, JSON payload).
+    """
+
+    thread_name = "emulator"
+
+    def __init__(self, port: int = 0):
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def handle_http(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, dict]:
+        raise NotImplementedError
+
+    def _load(self) -> None:
+        """Hook: restore persisted state before serving."""
+
+    def start(self):
+        if self._server is not None:
+            return self
+        self._load()
+        self._server = _Server(("127.0.0.1", self._port), _Handler)
+        self._server.app = self
+        # A short poll interval makes stop() prompt: shutdown() waits for the serving loop to notice.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=self.thread_name,
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def run_until_interrupted(emulator: LoopbackServer, title: str) -> None:
+    """Serve in the foreground (`tuner emulator ...`) until Ctrl-C."""
+    emulator.start()
+    print(f"{title} listening on {emulator.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    app: LoopbackServer
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a killed client is normal here, not news
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDKs' HTTP sessions expect
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def do_PATCH(self) -> None:
+        self._answer()
+
+    def do_DELETE(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status, payload = self.server.app.handle_http(self.command, self.path, self.headers, body)
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: tests and the CLI own the terminal
