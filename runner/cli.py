@@ -289,20 +289,33 @@ def emulator():
     """Loopback emulators of the cloud tuning APIs (127.0.0.1 only), for tests and demos."""
 
 
+def emulator_options(default_port: int):
+    """The options both emulators take."""
+
+    def decorate(func):
+        for option in reversed((
+            click.option("--port", default=default_port, show_default=True, type=click.IntRange(0, 65535)),
+            click.option("--job-seconds", default=5.0, show_default=True, type=click.FloatRange(0),
+                         help="How long a tuning job runs before it succeeds."),
+            click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+                         help="Share of requests answered 503."),
+            click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fault injection."),
+            click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                         help="Persist the emulator's models to this file so they survive a restart."),
+        )):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 @emulator.command("gemini")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--job-seconds", default=5.0, show_default=True, type=click.FloatRange(0),
-              help="How long a tuning job stays CREATING.")
-@click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of requests answered 503 (and half as many slowed down).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fault injection.")
-@click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Persist the emulator's models to this file so they survive a restart.")
+@emulator_options(8765)
 def emulator_gemini(port, job_seconds, fault_rate, seed, state_file):
     """Serve the Gemini API tuning surface (v1beta REST) on 127.0.0.1:PORT.
 
     Point tuner at it with providers.gemini.endpoint or TUNER_GEMINI_ENDPOINT=http://127.0.0.1:PORT;
-    any non-empty API key is accepted.
+    any non-empty API key is accepted. A --fault-rate also slows half as many responses down.
     """
     from runner.emulators.gemini import serve
 
@@ -310,14 +323,7 @@ def emulator_gemini(port, job_seconds, fault_rate, seed, state_file):
 
 
 @emulator.command("vertex")
-@click.option("--port", default=8766, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--job-seconds", default=5.0, show_default=True, type=click.FloatRange(0),
-              help="How long a tuning job runs before it succeeds.")
-@click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of requests answered 503.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fault injection.")
-@click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Persist the emulator's jobs and models to this file so they survive a restart.")
+@emulator_options(8766)
 def emulator_vertex(port, job_seconds, fault_rate, seed, state_file):
     """Serve the Vertex AI tuning-jobs surface (v1beta1 REST) on 127.0.0.1:PORT.
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from runner.errors import StateError, StateLockedError
-from runner.state.model import State
+from runner.state.model import State, locked_error
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -202,13 +202,7 @@ class GcsBackend:
             self._bucket().blob(self.lock_name).delete(if_generation_match=generation)
 
     def _locked_error(self) -> StateLockedError:
-        holder = self.lock_info() or {}
-        return StateLockedError(
-            f"state {self.display} is locked by {holder.get('operation', '?')} "
-            f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('created', '?')})",
-            remedy=f"wait for it to finish, pass --lock-timeout SECONDS to wait, or if it is stale run "
-                   f"`tuner force-unlock {holder.get('id', '?')}`",
-        )
+        return locked_error(self.display, self.lock_info() or {})
 
     # -- storage access ------------------------------------------------------------------------------
     def _bucket(self) -> storage.Bucket:

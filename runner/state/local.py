@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runner.errors import StateError, StateLockedError
 from runner.fsutil import atomic_write
-from runner.state.model import State
+from runner.state.model import State, locked_error
 
 
 class LocalBackend:
@@ -112,13 +112,7 @@ class LocalBackend:
         return holder
 
     def _locked_error(self) -> StateLockedError:
-        holder = self.lock_info() or {}
-        return StateLockedError(
-            f"state {self.display} is locked by {holder.get('operation', '?')} "
-            f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('created', '?')})",
-            remedy=f"wait for it to finish, pass --lock-timeout SECONDS to wait, or if it is stale run "
-                   f"`tuner force-unlock {holder.get('id', '?')}`",
-        )
+        return locked_error(self.display, self.lock_info() or {})
 
 
 def _keep_backup(path: Path, backup: Path) -> None:
