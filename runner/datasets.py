@@ -121,47 +121,63 @@ class _Tally:
 
 def _scan_jsonl(path: Path, input_key: str, output_key: str, tally: _Tally) -> None:
     """The hot loop, inlined on purpose: a fast C parser for lines that are fine, and the precise
-    diagnosis (_diagnose, then _Tally.add) only for the rest."""
+    diagnosis (_diagnose, then _Tally.add) only for the rest. Lines come from big blocks split in C."""
     loads, update, remember = _fast_loads(), tally.digest.update, tally.fingerprints.append
     count = text_bytes = max_input = max_output = 0
     pending = bytearray()
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM):]
-            try:
-                if len(raw) > DEEP_LINE_BYTES and raw.count(b"[") + raw.count(b"{") > MAX_BRACKETS:
-                    raise ValueError("possibly deep: orjson recurses without a limit, json raises RecursionError")
-                record = loads(raw)
-                inp, out = record[input_key], record[output_key]
-                if inp.__class__ is str and out.__class__ is str and inp and out and not inp.isspace() \
-                        and not out.isspace():
-                    inp_bytes, out_bytes = inp.encode(), out.encode()
-                    canonical = b"%d:%b%d:%b" % (len(inp_bytes), inp_bytes, len(out_bytes), out_bytes)
-                    pending += canonical
-                    if len(pending) > HASH_CHUNK:  # one digest call per chunk, not per line
-                        update(pending)
-                        pending.clear()
-                    remember(hash(canonical))
-                    count += 1
-                    text_bytes += len(inp_bytes) + len(out_bytes)
-                    if len(inp) > max_input:
-                        max_input = len(inp)
-                    if len(out) > max_output:
-                        max_output = len(out)
-                    continue
-            except Exception:  # any failure (lone surrogates included) takes the slow path, which names it
-                pass
-            item = _diagnose(number, raw, input_key, output_key)
-            if item is not None:
-                update(pending)  # keep the digest in file order around a slow-path example
-                pending.clear()
-                tally.add(number, item)
+    number = 0
+    for raw in _lines(path):
+        number += 1
+        try:
+            if len(raw) > DEEP_LINE_BYTES and raw.count(b"[") + raw.count(b"{") > MAX_BRACKETS:
+                raise ValueError("possibly deep: orjson recurses without a limit, json raises RecursionError")
+            record = loads(raw)
+            inp, out = record[input_key], record[output_key]
+            if inp.__class__ is str and out.__class__ is str and inp and out and not inp.isspace() \
+                    and not out.isspace():
+                inp_bytes, out_bytes = inp.encode(), out.encode()
+                canonical = b"%d:%b%d:%b" % (len(inp_bytes), inp_bytes, len(out_bytes), out_bytes)
+                pending += canonical
+                remember(hash(canonical))
+                count += 1
+                text_bytes += len(inp_bytes) + len(out_bytes)
+                if len(inp) > max_input:
+                    max_input = len(inp)
+                if len(out) > max_output:
+                    max_output = len(out)
+                if len(pending) > HASH_CHUNK:  # one digest call per chunk, not per line
+                    update(pending)
+                    pending.clear()
+                continue
+        except Exception:  # any failure (lone surrogates included) takes the slow path, which names it
+            pass
+        item = _diagnose(number, raw, input_key, output_key)
+        if item is not None:
+            update(pending)  # keep the digest in file order around a slow-path example
+            pending.clear()
+            tally.add(number, item)
     update(pending)
     tally.count += count
     tally.text_bytes += text_bytes
     tally.max_input = max(tally.max_input, max_input)
     tally.max_output = max(tally.max_output, max_output)
+
+
+def _lines(path: Path, block_size: int = 4 << 20):
+    """The file's lines (without their newline), read in large blocks and split in C; BOM removed."""
+    with open(path, "rb") as handle:
+        carry = handle.read(len(BOM))
+        if carry == BOM:
+            carry = b""
+        while True:
+            block = handle.read(block_size)
+            if not block:
+                break
+            lines = (carry + block).split(b"\n")
+            carry = lines.pop()
+            yield from lines
+        if carry:
+            yield carry
 
 
 def _fast_loads():

@@ -20,8 +20,6 @@ class Capabilities:
     hyperparameter_defaults: dict  # accepted hyperparameter keys -> value used when the spec omits it
     refused_hyperparameters: dict = field(default_factory=dict)  # key -> why it is refused, what to use
     max_concurrent_jobs: int = 5
-    max_examples: int | None = None
-    max_display_name: int | None = None
     poll_seconds: float = 5.0  # how often apply asks a running job for its state
 
 

@@ -50,7 +50,6 @@ class GeminiProvider:
                 "adapter_size": "a Vertex AI setting; the Gemini API does not expose the adapter size",
             },
             max_concurrent_jobs=settings.get("max_concurrent_jobs", 5),
-            max_display_name=DISPLAY_NAME_MAX,
             poll_seconds=settings.get("poll_seconds", 10.0),
         )
         self._genai = None

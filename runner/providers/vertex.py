@@ -61,7 +61,6 @@ class VertexProvider:
                 "learning_rate": "Vertex AI takes learning_rate_multiplier (a factor on its recommended rate)",
             },
             max_concurrent_jobs=settings.get("max_concurrent_jobs", 5),
-            max_display_name=DISPLAY_NAME_MAX,
             poll_seconds=settings.get("poll_seconds", 30.0),
         )
         self._client = None

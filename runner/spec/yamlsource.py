@@ -97,7 +97,7 @@ def _construct(node: yaml.Node, path: Path_, doc: YamlDocument, problems: list[s
             if key in result:
                 first = doc.lines[path + (key,)]
                 problems.append(
-                    f"{doc.display}:{key_node.start_mark.line + 1}: {_dotted(path + (key,))}: "
+                    f"{doc.display}:{key_node.start_mark.line + 1}: {dotted(path + (key,))}: "
                     f"duplicate key (first defined on line {first})"
                 )
                 continue
@@ -110,7 +110,7 @@ def _construct(node: yaml.Node, path: Path_, doc: YamlDocument, problems: list[s
 
 
 def _scalar(node: yaml.ScalarNode, path: Path_, doc: YamlDocument, problems: list[str]):
-    where = f"{doc.display}:{node.start_mark.line + 1}: {_dotted(path) or '(top level)'}"
+    where = f"{doc.display}:{node.start_mark.line + 1}: {dotted(path) or '(top level)'}"
     try:
         value = _Loader("").construct_object(node, deep=True)
     except Exception as exc:  # odd tagged scalars raise Value, Index, Key or AttributeError alike
@@ -142,8 +142,7 @@ def _nesting(text: str) -> tuple[int, int]:
     return deepest, line
 
 
-def _dotted(path: Path_) -> str:
+def dotted(path: Path_) -> str:
     return ".".join(str(p) for p in path)
 
 
-dotted = _dotted
