@@ -18,6 +18,31 @@ REPO = Path(__file__).resolve().parents[1]
 SENTIMENT = REPO / "data" / "sentiment"
 
 
+class FakeClock:
+    """Time that moves only when a test says so: nothing sleeps for real."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class SteppingClock(FakeClock):
+    """Emulator time that moves on each time it is read, so jobs finish after a few polls, not seconds."""
+
+    def __init__(self, step: float = 0.25) -> None:
+        super().__init__(0.0)
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
 @dataclass
 class Result:
     code: int

@@ -21,6 +21,7 @@ from google.api_core.retry import Retry, if_exception_type
 from google.auth.credentials import AnonymousCredentials
 
 from runner.emulators.gemini import POISON_OUTPUT, GeminiEmulator
+from tests.conftest import FakeClock
 
 KEY = "test-key"
 TUNABLE = "models/gemini-1.5-flash-001-tuning"
@@ -35,16 +36,6 @@ SENTIMENT = [{"text_input": f"the {subject} was {word}", "output": label}
              for word in words for subject in SUBJECTS]  # 60 examples, two labels
 TINY = SENTIMENT[::10]
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def _configure(emulator: GeminiEmulator, key: str = KEY) -> None:

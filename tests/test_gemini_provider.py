@@ -12,20 +12,11 @@ with warnings.catch_warnings():
     import google.generativeai as genai
 
 from runner.emulators.gemini import POISON_OUTPUT, GeminiEmulator
+from tests.conftest import SteppingClock
 
 KEY = "emulator-key-1234"
 BASE = "models/gemini-1.5-flash-001-tuning"
 
-
-class SteppingClock:
-    """Emulator time that moves on each time it is read, so jobs finish after a few polls, not seconds."""
-
-    def __init__(self, step: float = 0.25):
-        self.now, self.step = 0.0, step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
 
 
 @pytest.fixture

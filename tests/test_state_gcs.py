@@ -21,7 +21,7 @@ from runner.errors import StateError, StateLockedError
 from runner.state import ACTIVE, Instance, LocalBackend, State
 from runner.state.gcs import GcsBackend
 from runner.state.migrate import migrate
-from tests.conftest import bucket, storage_client
+from tests.conftest import FakeClock, bucket, storage_client
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET, PREFIX = "tuner-state", "teams/ml"
@@ -68,12 +68,6 @@ def write_once(target: GcsBackend | LocalBackend, model: str | None = None) -> S
         target.unlock()
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # -- read / write ----------------------------------------------------------------------------------

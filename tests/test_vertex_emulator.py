@@ -15,7 +15,7 @@ from google import genai
 from google.genai import errors, types
 
 from runner.emulators.vertex import POISON_OUTPUT, VertexEmulator
-from tests.conftest import bucket, storage_client
+from tests.conftest import FakeClock, bucket, storage_client
 
 PROJECT, LOCATION, BUCKET = "tuner-test", "us-central1", "tuner-datasets"
 TRAIN_URI = f"gs://{BUCKET}/sentiment/train.jsonl"
@@ -44,16 +44,6 @@ def sentiment_lines(count: int, seed: int) -> list[dict]:
 def to_jsonl(lines: list[dict]) -> str:
     return "".join(json.dumps(line) + "\n" for line in lines)
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,10 @@ from google.genai import types
 
 from runner.emulators.vertex import VertexEmulator
 from runner.providers.vertex import VertexProvider
-from tests.conftest import bucket, storage_client
+from tests.conftest import SteppingClock, bucket, storage_client
 
 PROJECT, LOCATION, BUCKET = "tuner-test", "us-central1", "tuner-staging"
 
-
-class SteppingClock:
-    def __init__(self, step: float = 0.25):
-        self.now, self.step = 0.0, step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,11 @@ The core never asks which provider it is talking to; it reads these declarations
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+
+from runner.errors import ProviderError
 
 if TYPE_CHECKING:
     from runner.desired import DesiredModel
@@ -43,6 +46,21 @@ class ObservedModel:
     state: str
     base_model: str = ""
     hyperparameters: dict = field(default_factory=dict)  # what the provider reports, where it does
+
+
+def guarded(call: Callable, map_error: Callable[[Exception], ProviderError],
+            on_not_found: Callable | None = None):
+    """Run one SDK call; any SDK exception becomes the provider's ProviderError (a missing resource may
+    instead be answered by on_not_found), so nothing from an SDK reaches the user as a traceback."""
+    try:
+        return call()
+    except ProviderError:
+        raise
+    except Exception as exc:
+        error = map_error(exc)
+        if error.code == "NOT_FOUND" and on_not_found is not None:
+            return on_not_found()
+        raise error from None
 
 
 class Provider(Protocol):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from runner.errors import AlreadyExistsError, ProviderError
 from runner.providers import ProviderContext
-from runner.providers.base import ACTIVE, CREATING, FAILED, Capabilities, JobStatus, ObservedModel
+from runner.providers.base import ACTIVE, CREATING, FAILED, Capabilities, JobStatus, ObservedModel, guarded
 
 DEFAULT_KEY_ENV = "GOOGLE_API_KEY"
 ENDPOINT_ENV = "TUNER_GEMINI_ENDPOINT"
@@ -98,15 +98,7 @@ class GeminiProvider:
         return self._genai
 
     def _call(self, fn: Callable, *, on_not_found: Callable | None = None):
-        try:
-            return fn(self._sdk())
-        except ProviderError:
-            raise
-        except Exception as exc:  # the SDK raises api_core and requests exceptions; map them all
-            error = self._map_error(exc)
-            if error.code == "NOT_FOUND" and on_not_found is not None:
-                return on_not_found()
-            raise error from None
+        return guarded(lambda: fn(self._sdk()), self._map_error, on_not_found)
 
     def _map_error(self, exc: Exception) -> ProviderError:
         from google.api_core import exceptions as gexc

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from runner.errors import ProviderError
 from runner.providers import ProviderContext
-from runner.providers.base import ACTIVE, CREATING, FAILED, Capabilities, JobStatus, ObservedModel
+from runner.providers.base import ACTIVE, CREATING, FAILED, Capabilities, JobStatus, ObservedModel, guarded
 
 ENDPOINT_ENV = "TUNER_VERTEX_ENDPOINT"
 TOKEN_ENV = "TUNER_VERTEX_ACCESS_TOKEN"  # e.g. from `gcloud auth print-access-token`, for CI without ADC
@@ -131,15 +131,7 @@ class VertexProvider:
             return self._storage
 
     def _call(self, fn: Callable, *, on_not_found: Callable | None = None):
-        try:
-            return fn()
-        except ProviderError:
-            raise
-        except Exception as exc:
-            error = self._map_error(exc)
-            if error.code == "NOT_FOUND" and on_not_found is not None:
-                return on_not_found()
-            raise error from None
+        return guarded(fn, self._map_error, on_not_found)
 
     def _map_error(self, exc: Exception) -> ProviderError:
         from google.api_core import exceptions as gexc
