@@ -3,8 +3,9 @@
 Crash safety rests on three rules:
   1. the intent (tuned model id, fingerprint, status `submitting`) is in state before anything is paid for;
   2. the provider's job handle is in state before the first poll;
-  3. tuned model ids derive from the fingerprint, so re-submitting after an ambiguous failure meets
-     ALREADY_EXISTS and adopts the job that was started, instead of paying twice.
+  3. every provider can find the job it started: tuned model ids derive from the fingerprint (a
+     re-submission meets ALREADY_EXISTS and adopts it) or jobs carry the fingerprint as labels (Vertex),
+     so an ambiguous failure or a crash never pays twice.
 A re-run after a crash or Ctrl-C plans `resume` for such jobs and waits for them.
 """
 

@@ -162,10 +162,10 @@ def destroy(config, workspace, targets, auto_approve, parallelism, lock_timeout)
     """
     project = _project(config, workspace)
     _execute(lambda confirm, reporter: project.destroy(list(targets), confirm, reporter, parallelism=parallelism,
-                                                       lock_timeout=lock_timeout), auto_approve)
+                                                       lock_timeout=lock_timeout), auto_approve, verb="Destroy")
 
 
-def _execute(run, auto_approve: bool) -> None:
+def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
     """Show the plan, confirm, run it with progress, and report the outcome with a trustworthy exit code."""
     from runner import render
 
@@ -199,7 +199,7 @@ def _execute(run, auto_approve: bool) -> None:
         for name, message in sorted(result.failures.items()):
             click.echo(f"  {name}: {message}", err=True)
         sys.exit(EXIT_ERROR)
-    click.echo(f"\nApply complete! Models: {summary['create']} added, {summary['replace']} replaced, "
+    click.echo(f"\n{verb} complete! Models: {summary['create']} added, {summary['replace']} replaced, "
                f"{summary['update']} changed, {summary['delete']} destroyed.")
 
 
