@@ -69,7 +69,8 @@ def cli():
 @cli.command()
 @project_options
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
-def validate(config, workspace, allow_small_dataset):
+@click.option("--json", "as_json", is_flag=True, help="Print the models found (name, fingerprint, datasets).")
+def validate(config, workspace, allow_small_dataset, as_json):
     """Check every spec and dataset without touching state or any provider.
 
     Exit 0 when everything is valid, 1 otherwise, listing every problem as file:line[:column].
@@ -77,6 +78,11 @@ def validate(config, workspace, allow_small_dataset):
     resolution = _project(config, workspace, allow_small_dataset).validate()
     _warn(resolution.warnings)
     models = resolution.models
+    if as_json:
+        click.echo(json.dumps({"valid": True, "warnings": resolution.warnings, "models": [
+            {"name": m.name, "provider": m.provider, "fingerprint": m.fingerprint, "dataset": m.dataset_record()}
+            for m in models]}, indent=2, sort_keys=True))
+        return
     examples = sum(m.train.examples + (m.validation.examples if m.validation else 0) for m in models)
     click.echo(f"Valid: {len(models)} model(s), {examples} examples checked.")
 
@@ -257,11 +263,18 @@ def state_group():
 
 @state_group.command("list")
 @project_options
-def state_list(config, workspace):
-    """One line per recorded tuned model."""
+@click.option("--json", "as_json", is_flag=True, help="Print name -> tuned model id, provider, status.")
+def state_list(config, workspace, as_json):
+    """One line per recorded tuned model (pending and superseded ones too)."""
     from runner import render
 
-    _out(render.state_list(_project(config, workspace).state()))
+    state = _project(config, workspace).state()
+    if as_json:
+        click.echo(json.dumps({name: {"tuned_model_id": r.current.tuned_model_id, "provider": r.current.provider,
+                                      "status": r.current.status} for name, r in state.models.items() if r.current},
+                              indent=2, sort_keys=True))
+        return
+    _out(render.state_list(state))
 
 
 @state_group.command("show")

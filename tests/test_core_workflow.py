@@ -261,3 +261,12 @@ def test_a_plan_over_budget_fails_before_anything_is_submitted(project):
     assert "the plan would cost ~$0.17 in training, over the budget of $0.10" in result.err
     assert project.state_bytes() is None
     assert project.run("plan").code == 1
+
+
+def test_json_is_there_wherever_a_script_wants_it(project):
+    validated = json.loads(project.run("validate", "--json").out)
+    assert validated["valid"] is True and validated["models"][0]["name"] == "sentiment"
+    project.run("apply", "--auto-approve")
+    listed = json.loads(project.run("state", "list", "--json").out)
+    assert listed["sentiment"]["status"] == "active"
+    assert listed["sentiment"]["tuned_model_id"] == project.state()["models"]["sentiment"]["tuned_model_id"]
