@@ -269,12 +269,7 @@ def state_list(config, workspace, as_json):
     from runner import render
 
     state = _project(config, workspace).state()
-    if as_json:
-        click.echo(json.dumps({name: {"tuned_model_id": r.current.tuned_model_id, "provider": r.current.provider,
-                                      "status": r.current.status} for name, r in state.models.items() if r.current},
-                              indent=2, sort_keys=True))
-        return
-    _out(render.state_list(state))
+    _out(render.state_list_json(state) if as_json else render.state_list(state))
 
 
 @state_group.command("show")

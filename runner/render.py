@@ -163,6 +163,12 @@ def state_list(state: State) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
+def state_list_json(state: State) -> str:
+    current = {name: {"tuned_model_id": r.current.tuned_model_id, "provider": r.current.provider,
+                      "status": r.current.status} for name, r in state.models.items() if r.current}
+    return json.dumps(current, indent=2, sort_keys=True) + "\n"
+
+
 def instance_text(name: str, instance: Instance, heading: str = "") -> str:
     lines = [f"# {name}{heading}"]
     for key, value in sorted(vars(instance).items()):
