@@ -309,17 +309,10 @@ class Project:
         if record is None or record.current is None:
             raise StateError(f"no tuned model named {name!r} in state", remedy="run `tuner apply` first")
         current = record.current
-        provider = Providers(self.root, self._provider_settings_if_any())[current.provider]
-        return current.tuned_model_id, provider.predict(current.tuned_model_id, text)
+        return current.tuned_model_id, self.providers[current.provider].predict(current.tuned_model_id, text)
 
     def force_unlock(self, lock_id: str) -> dict:
         return self.backend().force_unlock(lock_id)
-
-    def _provider_settings_if_any(self) -> dict:
-        try:
-            return self.config.providers
-        except TunerError:
-            return {}  # predict works from state even while a spec is being edited
 
 
 def _imported_instance(model: DesiredModel, seen, provider_info: dict, now: str) -> tuple[Instance, list[str]]:
