@@ -11,9 +11,11 @@ import csv
 import hashlib
 import json
 import os
+import re
 from array import array
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from runner.errors import DatasetError
@@ -42,11 +44,24 @@ class Example:
 
 
 def iter_examples(path: Path, input_key: str, output_key: str) -> Iterator[Example]:
-    """Every valid example of a file already checked by scan(); invalid lines are skipped."""
-    reader = _iter_csv if path.suffix == ".csv" else _iter_jsonl
-    for _line, item in reader(path, input_key, output_key):
-        if isinstance(item, Example):
-            yield item
+    """Every valid example of a file already checked by scan(); invalid lines are skipped.
+
+    Clean JSONL blocks (see _scan_block) are decoded in one C call; the rest line by line."""
+    if path.suffix == ".csv":
+        yield from (item for _, item in _iter_csv(path, input_key, output_key) if isinstance(item, Example))
+        return
+    decoder = _pair_decoder(input_key, output_key)
+    first_line = 1
+    for block in _blocks(path):
+        pairs = _clean_block_pairs(block, decoder) if decoder is not None else None
+        if pairs is not None:
+            yield from (Example(number, pair.input, pair.output) for number, pair in enumerate(pairs, first_line))
+        else:
+            for number, raw in enumerate(block.split(b"\n"), start=first_line):
+                item = _diagnose(number, raw, input_key, output_key)
+                if isinstance(item, Example):
+                    yield item
+        first_line += block.count(b"\n") + 1
 
 
 def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSummary:
@@ -120,14 +135,106 @@ class _Tally:
 
 
 def _scan_jsonl(path: Path, input_key: str, output_key: str, tally: _Tally) -> None:
-    """The hot loop, inlined on purpose: a fast C parser for lines that are fine, and the precise
-    diagnosis (_diagnose, then _Tally.add) only for the rest. Lines come from big blocks split in C."""
+    """Block by block: the whole block in one C call when it is clean (_scan_block), else line by line."""
+    decoder = _pair_decoder(input_key, output_key)
+    first_line = 1
+    for block in _blocks(path):
+        if decoder is None or not _scan_block(block, decoder, tally):
+            _scan_lines(block.split(b"\n"), first_line, input_key, output_key, tally)
+        first_line += block.count(b"\n") + 1
+
+
+_BLANK_INNER_LINE = re.compile(rb"\n[ \t\r]*\n")  # starts with a literal: searched at C speed
+_EACH_BLANK_INNER_LINE = re.compile(rb"\n(?=[ \t\r]*\n)")
+_TWO_VALUES_ON_A_LINE = re.compile(rb"\}[ \t\r]*\{")
+
+
+def _scan_block(block: bytes, decoder, tally: _Tally) -> bool:
+    """Decode a block of lines with msgspec's newline-delimited decoder, straight into (input, output)
+    pairs typed as strings. Returns False, changing nothing, unless every line held exactly one valid
+    example: then the per-line path, which names problems, takes the block.
+
+    Why exactly one per line holds: the decoder reads whitespace-separated objects, so it would also take
+    one object spread over two lines, or two on one. Two on one line need `}` then `{` with only spaces
+    between (searched for; a match inside a string only costs the fast path). Without those, objects
+    cannot share a line, so as many objects as non-blank lines means one object per line.
+    """
+    pairs = _clean_block_pairs(block, decoder, allow_blank_lines=True)
+    if pairs is None:
+        return False
+    canonical_block, fingerprints = bytearray(), array("q")
+    remember = fingerprints.append
+    text_bytes = max_input = max_output = 0
+    for pair in pairs:
+        inp, out = pair.input, pair.output
+        if not inp or not out or inp.isspace() or out.isspace():
+            return False
+        inp_bytes, out_bytes = inp.encode(), out.encode()
+        inp_size, out_size = len(inp_bytes), len(out_bytes)
+        canonical = b"%d:%b%d:%b" % (inp_size, inp_bytes, out_size, out_bytes)
+        canonical_block += canonical
+        remember(hash(canonical))
+        text_bytes += inp_size + out_size
+        # Characters never outnumber bytes: count characters only when the bytes could beat the maximum.
+        if inp_size > max_input:
+            max_input = max(max_input, len(inp))
+        if out_size > max_output:
+            max_output = max(max_output, len(out))
+    tally.digest.update(canonical_block)
+    tally.fingerprints.extend(fingerprints)
+    tally.count += len(pairs)
+    tally.text_bytes += text_bytes
+    tally.max_input = max(tally.max_input, max_input)
+    tally.max_output = max(tally.max_output, max_output)
+    return True
+
+
+def _clean_block_pairs(block: bytes, decoder, allow_blank_lines: bool = False) -> list | None:
+    """The block's (input, output) pairs when it holds exactly one object per (non-blank) line, else None.
+    Without blank lines, pair i is on line i of the block."""
+    if _TWO_VALUES_ON_A_LINE.search(block):
+        return None
+    blank = _blank_lines(block)
+    if blank and not allow_blank_lines:
+        return None
+    try:
+        pairs = decoder.decode_lines(block)
+    except Exception:  # malformed, mistyped, missing key, too deep, bad UTF-8: the per-line path will say
+        return None
+    return pairs if len(pairs) == block.count(b"\n") + 1 - blank else None
+
+
+def _blank_lines(block: bytes) -> int:
+    """How many of the block's lines are empty or whitespace (the rare case costs a second search)."""
+    edges = b" \t\r"
+    first, last = block.find(b"\n"), block.rfind(b"\n")
+    if first < 0:
+        return 0 if block.strip(edges) else 1
+    blank = (not block[:first].strip(edges)) + (not block[last + 1:].strip(edges))
+    if _BLANK_INNER_LINE.search(block):
+        blank += len(_EACH_BLANK_INNER_LINE.findall(block))
+    return blank
+
+
+@lru_cache(maxsize=16)
+def _pair_decoder(input_key: str, output_key: str):
+    """A msgspec decoder of objects into (input, output) string pairs, other keys skipped unbuilt."""
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - msgspec is a dependency; the per-line path is the same, slower
+        return None
+    pair = msgspec.defstruct("Pair", [("input", str), ("output", str)],
+                             rename={"input": input_key, "output": output_key})
+    return msgspec.json.Decoder(pair)
+
+
+def _scan_lines(lines: list[bytes], first_line: int, input_key: str, output_key: str, tally: _Tally) -> None:
+    """The per-line loop, inlined on purpose: a fast C parser for lines that are fine, and the precise
+    diagnosis (_diagnose, then _Tally.add) only for the rest."""
     loads, update, remember = _fast_loads(), tally.digest.update, tally.fingerprints.append
     count = text_bytes = max_input = max_output = 0
     pending = bytearray()
-    number = 0
-    for raw in _lines(path):
-        number += 1
+    for number, raw in enumerate(lines, start=first_line):
         try:
             if len(raw) > DEEP_LINE_BYTES and raw.count(b"[") + raw.count(b"{") > MAX_BRACKETS:
                 raise ValueError("possibly deep: orjson recurses without a limit, json raises RecursionError")
@@ -145,9 +252,6 @@ def _scan_jsonl(path: Path, input_key: str, output_key: str, tally: _Tally) -> N
                     max_input = len(inp)
                 if len(out) > max_output:
                     max_output = len(out)
-                if len(pending) > HASH_CHUNK:  # one digest call per chunk, not per line
-                    update(pending)
-                    pending.clear()
                 continue
         except Exception:  # any failure (lone surrogates included) takes the slow path, which names it
             pass
@@ -163,19 +267,22 @@ def _scan_jsonl(path: Path, input_key: str, output_key: str, tally: _Tally) -> N
     tally.max_output = max(tally.max_output, max_output)
 
 
-def _lines(path: Path, block_size: int = 4 << 20):
-    """The file's lines (without their newline), read in large blocks and split in C; BOM removed."""
+def _blocks(path: Path, block_size: int = 4 << 20):
+    """The file in large blocks that end at a line break (the last may not); a leading BOM removed."""
     with open(path, "rb") as handle:
         carry = handle.read(len(BOM))
         if carry == BOM:
             carry = b""
         while True:
-            block = handle.read(block_size)
-            if not block:
+            chunk = handle.read(block_size)
+            if not chunk:
                 break
-            lines = (carry + block).split(b"\n")
-            carry = lines.pop()
-            yield from lines
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                carry += chunk
+                continue
+            yield carry + chunk[:cut]
+            carry = chunk[cut + 1:]
         if carry:
             yield carry
 
@@ -199,7 +306,7 @@ def _diagnose(number: int, raw: bytes, input_key: str, output_key: str):
     except UnicodeDecodeError as exc:
         return exc.start + 1, f"invalid UTF-8 (byte 0x{raw[exc.start]:02x})"
     try:
-        record = json.loads(text)
+        record = json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         return exc.colno, f"invalid JSON: {exc.msg}"
     except RecursionError:
@@ -209,6 +316,14 @@ def _diagnose(number: int, raw: bytes, input_key: str, output_key: str):
     if not isinstance(record, dict):
         return 1, f"not a JSON object (got {_json_type(record)})"
     return _example(number, record, text, input_key, output_key)
+
+
+class _HugeNumber:
+    """An integer too long for int() (over 4,300 digits): fine in a field nobody reads, never a string."""
+
+
+def _parse_int(digits: str):
+    return int(digits) if len(digits) < 4300 else _HugeNumber()
 
 
 def _duplicate_warnings(display: str, fingerprints: array, examples) -> list[str]:
@@ -236,17 +351,6 @@ def _duplicate_warnings(display: str, fingerprints: array, examples) -> list[str
     return warnings
 
 
-def _iter_jsonl(path: Path, input_key: str, output_key: str):
-    """Yield (line, Example) or (line, (column, reason)) for every non-blank line."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM):]
-            item = _diagnose(number, raw, input_key, output_key)
-            if item is not None:
-                yield number, item
-
-
 def _example(number: int, record: dict, text: str, input_key: str, output_key: str):
     values = []
     for key in (input_key, output_key):
@@ -269,7 +373,7 @@ def _column_of_key(text: str, key: str) -> int:
 
 def _json_type(value) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null",
-            int: "number", float: "number"}.get(type(value), type(value).__name__)
+            int: "number", float: "number", _HugeNumber: "number"}.get(type(value), type(value).__name__)
 
 
 class _BadLine(Exception):
