@@ -267,7 +267,7 @@ def _scan_lines(lines: list[bytes], first_line: int, input_key: str, output_key:
     tally.max_output = max(tally.max_output, max_output)
 
 
-def _blocks(path: Path, block_size: int = 4 << 20):
+def _blocks(path: Path, block_size: int = 1 << 20):
     """The file in large blocks that end at a line break (the last may not); a leading BOM removed."""
     with open(path, "rb") as handle:
         carry = handle.read(len(BOM))
