@@ -218,7 +218,7 @@ class Applier:
                 if not verdict.passed:
                     return self._reject(name, pending, metrics, verdict.reasons)
                 self._promote(name, pending, metrics)
-                self.reporter.event(name, "active", _elapsed(self.clock.monotonic() - started))
+                self.reporter.event(name, "active", elapsed_text(self.clock.monotonic() - started))
                 return None
             if status.state == JOB_FAILED:
                 with self._state_lock:
@@ -227,7 +227,7 @@ class Applier:
                 self.reporter.event(name, "failed", status.message)
                 return f"tuning job failed: {status.message or status.detail or 'no message'}"
             progress = f" {status.progress:.0%}" if status.progress is not None else ""
-            self.reporter.event(name, "creating", f"{_elapsed(self.clock.monotonic() - started)}{progress}")
+            self.reporter.event(name, "creating", f"{elapsed_text(self.clock.monotonic() - started)}{progress}")
             if self.clock.wait(interval):
                 raise Interrupted()
 
@@ -359,7 +359,8 @@ def _expected_cost(change: Change, desired: dict[str, DesiredModel]) -> int:
     return model.train.examples * int(model.hyperparameters.get("epoch_count", 1))
 
 
-def _elapsed(seconds: float) -> str:
+def elapsed_text(seconds: float) -> str:
+    """12s, 3m05s: how long a job has run, for progress displays."""
     seconds = int(seconds)
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 

@@ -188,7 +188,11 @@ def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
                               show_default=False)
         return answer.strip() == "yes"
 
-    the_plan, result = run(confirm, render.ProgressReporter())
+    reporter = render.progress_reporter()
+    try:
+        the_plan, result = run(confirm, reporter)
+    finally:
+        reporter.close()
     if result is None:
         if the_plan.has_changes:
             click.echo("Cancelled.")

@@ -213,8 +213,64 @@ def state_summary(state: State) -> str:
     return header + state_list(state)
 
 
+class LiveProgress:
+    """On a terminal: one live table of every job (state, elapsed, detail), redrawn in place."""
+
+    FINAL = frozenset({"active", "failed", "error", "rejected", "deleted", "updated"})
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self._rows: dict[str, tuple[str, str, float, float | None]] = {}  # name -> status, detail, start, end
+        self._lock = threading.Lock()
+        self._live = None
+
+    def event(self, name: str, status: str, detail: str = "") -> None:
+        now = time.monotonic()
+        with self._lock:
+            _, _, started, _ = self._rows.get(name, ("", "", now, None))
+            self._rows[name] = (status, detail, started, now if status in self.FINAL else None)
+            if self._live is None:
+                from rich.console import Console
+                from rich.live import Live
+
+                self._live = Live(self, console=Console(file=self.stream), refresh_per_second=4, transient=False)
+                self._live.start()
+
+    def __rich__(self):
+        from rich.table import Table
+
+        from runner.apply import elapsed_text
+
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        for column in ("model", "status", "elapsed", "detail"):
+            table.add_column(column)
+        now = time.monotonic()
+        colours = {"active": "green", "failed": "red", "error": "red", "rejected": "red", "waiting": "yellow"}
+        with self._lock:
+            for name, (status, detail, started, ended) in sorted(self._rows.items()):
+                colour = colours.get(status, "cyan")
+                table.add_row(name, f"[{colour}]{status}[/]", elapsed_text((ended or now) - started), detail)
+        return table
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+def progress_reporter(stream=None):
+    """A live table on a terminal; one line per transition otherwise (CI logs, pipes, NO_COLOR)."""
+    stream = stream or sys.stderr
+    if use_colour(stream):
+        return LiveProgress(stream)
+    return ProgressReporter(stream)
+
+
 class ProgressReporter:
     """One line per job transition on stderr; a running job repeats its line at most every 10 s."""
+
+    def close(self) -> None:
+        pass
 
     REPEAT_SECONDS = 10.0
 

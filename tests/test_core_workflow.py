@@ -270,3 +270,18 @@ def test_json_is_there_wherever_a_script_wants_it(project):
     listed = json.loads(project.run("state", "list", "--json").out)
     assert listed["sentiment"]["status"] == "active"
     assert listed["sentiment"]["tuned_model_id"] == project.state()["models"]["sentiment"]["tuned_model_id"]
+
+
+def test_on_a_terminal_progress_is_a_live_table_of_every_job():
+    import io
+
+    from runner.render import LiveProgress
+
+    stream = io.StringIO()
+    progress = LiveProgress(stream)
+    progress.event("alpha", "submitting", "alpha-v1")
+    progress.event("bravo", "creating", "3s")
+    progress.event("alpha", "active", "12s")
+    progress.close()
+    shown = stream.getvalue()
+    assert "alpha" in shown and "active" in shown and "bravo" in shown and "creating" in shown
