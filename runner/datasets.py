@@ -89,7 +89,8 @@ def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSu
         raise DatasetError([f"{display}: cannot read: {exc.strerror}"]) from None
     if tally.problems:
         raise DatasetError(tally.report())
-    duplicates = _duplicate_warnings(display, tally.fingerprints, lambda: iter_examples(path, input_key, output_key))
+    duplicates = _duplicate_warnings(display, tally.fingerprints,
+                                     lambda repeated: _lines_of(path, input_key, output_key, repeated))
     return DatasetSummary(tally.digest.hexdigest(), tally.count, tuple(duplicates), tally.max_input,
                           tally.max_output, tally.text_bytes)
 
@@ -352,7 +353,38 @@ def _parse_int(digits: str):
     return int(digits) if len(digits) < 4300 else _HugeNumber()
 
 
-def _duplicate_warnings(display: str, fingerprints: array, examples) -> list[str]:
+def _lines_of(path: Path, input_key: str, output_key: str, repeated: set[int]):
+    """(fingerprint, line) of every example whose fingerprint is in `repeated`: the second pass of duplicate
+    detection, through the compiled scanner where a block is clean and has no blank lines (so example i is
+    on line i), else example by example."""
+    import numpy as np
+
+    wanted = np.fromiter(repeated, dtype=np.int64, count=len(repeated))
+    keys = (input_key.encode(), output_key.encode())
+    first_line = 1
+    blocks = [] if path.suffix == ".csv" else _blocks(path)
+    for block in blocks:
+        scanned = _fastscan.scan_block(block, *keys) if _fastscan is not None else None
+        if scanned is not None and not _blank_lines(block):
+            prints = np.frombuffer(scanned[1], dtype=np.int64)
+            for index in np.flatnonzero(np.isin(prints, wanted)).tolist():
+                yield int(prints[index]), first_line + index
+        else:
+            for number, raw in enumerate(block.split(b"\n"), start=first_line):
+                item = _diagnose(number, raw, input_key, output_key)
+                if isinstance(item, Example):
+                    key = fingerprint(_canonical(item.input.encode(), item.output.encode()))
+                    if key in repeated:
+                        yield key, number
+        first_line += block.count(b"\n") + 1
+    if path.suffix == ".csv":
+        for item in iter_examples(path, input_key, output_key):
+            key = fingerprint(_canonical(item.input.encode(), item.output.encode()))
+            if key in repeated:
+                yield key, item.line
+
+
+def _duplicate_warnings(display: str, fingerprints: array, lines_of) -> list[str]:
     """Repeated fingerprints found by sorting them in place; their line numbers by a second pass, which
     only happens when there are duplicates."""
     if len(fingerprints) < 2:
@@ -365,10 +397,8 @@ def _duplicate_warnings(display: str, fingerprints: array, examples) -> list[str
     if not repeated:
         return []
     groups: dict[int, list[int]] = {}
-    for item in examples():
-        key = fingerprint(_canonical(item.input.encode(), item.output.encode()))
-        if key in repeated:
-            groups.setdefault(key, []).append(item.line)
+    for key, line in lines_of(repeated):
+        groups.setdefault(key, []).append(line)
     ordered_groups = sorted(group for group in groups.values() if len(group) > 1)
     warnings = [f"{display}: duplicate example on lines {', '.join(map(str, g))}"
                 for g in ordered_groups[:MAX_REPORTED]]
