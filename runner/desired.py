@@ -116,12 +116,16 @@ class Resolution:
 
 
 def resolve(config: Config, root: Path, providers: Providers, cache: HashCache,
-            allow_small_dataset: bool = False) -> Resolution:
+            allow_small_dataset: bool = False, scanner: DatasetScanner | None = None) -> Resolution:
     """Scan every dataset once (cache permitting) and build the desired models.
 
     Raises SpecError/DatasetError with every problem found; nothing is half-resolved.
     """
-    summaries, problems, warnings = _scan_all(config.models, root, cache)
+    scanner = scanner or DatasetScanner(root, cache)
+    try:
+        summaries, problems, warnings = scanner.results(config.models)
+    finally:
+        scanner.close()
     models = []
     for spec in config.models:
         try:
@@ -170,55 +174,81 @@ def _is_dataset_problem(problem: str) -> bool:
     return head.endswith((".jsonl", ".csv"))
 
 
-def _scan_all(specs: list[ModelSpec], root: Path, cache: HashCache):
-    """Each distinct (file, key mapping) is scanned once, however many models share it; the cache answers
-    for files whose stat is unchanged, and the rest are scanned on every core."""
-    problems: list[str] = []
-    wanted: dict[tuple, tuple[str, str]] = {}  # (path, input_key, output_key) -> (where declared, name)
-    for spec in specs:
-        for path in (spec.dataset.train, spec.dataset.validation, spec.eval_dataset):
-            if path is not None:
-                wanted.setdefault((path, spec.dataset.input_key, spec.dataset.output_key), (spec.source, spec.name))
-    summaries: dict[tuple, DatasetSummary] = {}
-    to_scan: dict[tuple, tuple[str, int]] = {}  # key -> (cache key, size)
-    for key, (source, name) in wanted.items():
-        try:
-            stat = os.stat(key[0])
-            cache_key, size = cache.key(*key, stat=stat), stat.st_size
-        except (FileNotFoundError, NotADirectoryError):
-            problems.append(f"{source}: models.{name}.dataset: {_relative(key[0], root)}: file not found")
-            continue
-        summary = cache.get(cache_key)
-        if summary is None:
-            to_scan[key] = (cache_key, size)
-        else:
-            summaries[key] = summary
-    for key, outcome in _scan_files(list(to_scan), {k: size for k, (_, size) in to_scan.items()}, root):
-        if isinstance(outcome, DatasetSummary):
-            summaries[key] = outcome
-            cache.put(to_scan[key][0], outcome)
-        else:
-            problems.extend(outcome)
-    warnings = [w for key in wanted if key in summaries for w in summaries[key].warnings]
-    return summaries, problems, warnings
-
-
 PARALLEL_MIN_BYTES = 16 << 20  # below this, starting worker processes costs more than it saves
 
 
-def _scan_files(keys: list[tuple], sizes: dict[tuple, int], root: Path):
-    """(key, DatasetSummary or problems) for each file; largest first, on every core when it pays."""
-    keys = sorted(keys, key=lambda k: -sizes[k])
-    jobs = [(path, _relative(path, root), input_key, output_key) for path, input_key, output_key in keys]
-    workers = min(len(jobs), os.cpu_count() or 1)
-    if workers < 2 or sum(sizes.values()) < PARALLEL_MIN_BYTES:
-        yield from zip(keys, map(_scan_one, jobs))
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class DatasetScanner:
+    """Scans the datasets that models name, each distinct (file, key mapping) once. The cache answers for
+    files whose stat is unchanged; the rest are scanned on every core, starting while the specs are still
+    being read: add() is called as each spec file is loaded, results() once all are."""
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield from zip(keys, pool.map(_scan_one, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+    def __init__(self, root: Path, cache: HashCache):
+        self.root, self.cache = root, cache
+        self._declared: dict[tuple, tuple[str, str]] = {}  # key -> (where declared, model name)
+        self._cache_keys: dict[tuple, str] = {}
+        self._cached: dict[tuple, DatasetSummary] = {}
+        self._missing: list[str] = []
+        self._queued: list[tuple] = []  # to scan, not yet handed to a worker
+        self._queued_bytes = 0
+        self._futures: dict = {}
+        self._pool = None
+
+    def add(self, specs: list[ModelSpec]) -> None:
+        for spec in specs:
+            for path in (spec.dataset.train, spec.dataset.validation, spec.eval_dataset):
+                if path is not None:
+                    self._declare((path, spec.dataset.input_key, spec.dataset.output_key), spec)
+        if self._pool is None and self._queued_bytes >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("fork"))
+        if self._pool is not None:
+            for key in self._queued:
+                self._futures[key] = self._pool.submit(_scan_one, self._job(key))
+            self._queued.clear()
+
+    def _declare(self, key: tuple, spec: ModelSpec) -> None:
+        if key in self._declared:
+            return
+        self._declared[key] = (spec.source, spec.name)
+        try:
+            stat = os.stat(key[0])
+        except (FileNotFoundError, NotADirectoryError):
+            self._missing.append(f"{spec.source}: models.{spec.name}.dataset: {_relative(key[0], self.root)}: "
+                                 f"file not found")
+            return
+        self._cache_keys[key] = self.cache.key(*key, stat=stat)
+        summary = self.cache.get(self._cache_keys[key])
+        if summary is not None:
+            self._cached[key] = summary
+        else:
+            self._queued.append(key)
+            self._queued_bytes += stat.st_size
+
+    def _job(self, key: tuple) -> tuple:
+        path, input_key, output_key = key
+        return path, _relative(path, self.root), input_key, output_key
+
+    def results(self, specs: list[ModelSpec]):
+        """(summaries by key, problems, warnings) for every dataset the specs name."""
+        self.add(specs)
+        outcomes = {key: _scan_one(self._job(key)) for key in self._queued}
+        outcomes |= {key: future.result() for key, future in self._futures.items()}
+        summaries, problems = dict(self._cached), list(self._missing)
+        for key, outcome in outcomes.items():
+            if isinstance(outcome, DatasetSummary):
+                summaries[key] = outcome
+                self.cache.put(self._cache_keys[key], outcome)
+            else:
+                problems.extend(outcome)
+        warnings = [w for key in self._declared if key in summaries for w in summaries[key].warnings]
+        return summaries, problems, warnings
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
 
 def _scan_one(job: tuple) -> DatasetSummary | list[str]:

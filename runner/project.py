@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runner.apply import Applier, ApplyResult, Clock, Reporter
 from runner.datasets import HashCache, iter_examples
-from runner.desired import DesiredModel, Resolution, fingerprint, resolve
+from runner.desired import DatasetScanner, DesiredModel, Resolution, fingerprint, resolve
 from runner.errors import PlanError, StateError, TunerError
 from runner.fsutil import atomic_write
 from runner.plan import CREATE, REPLACE, Observation, Plan, plan, unmanaged
@@ -51,8 +51,11 @@ class Project:
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(self.config_dir, self.root, self.root / ".tuner" / "cache" / "specs.json")
+            self._config = self._load_config()
         return self._config
+
+    def _load_config(self, on_file=None) -> Config:
+        return load_config(self.config_dir, self.root, self.root / ".tuner" / "cache" / "specs.json", on_file)
 
     @property
     def providers(self) -> Providers:
@@ -82,7 +85,13 @@ class Project:
 
     def resolve(self) -> Resolution:
         cache = HashCache(self.root / ".tuner" / "cache" / "datasets.json")
-        return resolve(self.config, self.root, self.providers, cache, self.allow_small_dataset)
+        scanner = DatasetScanner(self.root, cache)
+        try:
+            if self._config is None:  # datasets start scanning while the rest of the specs are read
+                self._config = self._load_config(on_file=scanner.add)
+            return resolve(self.config, self.root, self.providers, cache, self.allow_small_dataset, scanner)
+        finally:
+            scanner.close()
 
     # -- commands --------------------------------------------------------------------------------------
     def validate(self) -> Resolution:

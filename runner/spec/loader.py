@@ -7,6 +7,7 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -44,7 +45,8 @@ class FileSpec:
         return cls([_spec_from_dict(m) for m in data["models"]], [tuple(s) for s in data["settings"]])
 
 
-def load_config(config_dir: Path, root: Path, cache_path: Path | None = None) -> Config:
+def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
+                on_file: Callable[[list[ModelSpec]], None] | None = None) -> Config:
     """Load all *.yaml/*.yml under config_dir. Raises SpecError listing every problem found.
 
     A valid file whose stat is unchanged is read back from the spec cache (.tuner/cache/specs.json)
@@ -68,6 +70,8 @@ def load_config(config_dir: Path, root: Path, cache_path: Path | None = None) ->
                 problems.extend(exc.problems)
                 continue
             cache.put(path, file_spec)
+        if on_file is not None:
+            on_file(file_spec.models)
         for spec in file_spec.models:
             if spec.name in declared:
                 problems.append(f"{spec.source}: models.{spec.name}: declared twice (also at {declared[spec.name]})")
