@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from runner.cli import main
+from tests.conftest import Result
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_LINES = (REPO / "data" / "sentiment" / "train.jsonl").read_bytes().splitlines(keepends=True)
@@ -63,18 +63,7 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 # -- running the CLI in a throwaway project ------------------------------------------------------------
 
 
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def output(self) -> str:
-        return self.out + self.err
-
-
-def tuner(*args: str) -> Outcome:
+def tuner(*args: str) -> Result:
     """The CLI in-process, as a user would type it, with stdout and stderr captured."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -83,7 +72,7 @@ def tuner(*args: str) -> Outcome:
             code = 0
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
-    return Outcome(code, out.getvalue(), err.getvalue())
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 @contextlib.contextmanager
@@ -136,7 +125,7 @@ def applied_project() -> Iterator[Path]:
 # -- what every answer to bad input looks like -----------------------------------------------------------
 
 
-def assert_clean(result: Outcome) -> None:
+def assert_clean(result: Result) -> None:
     """Exit 0, or exit 1 naming file:line; never a traceback or an internal error."""
     assert "Traceback" not in result.output, result.output
     assert "internal error" not in result.output, result.output
@@ -145,7 +134,7 @@ def assert_clean(result: Outcome) -> None:
         assert problems_of(result), f"an error that names no file:line:\n{result.err}"
 
 
-def problems_of(result: Outcome) -> list[str]:
+def problems_of(result: Result) -> list[str]:
     return [line.strip() for line in result.err.splitlines() if LOCATED.match(line.strip())]
 
 
