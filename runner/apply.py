@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from runner.datasets import iter_examples
 from runner.desired import DesiredModel
 from runner.errors import AlreadyExistsError, ProviderError
-from runner.evaluate import GateResult, check_gate, evaluate
+from runner.evaluate import GateResult, check_gate, evaluate_model
 from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan
 from runner.providers.base import ACTIVE as JOB_ACTIVE
 from runner.providers.base import FAILED as JOB_FAILED
@@ -257,9 +256,7 @@ class Applier:
         """Score the model on its eval set (eval.dataset, else the validation set), if it has one."""
         if model.eval_set is None:
             return {}
-        examples = [(e.input, e.output) for e in iter_examples(model.path("eval"), model.input_key, model.output_key)]
-        return evaluate(examples, lambda text: self._call(provider, lambda: provider.predict(tuned_id, text)),
-                        model.eval_set.sha256, consistency=model.eval_consistency)
+        return evaluate_model(model, lambda text: self._call(provider, lambda: provider.predict(tuned_id, text)))
 
     def _judge(self, name: str, model: DesiredModel, provider: Provider, metrics: dict) -> GateResult:
         if not model.gate:

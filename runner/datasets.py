@@ -29,7 +29,6 @@ except ImportError:  # pragma: no cover - a machine that could not compile it
     fingerprint = hash  # within one process, which is all duplicate detection needs
 
 MAX_REPORTED = 20  # errors (and duplicate groups) listed before the rest are only counted
-HASH_CHUNK = 1 << 20  # canonical bytes buffered per digest update
 DEEP_LINE_BYTES, MAX_BRACKETS = 4096, 512  # lines that could nest deeper than a C parser should recurse
 BOM = b"\xef\xbb\xbf"
 
@@ -59,17 +58,20 @@ def iter_examples(path: Path, input_key: str, output_key: str) -> Iterator[Examp
         yield from (item for _, item in _iter_csv(path, input_key, output_key) if isinstance(item, Example))
         return
     decoder = _pair_decoder(input_key, output_key)
-    first_line = 1
-    for block in _blocks(path):
-        pairs = _clean_block_pairs(block, decoder) if decoder is not None else None
-        if pairs is not None:
-            yield from (Example(number, pair.input, pair.output) for number, pair in enumerate(pairs, first_line))
-        else:
-            for number, raw in enumerate(block.split(b"\n"), start=first_line):
-                item = _diagnose(number, raw, input_key, output_key)
-                if isinstance(item, Example):
-                    yield item
-        first_line += block.count(b"\n") + 1
+    for first_line, block in _numbered_blocks(path):
+        yield from _block_examples(block, first_line, input_key, output_key, decoder)
+
+
+def _block_examples(block: bytes, first_line: int, input_key: str, output_key: str, decoder) -> Iterator[Example]:
+    """The valid examples of one block: decoded at once when it is clean, else line by line."""
+    pairs = _clean_block_pairs(block, decoder) if decoder is not None else None
+    if pairs is not None:
+        yield from (Example(number, pair.input, pair.output) for number, pair in enumerate(pairs, first_line))
+        return
+    for number, raw in enumerate(block.split(b"\n"), start=first_line):
+        item = _diagnose(number, raw, input_key, output_key)
+        if isinstance(item, Example):
+            yield item
 
 
 def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSummary:
@@ -148,11 +150,9 @@ def _scan_jsonl(path: Path, input_key: str, output_key: str, tally: _Tally) -> N
     alone names problems). Each faster path takes a block only when every line in it is clean."""
     decoder = _pair_decoder(input_key, output_key)
     keys = (input_key.encode(), output_key.encode())
-    first_line = 1
-    for block in _blocks(path):
+    for first_line, block in _numbered_blocks(path):
         if not (_compiled_scan(block, keys, tally) or (decoder is not None and _scan_block(block, decoder, tally))):
             _scan_lines(block.split(b"\n"), first_line, input_key, output_key, tally)
-        first_line += block.count(b"\n") + 1
 
 
 def _compiled_scan(block: bytes, keys: tuple[bytes, bytes], tally: _Tally) -> bool:
@@ -198,7 +198,7 @@ def _scan_block(block: bytes, decoder, tally: _Tally) -> bool:
             return False
         inp_bytes, out_bytes = inp.encode(), out.encode()
         inp_size, out_size = len(inp_bytes), len(out_bytes)
-        canonical = b"%d:%b%d:%b" % (inp_size, inp_bytes, out_size, out_bytes)
+        canonical = _canonical(inp_bytes, out_bytes)
         canonical_block += canonical
         remember(fingerprint(canonical))
         text_bytes += inp_size + out_size
@@ -270,7 +270,7 @@ def _scan_lines(lines: list[bytes], first_line: int, input_key: str, output_key:
             if inp.__class__ is str and out.__class__ is str and inp and out and not inp.isspace() \
                     and not out.isspace():
                 inp_bytes, out_bytes = inp.encode(), out.encode()
-                canonical = b"%d:%b%d:%b" % (len(inp_bytes), inp_bytes, len(out_bytes), out_bytes)
+                canonical = _canonical(inp_bytes, out_bytes)
                 pending += canonical
                 remember(fingerprint(canonical))
                 count += 1
@@ -312,6 +312,14 @@ def _blocks(path: Path, block_size: int = 1 << 20):
             carry = chunk[cut + 1:]
         if carry:
             yield carry
+
+
+def _numbered_blocks(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(number of the block's first line, block) for every block of the file."""
+    first_line = 1
+    for block in _blocks(path):
+        yield first_line, block
+        first_line += block.count(b"\n") + 1
 
 
 def _fast_loads():
@@ -357,31 +365,30 @@ def _lines_of(path: Path, input_key: str, output_key: str, repeated: set[int]):
     """(fingerprint, line) of every example whose fingerprint is in `repeated`: the second pass of duplicate
     detection, through the compiled scanner where a block is clean and has no blank lines (so example i is
     on line i), else example by example."""
+    if path.suffix == ".csv":
+        yield from _repeated_examples(iter_examples(path, input_key, output_key), repeated)
+        return
     import numpy as np
 
     wanted = np.fromiter(repeated, dtype=np.int64, count=len(repeated))
     keys = (input_key.encode(), output_key.encode())
-    first_line = 1
-    blocks = [] if path.suffix == ".csv" else _blocks(path)
-    for block in blocks:
+    decoder = _pair_decoder(input_key, output_key)
+    for first_line, block in _numbered_blocks(path):
         scanned = _fastscan.scan_block(block, *keys) if _fastscan is not None else None
         if scanned is not None and not _blank_lines(block):
             prints = np.frombuffer(scanned[1], dtype=np.int64)
             for index in np.flatnonzero(np.isin(prints, wanted)).tolist():
                 yield int(prints[index]), first_line + index
         else:
-            for number, raw in enumerate(block.split(b"\n"), start=first_line):
-                item = _diagnose(number, raw, input_key, output_key)
-                if isinstance(item, Example):
-                    key = fingerprint(_canonical(item.input.encode(), item.output.encode()))
-                    if key in repeated:
-                        yield key, number
-        first_line += block.count(b"\n") + 1
-    if path.suffix == ".csv":
-        for item in iter_examples(path, input_key, output_key):
-            key = fingerprint(_canonical(item.input.encode(), item.output.encode()))
-            if key in repeated:
-                yield key, item.line
+            yield from _repeated_examples(_block_examples(block, first_line, input_key, output_key, decoder),
+                                          repeated)
+
+
+def _repeated_examples(examples: Iterator[Example], repeated: set[int]):
+    for item in examples:
+        key = fingerprint(_canonical(item.input.encode(), item.output.encode()))
+        if key in repeated:
+            yield key, item.line
 
 
 def _duplicate_warnings(display: str, fingerprints: array, lines_of) -> list[str]:

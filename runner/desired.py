@@ -122,10 +122,7 @@ def resolve(config: Config, root: Path, providers: Providers, cache: HashCache,
     Raises SpecError/DatasetError with every problem found; nothing is half-resolved.
     """
     scanner = scanner or DatasetScanner(root, cache)
-    try:
-        summaries, problems, warnings = scanner.results(config.models)
-    finally:
-        scanner.close()
+    summaries, problems, warnings = scanner.results(config.models)
     models = []
     for spec in config.models:
         try:
@@ -184,7 +181,7 @@ class DatasetScanner:
 
     def __init__(self, root: Path, cache: HashCache):
         self.root, self.cache = root, cache
-        self._declared: dict[tuple, tuple[str, str]] = {}  # key -> (where declared, model name)
+        self._declared: set[tuple] = set()
         self._cache_keys: dict[tuple, str] = {}
         self._cached: dict[tuple, DatasetSummary] = {}
         self._missing: list[str] = []
@@ -211,7 +208,7 @@ class DatasetScanner:
     def _declare(self, key: tuple, spec: ModelSpec) -> None:
         if key in self._declared:
             return
-        self._declared[key] = (spec.source, spec.name)
+        self._declared.add(key)
         try:
             stat = os.stat(key[0])
         except (FileNotFoundError, NotADirectoryError):
@@ -231,10 +228,13 @@ class DatasetScanner:
         return path, _relative(path, self.root), input_key, output_key
 
     def results(self, specs: list[ModelSpec]):
-        """(summaries by key, problems, warnings) for every dataset the specs name."""
+        """(summaries by key, problems, warnings) for every dataset the specs name; the workers stop."""
         self.add(specs)
-        outcomes = {key: _scan_one(self._job(key)) for key in self._queued}
-        outcomes |= {key: future.result() for key, future in self._futures.items()}
+        try:
+            outcomes = {key: _scan_one(self._job(key)) for key in self._queued}
+            outcomes |= {key: future.result() for key, future in self._futures.items()}
+        finally:
+            self.close()
         summaries, problems = dict(self._cached), list(self._missing)
         for key, outcome in outcomes.items():
             if isinstance(outcome, DatasetSummary):

@@ -36,6 +36,14 @@ def evaluate(examples: Iterable[tuple[str, str]], predict: Callable[[str], str],
     return metrics
 
 
+def evaluate_model(model, predict: Callable[[str], str]) -> dict:
+    """Score one tuned model of `model` (a DesiredModel with an eval set) through `predict`."""
+    from runner.datasets import iter_examples
+
+    examples = [(e.input, e.output) for e in iter_examples(model.path("eval"), model.input_key, model.output_key)]
+    return evaluate(examples, predict, model.eval_set.sha256, consistency=model.eval_consistency)
+
+
 def score(pairs: list[tuple[str, str]]) -> dict:
     """Exact-match accuracy; per-label precision/recall/F1 when the expected outputs are a label set."""
     if not pairs:

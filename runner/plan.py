@@ -15,7 +15,6 @@ from runner.providers.base import Capabilities, ObservedModel
 from runner.state.model import FAILED, REJECTED, Instance, ModelRecord, State
 
 CREATE, REPLACE, UPDATE, DELETE, NOOP = "create", "replace", "update", "delete", "noop"
-ACTIONS = (CREATE, REPLACE, UPDATE, DELETE, NOOP)
 # Attributes that only tuner itself reads: changing them never touches the provider's model.
 STATE_ONLY = frozenset({"lifecycle"})
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runner.apply import Applier, ApplyResult, Clock, Reporter
-from runner.datasets import HashCache, iter_examples
+from runner.datasets import HashCache
 from runner.desired import DatasetScanner, DesiredModel, Resolution, fingerprint, resolve
 from runner.errors import PlanError, StateError, TunerError
 from runner.fsutil import atomic_write
@@ -202,11 +202,9 @@ class Project:
     def evaluate(self, name: str, against: str | None, lock_timeout: float = 0.0) -> tuple[dict, dict | None, str]:
         """Score the current model of NAME on its eval set now and record it; compare with `against`:
         "previous" (the metrics recorded for the model it replaced) or a tuned model id (scored now)."""
-        from runner.evaluate import evaluate
+        from runner.evaluate import evaluate_model
 
-        model = next((m for m in self.resolve().models if m.name == name), None)
-        if model is None:
-            raise PlanError(f"{name!r} is not declared in the configs")
+        model = self._declared(name)
         if model.eval_set is None:
             raise PlanError(f"{name} has no eval set", remedy="set eval.dataset (or dataset.validation) in its spec")
         backend = self.backend()
@@ -217,12 +215,9 @@ class Project:
             if record is None or record.current is None:
                 raise StateError(f"{name} has no current model to evaluate", remedy="run `tuner apply` first")
             provider = self.providers[record.current.provider]
-            examples = [(e.input, e.output) for e in iter_examples(model.path("eval"), model.input_key,
-                                                                   model.output_key)]
 
             def score(tuned_id: str) -> dict:
-                return evaluate(examples, lambda text: provider.predict(tuned_id, text), model.eval_set.sha256,
-                                model.eval_consistency)
+                return evaluate_model(model, lambda text: provider.predict(tuned_id, text))
 
             current = score(record.current.tuned_model_id)
             record.current.metrics = current
@@ -249,9 +244,7 @@ class Project:
         )
 
         if training_usd is None:
-            model = next((m for m in self.resolve().models if m.name == name), None)
-            if model is None:
-                raise PlanError(f"{name!r} is not declared in the configs")
+            model = self._declared(name)
             estimate = training_cost_for(model, load_pricing(overrides_from_settings(self.config.providers)))
             if estimate.usd is None:
                 raise PlanError(f"the training cost of {name} is unknown: {estimate.note}",
@@ -281,11 +274,7 @@ class Project:
 
     def import_model(self, name: str, tuned_model_id: str, lock_timeout: float = 0.0) -> tuple[Instance, list[str]]:
         """Adopt an existing tuned model under a configured name, recording what its provider reports."""
-        resolution = self.resolve()
-        model = next((m for m in resolution.models if m.name == name), None)
-        if model is None:
-            raise PlanError(f"{name!r} is not declared in the configs",
-                            remedy="declare the model in a spec file first, then import it")
+        model = self._declared(name)
         provider = self.providers[model.provider]
         backend = self.backend()
         backend.lock("import", timeout=lock_timeout)
@@ -312,6 +301,13 @@ class Project:
             raise StateError(f"no state yet for workspace {self.workspace!r} ({backend.display})",
                              remedy="run `tuner apply` first")
         return backend.read()
+
+    def _declared(self, name: str) -> DesiredModel:
+        """NAME's desired model (specs and datasets checked), or an error saying it is not declared."""
+        model = next((m for m in self.resolve().models if m.name == name), None)
+        if model is None:
+            raise PlanError(f"{name!r} is not declared in the configs", remedy="declare the model in a spec file")
+        return model
 
     def predict(self, name: str, text: str) -> tuple[str, str]:
         record = self.state().models.get(name)
