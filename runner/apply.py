@@ -353,7 +353,7 @@ def _expected_cost(change: Change, desired: dict[str, DesiredModel]) -> int:
     model = desired.get(change.name)
     if change.action not in (CREATE, REPLACE) or model is None:
         return -1
-    return model.train.examples * int(model.hyperparameters.get("epoch_count", 1))
+    return model.train.examples * (model.hyperparameters.get("epoch_count") or 1)  # None: the provider decides
 
 
 def elapsed_text(seconds: float) -> str:

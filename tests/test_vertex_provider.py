@@ -191,3 +191,12 @@ def test_a_crashed_submission_is_adopted_not_paid_twice(vertex, emulator):
     assert result.code == 0, result.output
     assert emulator.stats["create_accepted"] == jobs_before  # found by its labels and adopted
     assert vertex.state()["models"]["reviews"]["tuned_model_id"] == record["tuned_model_id"]
+
+
+def test_hyperparameters_left_to_vertex_are_recorded_as_null_and_apply_works(project, emulator):
+    project.spec(spec(emulator, "  plain:\n    dataset: {train: ../data/train.jsonl}\n    hyperparameters: {}\n")
+                 .replace("  hyperparameters: {epoch_count: 10, learning_rate_multiplier: 1.0, adapter_size: 4}\n", ""))
+    result = project.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    assert project.state()["models"]["plain"]["hyperparameters"] == {
+        "epoch_count": None, "learning_rate_multiplier": None, "adapter_size": None}
