@@ -3,10 +3,11 @@
 Crash safety rests on three rules:
   1. the intent (tuned model id, fingerprint, status `submitting`) is in state before anything is paid for;
   2. the provider's job handle is in state before the first poll;
-  3. every provider can find the job it started: tuned model ids derive from the fingerprint (a
-     re-submission meets ALREADY_EXISTS and adopts it) or jobs carry the fingerprint as labels (Vertex),
+  3. every provider can find the job it started: tuned model ids derive from this state's identity and the
+     fingerprint (a re-submission meets ALREADY_EXISTS and adopts it) or jobs carry both as labels (Vertex),
      so an ambiguous failure or a crash never pays twice.
-A re-run after a crash or Ctrl-C plans `resume` for such jobs and waits for them.
+A re-run after a crash or Ctrl-C plans `resume` for such jobs and waits for them. A remote object that carries
+another state's identity (runner.identity) is never adopted and never deleted.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from runner.desired import DesiredModel
-from runner.errors import AlreadyExistsError, ProviderError
+from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, TunerError
 from runner.evaluate import GateResult, check_gate, evaluate_model
+from runner.identity import Owner
 from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan
 from runner.providers.base import ACTIVE as JOB_ACTIVE
 from runner.providers.base import FAILED as JOB_FAILED
@@ -96,6 +98,8 @@ class Applier:
                          reverse=True)
         for provider in {c.provider for c in changes if c.action in (CREATE, REPLACE)}:
             self.providers[provider].preflight()
+        if changes and not self.state.lineage:  # the state's identity is born before any id derives from it
+            self._write(self.state)
         with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="tuner-job") as pool:
             futures = {pool.submit(self._run_change, c, desired.get(c.name)): c for c in changes}
             try:
@@ -117,7 +121,7 @@ class Applier:
         error = future.exception()
         if isinstance(error, Interrupted):
             result.interrupted = True
-        elif isinstance(error, ProviderError):
+        elif isinstance(error, TunerError):  # a provider's refusal, or data that changed since the plan
             result.failures[change.name] = _describe(error)
             self.reporter.event(change.name, "error", _describe(error))
         elif error is not None:  # a bug: this job fails loudly, the others carry on, state stays true
@@ -126,6 +130,10 @@ class Applier:
             result.failures[change.name] = future.result()
         else:
             result.done.append(change.name)
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.state.lineage, self.state.workspace)
 
     # -- one change ----------------------------------------------------------------------------------
     def _run_change(self, change: Change, model: DesiredModel | None) -> str | None:
@@ -145,7 +153,7 @@ class Applier:
         return failure
 
     def _tune(self, change: Change, model: DesiredModel, provider: Provider) -> str | None:
-        tuned_id = provider.tuned_model_id(model)
+        tuned_id = provider.tuned_model_id(model, self.owner)
         slot = self._slots.setdefault(change.provider, threading.Semaphore(provider.capabilities.max_concurrent_jobs))
         with slot:
             if self.clock.stop.is_set():  # Ctrl-C while this job waited for a slot: submit nothing new
@@ -163,8 +171,9 @@ class Applier:
             if pending.status != FAILED:
                 self.reporter.event(change.name, "resuming", pending.handle or pending.tuned_model_id)
                 return pending
-            self.reporter.event(change.name, "retrying", "deleting the failed job's model first")
-            self._call(provider, lambda: provider.delete(pending.tuned_model_id, pending.handle))
+            if pending.handle is not None:  # a refused submission (no handle) created nothing to delete
+                self.reporter.event(change.name, "retrying", "deleting the failed job's model first")
+                self._remove(change.name, provider, pending)
         now = self.clock.now()
         pending = Instance(
             tuned_model_id=tuned_id, provider=model.provider, fingerprint=model.fingerprint, status=SUBMITTING,
@@ -182,25 +191,37 @@ class Applier:
 
     def _abandon(self, name: str, provider: Provider, record, abandoned: Instance) -> None:
         """A job for a configuration no longer wanted is cancelled at once: it serves nothing."""
-        self.reporter.event(name, "cancelling", f"superseded job {abandoned.handle or abandoned.tuned_model_id}")
-        try:
-            self._call(provider, lambda: provider.delete(abandoned.tuned_model_id, abandoned.handle), name=name)
-        except ProviderError:
-            with self._state_lock:
-                record.deposed.append(abandoned)  # cleanup retries once the new model is current
+        if not abandoned.refused:
+            self.reporter.event(name, "cancelling", f"superseded job {abandoned.handle or abandoned.tuned_model_id}")
+            try:
+                self._remove(name, provider, abandoned)
+            except ProviderError:
+                with self._state_lock:
+                    record.deposed.append(abandoned)  # cleanup retries once the new model is current
         with self._state_lock:
             record.pending = None
             self._write(self.state)
 
     def _submit(self, name: str, model: DesiredModel, provider: Provider, pending: Instance) -> None:
         self.reporter.event(name, "submitting", pending.tuned_model_id)
+        owner = self.owner
         try:
-            handle = self._call(provider, lambda: provider.submit(model, pending.tuned_model_id), name=name)
-        except AlreadyExistsError:
+            handle = self._call(provider, lambda: provider.submit(model, pending.tuned_model_id, owner), name=name)
+        except AlreadyExistsError:  # the provider proved it carries this state's identity
             handle = pending.handle or pending.tuned_model_id  # ours from an earlier, ambiguous attempt
             self.reporter.event(name, "adopting", f"{pending.tuned_model_id} already exists: adopting it")
+        except TunerError as error:
+            if not isinstance(error, ProviderError) or error.kind == ProviderError.FATAL:
+                self._record_refusal(pending, error)  # refused outright: nothing was created, nothing to wait for
+            raise  # transient errors that ran out of retries stay `submitting`: the job may exist; resume finds it
         with self._state_lock:
             pending.handle, pending.status, pending.updated_at = handle, CREATING, self.clock.now()
+            self._write(self.state)
+
+    def _record_refusal(self, pending: Instance, error: TunerError) -> None:
+        with self._state_lock:
+            pending.status, pending.handle, pending.updated_at = FAILED, None, self.clock.now()
+            pending.error = _describe(error)
             self._write(self.state)
 
     def _wait(self, name: str, model: DesiredModel, provider: Provider, pending: Instance) -> str | None:
@@ -287,8 +308,7 @@ class Applier:
         record = self.state.record(change.name)
         if record.current is not None:
             self.reporter.event(change.name, "deleting", record.current.tuned_model_id)
-            self._call(provider, lambda: provider.delete(record.current.tuned_model_id, record.current.handle),
-                       name=change.name)
+            self._remove(change.name, provider, record.current)
             with self._state_lock:
                 record.current = None
                 self._write(self.state)
@@ -302,9 +322,9 @@ class Applier:
         """Delete superseded instances (create-before-destroy: only after the new one is current)."""
         record = self.state.record(change.name)
         for instance in list(record.deposed):
-            self.reporter.event(change.name, "deleting", f"superseded {instance.tuned_model_id}")
-            owner = self.providers[instance.provider]
-            self._call(owner, lambda i=instance, o=owner: o.delete(i.tuned_model_id, i.handle), name=change.name)
+            if not instance.refused:
+                self.reporter.event(change.name, "deleting", f"superseded {instance.tuned_model_id}")
+                self._remove(change.name, self.providers[instance.provider], instance)
             with self._state_lock:
                 record.deposed.remove(instance)
                 if record.is_empty():
@@ -314,6 +334,15 @@ class Applier:
             with self._state_lock:
                 del self.state.models[change.name]
                 self._write(self.state)
+
+    def _remove(self, name: str, provider: Provider, instance: Instance) -> None:
+        """Delete one instance at its provider. One carrying another state's identity is left where it is (this
+        state only forgets it): whatever state or workspace created it may still be serving it."""
+        try:
+            self._call(provider, lambda: provider.delete(instance.tuned_model_id, instance.handle, self.owner),
+                       name=name)
+        except NotOwnedError as error:
+            self.reporter.event(name, "kept", f"not deleted: {error.message}; forgotten by this state")
 
     # -- retries -------------------------------------------------------------------------------------
     def _call(self, provider: Provider, fn, name: str = ""):
@@ -340,11 +369,13 @@ class Applier:
 
 
 def replace_message(error: ProviderError, message: str) -> ProviderError:
-    return ProviderError(message, kind=ProviderError.FATAL, code=error.code, remedy=error.remedy)
+    """The same error with another message; its kind stays, so callers still tell transient from refused."""
+    return ProviderError(message, kind=error.kind, code=error.code, remedy=error.remedy)
 
 
-def _describe(error: ProviderError) -> str:
-    text = f"{error.code}: {error.message}" if error.code and error.code not in error.message else error.message
+def _describe(error: TunerError) -> str:
+    code = getattr(error, "code", None)
+    text = f"{code}: {error.message}" if code and code not in error.message else error.message
     return f"{text} ({error.remedy})" if error.remedy else text
 
 

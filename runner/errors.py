@@ -66,7 +66,16 @@ class ProviderError(TunerError):
 
 
 class AlreadyExistsError(ProviderError):
-    """The tuned model id is taken: the job was already submitted (by us, earlier); adopt it."""
+    """The tuned model id is taken by an object carrying this state's identity: the job was already submitted
+    (by us, earlier); adopt it. A provider raises NotOwnedError instead when the identity is another's."""
 
     def __init__(self, message: str):
         super().__init__(message, kind=ProviderError.FATAL, code="ALREADY_EXISTS")
+
+
+class NotOwnedError(ProviderError):
+    """The remote object carries another tuner state's identity (another workspace or lineage): never adopt,
+    update or delete it."""
+
+    def __init__(self, message: str, remedy: str | None = None):
+        super().__init__(message, kind=ProviderError.FATAL, code="NOT_OWNED", remedy=remedy)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from runner.desired import DesiredModel
 from runner.errors import PlanError
+from runner.identity import owner_tag
 from runner.providers.base import Capabilities, ObservedModel
 from runner.state.model import FAILED, REJECTED, Instance, ModelRecord, State
 
@@ -137,18 +138,19 @@ def _delete(name: str, record: ModelRecord) -> Change | None:
     if current:
         fields = tuple(FieldChange(path, old, None, True) for path, old in _flatten(current.attributes()))
     return Change(name, DELETE, instances[0].provider, fields,
-                  cleanup=tuple(i.tuned_model_id for i in instances if i is not current),
+                  cleanup=tuple(i.tuned_model_id for i in instances if i is not current and not i.refused),
                   prior_id=current.tuned_model_id if current else None)
 
 
 def _change(model: DesiredModel, record: ModelRecord, caps: Capabilities, observed: Observation) -> Change:
     fingerprint = model.fingerprint
-    cleanup = [d.tuned_model_id for d in record.deposed]
+    cleanup = [d.tuned_model_id for d in record.deposed if not d.refused]
     pending = record.pending
     resume, reason = False, ""
     if pending is not None:
         if pending.fingerprint != fingerprint:
-            cleanup.append(pending.tuned_model_id)
+            if not pending.refused:  # a refused submission created nothing to delete
+                cleanup.append(pending.tuned_model_id)
         elif pending.status == FAILED:
             reason = f"retry: the previous job failed: {pending.error or 'no message'}"
         elif pending.status == REJECTED:
@@ -219,10 +221,12 @@ def _flatten(attributes: dict, prefix: str = ""):
 
 
 def unmanaged(state: State, observed: Observation) -> tuple[tuple[str, str], ...]:
-    """(provider, tuned model id) of models a provider holds that no state record knows."""
+    """(provider, tuned model id) of models a provider holds that no state record knows, leaving out those that
+    carry another state's identity (another workspace's models are not this state's to import)."""
     known = {i.tuned_model_id for rec in state.models.values() for i in instances_of(rec)}
+    ours = owner_tag(state.lineage, state.workspace) if state.lineage else None
     return tuple(sorted((provider, m.tuned_model_id) for provider, models in observed.models.items()
-                        for m in models if m.tuned_model_id not in known))
+                        for m in models if m.tuned_model_id not in known and m.owner in (None, ours)))
 
 
 def instances_of(record: ModelRecord) -> list[Instance]:

@@ -17,7 +17,8 @@ from runner.datasets import HashCache
 from runner.desired import DatasetScanner, DesiredModel, Resolution, fingerprint, resolve
 from runner.errors import PlanError, StateError, TunerError
 from runner.fsutil import atomic_write
-from runner.plan import CREATE, REPLACE, Observation, Plan, plan, unmanaged
+from runner.identity import owner_tag
+from runner.plan import CREATE, REPLACE, Observation, Plan, instances_of, plan, unmanaged
 from runner.planfile import check_fresh, plan_from_dict, read_plan, write_plan
 from runner.providers import Providers
 from runner.refresh import refresh_state
@@ -287,6 +288,8 @@ class Project:
             seen = provider.get_model(tuned_model_id)
             if seen is None:
                 raise StateError(f"{tuned_model_id} was not found at provider {model.provider}")
+            _check_unmanaged(state, model.provider, seen.tuned_model_id)
+            _check_not_owned_elsewhere(state, seen)
             instance, notes = _imported_instance(model, seen, provider.info(), Clock().now())
             state.record(name).current = instance
             backend.write(state)
@@ -318,6 +321,23 @@ class Project:
 
     def force_unlock(self, lock_id: str) -> dict:
         return self.backend().force_unlock(lock_id)
+
+
+def _check_unmanaged(state: State, provider: str, tuned_model_id: str) -> None:
+    """One remote model, one name: importing it twice would let one name delete it from under the other."""
+    for other, record in sorted(state.models.items()):
+        for instance in instances_of(record):
+            if instance.provider == provider and instance.tuned_model_id == tuned_model_id:
+                raise StateError(f"{tuned_model_id} is already managed by {other} in this state",
+                                 remedy=f"import it under {other} only; to move it, destroy or replace {other} first")
+
+
+def _check_not_owned_elsewhere(state: State, seen) -> None:
+    ours = owner_tag(state.lineage, state.workspace) if state.lineage else None
+    if seen.owner is not None and seen.owner != ours:
+        raise StateError(f"{seen.tuned_model_id} was created by another tuner state or workspace (owner {seen.owner}): "
+                         f"importing it here would let two states delete each other's model",
+                         remedy="manage it from the workspace that created it")
 
 
 def _imported_instance(model: DesiredModel, seen, provider_info: dict, now: str) -> tuple[Instance, list[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import pytest
@@ -12,6 +13,7 @@ with warnings.catch_warnings():
     import google.generativeai as genai
 
 from runner.emulators.gemini import POISON_OUTPUT, GeminiEmulator
+from runner.identity import owner_tag
 from tests.conftest import SteppingClock
 
 KEY = "emulator-key-1234"
@@ -67,7 +69,9 @@ def test_apply_creates_a_tuned_model_and_the_next_plan_is_empty(gemini, emulator
     result = gemini.run("apply", "--auto-approve")
     assert result.code == 0, result.output
     record = gemini.state()["models"]["reviews"]
-    assert record["tuned_model_id"].startswith("tunedModels/reviews-v")
+    state = gemini.state()
+    tag = owner_tag(state["lineage"], state["workspace"])
+    assert re.fullmatch(rf"tunedModels/reviews-{tag}-[0-9a-f]{{10}}", record["tuned_model_id"])
     assert record["handle"].startswith(record["tuned_model_id"] + "/operations/")
     assert record["status"] == "active"
     assert record["provider_info"]["sdk"] == "google-generativeai"

@@ -12,6 +12,7 @@ from google import genai
 from google.genai import types
 
 from runner.emulators.vertex import VertexEmulator
+from runner.identity import Owner, owner_tag
 from runner.providers.vertex import VertexProvider
 from tests.conftest import SteppingClock, bucket, storage_client
 
@@ -172,7 +173,7 @@ def test_deleting_a_model_whose_job_still_runs_cancels_the_job(gcs, emulator, pr
                                "endpoint": emulator.url}, environ={"STORAGE_EMULATOR_HOST": gcs.url})
     uri = provider.stage_dataset(project.root / "data" / "train.jsonl", "f" * 64, "text_input", "output")
     job = sdk(emulator).tunings.tune(base_model="gemini-2.5-flash", training_dataset=types.TuningDataset(gcs_uri=uri))
-    provider.delete("reviews-vabc", job.name)
+    provider.delete("reviews-vabc", job.name, Owner("lineage", "default"))
     assert sdk(emulator).tunings.get(name=job.name).state.value == "JOB_STATE_CANCELLED"
 
 
@@ -184,7 +185,8 @@ def test_a_crashed_submission_is_adopted_not_paid_twice(vertex, emulator):
     record = state["models"]["reviews"]
     # As if the process died after Vertex accepted the job but before the job's name reached state:
     intent = {key: value for key, value in record.items() if key not in ("handle", "resources", "metrics")}
-    intent |= {"status": "submitting", "tuned_model_id": f"reviews-v{record['fingerprint'][:10]}"}
+    tag = owner_tag(state["lineage"], state["workspace"])
+    intent |= {"status": "submitting", "tuned_model_id": f"reviews-{tag}-{record['fingerprint'][:10]}"}
     state["models"]["reviews"] = {"pending": intent}
     state_path.write_text(json.dumps(state))
     result = vertex.run("apply", "--auto-approve")

@@ -5,6 +5,7 @@ The core never asks which provider it is talking to; it reads these declarations
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -13,6 +14,7 @@ from runner.errors import ProviderError
 
 if TYPE_CHECKING:
     from runner.desired import DesiredModel
+    from runner.identity import Owner
 
 CREATING, ACTIVE, FAILED = "creating", "active", "failed"
 
@@ -46,6 +48,17 @@ class ObservedModel:
     state: str
     base_model: str = ""
     hyperparameters: dict = field(default_factory=dict)  # what the provider reports, where it does
+    owner: str | None = None  # the tuner owner tag the object carries (runner.identity); None: no tuner identity
+
+
+def checked(pattern: re.Pattern, value: object, what: str) -> str:
+    """An id or handle read from state, a plan file or a provider, refused unless it has the provider's grammar
+    (it ends up in a URL path or a file path: `../` must never get there)."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ProviderError(f"refusing to use {value!r}: not a valid {what}", code="INVALID_ID",
+                            remedy="the state or plan file was edited or is corrupt: restore it from git or from "
+                                   "its .backup")
+    return value
 
 
 def guarded(call: Callable, map_error: Callable[[Exception], ProviderError],
@@ -73,18 +86,21 @@ class Provider(Protocol):
     def preflight(self) -> None:
         """Fail before anything is submitted if the provider cannot be used (missing credentials)."""
 
-    def tuned_model_id(self, model: DesiredModel) -> str:
-        """Derived from name + fingerprint, so a retried create finds the job it already started."""
+    def tuned_model_id(self, model: DesiredModel, owner: Owner) -> str:
+        """Derived from the owner, name and fingerprint, so a retried create finds the job it already started
+        and no other state or workspace ever derives the same id."""
 
-    def submit(self, model: DesiredModel, tuned_model_id: str) -> str:
-        """Start tuning; return the job handle. Raises AlreadyExistsError when the id is taken."""
+    def submit(self, model: DesiredModel, tuned_model_id: str, owner: Owner) -> str:
+        """Start tuning, recording the owner's tag on the remote object; return the job handle. Raises
+        AlreadyExistsError when the id is taken by an object of this owner, NotOwnedError when by another's."""
 
     def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus: ...
 
     def update(self, tuned_model_id: str, display_name: str, description: str) -> None: ...
 
-    def delete(self, tuned_model_id: str, handle: str | None = None) -> None:
-        """Delete the tuned model (or cancel its job if it is still tuning); already gone is not an error."""
+    def delete(self, tuned_model_id: str, handle: str | None, owner: Owner) -> None:
+        """Delete the tuned model (or cancel its job if it is still tuning); already gone is not an error.
+        Raises NotOwnedError, deleting nothing, when the object carries another owner's tag."""
 
     def list_models(self) -> list[ObservedModel]:
         """Everything the provider holds, in as few calls as paging allows."""

@@ -7,16 +7,21 @@ a create retried after an ambiguous failure meets ALREADY_EXISTS and adopts the 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable
 
-from runner.errors import AlreadyExistsError, ProviderError
+from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError
+from runner.identity import Owner, model_digest
 from runner.providers import ProviderContext
-from runner.providers.base import ACTIVE, CREATING, FAILED, Capabilities, JobStatus, ObservedModel, guarded
+from runner.providers.base import ACTIVE, CREATING, FAILED, Capabilities, JobStatus, ObservedModel, checked, guarded
 
 DEFAULT_KEY_ENV = "GOOGLE_API_KEY"
 ENDPOINT_ENV = "TUNER_GEMINI_ENDPOINT"
 ID_MAX = 40  # the API's rule: [a-z]([a-z0-9-]{0,38}[a-z0-9])?
+TUNED_ID = re.compile(r"tunedModels/[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?")
+HANDLE = re.compile(r"tunedModels/[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?/operations/[A-Za-z0-9_-]{1,128}")
+OWNED_ID = re.compile(r"tunedModels/[a-z][a-z0-9-]*-([0-9a-f]{8})-[0-9a-f]{10}")  # <stem>-<owner tag>-<digest>
 # Limits from the API reference and tuning guide: display name up to 40 characters; each example's input up
 # to 40,000 characters and output up to 5,000; the inline training data of one request up to 4 MB.
 DISPLAY_NAME_MAX = 40
@@ -72,9 +77,10 @@ class GeminiProvider:
                             f"takes at most {REQUEST_BYTES_MAX} bytes inline (4 MB)")
         return problems
 
-    def tuned_model_id(self, model) -> str:
-        """tunedModels/<name>-v<fingerprint>: deterministic, so a retry finds the job it started."""
-        suffix = f"-v{model.fingerprint[:10]}"
+    def tuned_model_id(self, model, owner: Owner) -> str:
+        """tunedModels/<name>-<owner tag>-<digest of name and fingerprint>: deterministic, so a retry finds the
+        job it started, and carrying this state's identity, so no other workspace or state ever finds it."""
+        suffix = f"-{owner.tag}-{model_digest(model.name, model.fingerprint)}"
         stem = model.name[: ID_MAX - len(suffix)].rstrip("-")
         return f"tunedModels/{stem}{suffix}"
 
@@ -134,8 +140,10 @@ class GeminiProvider:
         return text.replace(key, "***") if key else text
 
     # -- jobs --------------------------------------------------------------------------------------------
-    def submit(self, model, tuned_model_id: str) -> str:
+    def submit(self, model, tuned_model_id: str, owner: Owner) -> str:
         from runner.datasets import iter_examples
+
+        _check_owner(checked(TUNED_ID, tuned_model_id, "Gemini tuned model id"), owner, strict=True)
 
         examples = [{"text_input": e.input, "output": e.output}
                     for e in iter_examples(model.path("train"), model.input_key, model.output_key)]
@@ -158,6 +166,7 @@ class GeminiProvider:
                             remedy=f"use a base model that supports tuning: {', '.join(tunable) or 'none listed'}")
 
     def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus:
+        checked(TUNED_ID, tuned_model_id, "Gemini tuned model id")
         tuned = self._call(lambda genai: genai.get_tuned_model(tuned_model_id, request_options=REQUEST),
                            on_not_found=lambda: None)
         if tuned is None:
@@ -170,6 +179,7 @@ class GeminiProvider:
     def _failure_message(self, handle: str | None) -> str:
         if not handle or "/operations/" not in handle:
             return "the tuning job failed (no operation recorded to read the reason from)"
+        checked(HANDLE, handle, "Gemini operation name")
         from google.generativeai import operations
 
         operation = self._call(lambda genai: operations.get_operation(handle))
@@ -177,10 +187,13 @@ class GeminiProvider:
         return self._redact(str(getattr(error, "message", None) or error or "the tuning job failed"))
 
     def update(self, tuned_model_id: str, display_name: str, description: str) -> None:
+        checked(TUNED_ID, tuned_model_id, "Gemini tuned model id")
         self._call(lambda genai: genai.update_tuned_model(
             tuned_model_id, {"display_name": display_name, "description": description}, request_options=REQUEST))
 
-    def delete(self, tuned_model_id: str, handle: str | None = None) -> None:
+    def delete(self, tuned_model_id: str, handle: str | None, owner: Owner) -> None:
+        """The owner is read from the id itself: no call is made for a model that is not this state's."""
+        _check_owner(checked(TUNED_ID, tuned_model_id, "Gemini tuned model id"), owner)
         self._call(lambda genai: genai.delete_tuned_model(tuned_model_id, request_options=REQUEST),
                    on_not_found=lambda: None)
 
@@ -190,11 +203,13 @@ class GeminiProvider:
             page_size=LIST_PAGE_SIZE, request_options=REQUEST)))]
 
     def get_model(self, tuned_model_id: str) -> ObservedModel | None:
-        tuned = self._call(lambda genai: genai.get_tuned_model(_resource(tuned_model_id), request_options=REQUEST),
+        resource = checked(TUNED_ID, _resource(tuned_model_id), "Gemini tuned model id")
+        tuned = self._call(lambda genai: genai.get_tuned_model(resource, request_options=REQUEST),
                            on_not_found=lambda: None)
         return _observed(tuned) if tuned is not None else None
 
     def predict(self, tuned_model_id: str, text: str) -> str:
+        checked(TUNED_ID, tuned_model_id, "Gemini tuned model id")
         response = self._call(lambda genai: genai.GenerativeModel(model_name=tuned_model_id).generate_content(
             text, request_options=REQUEST))
         return response.text
@@ -209,12 +224,27 @@ def _resource(tuned_model_id: str) -> str:
     return tuned_model_id if tuned_model_id.startswith("tunedModels/") else f"tunedModels/{tuned_model_id}"
 
 
+def owner_of(tuned_model_id: str) -> str | None:
+    """The owner tag a Gemini id carries (tuner's ids end in -<tag>-<digest>); None for any other id."""
+    match = OWNED_ID.fullmatch(tuned_model_id)
+    return match.group(1) if match else None
+
+
+def _check_owner(tuned_model_id: str, owner: Owner, strict: bool = False) -> None:
+    """Another state's id is never touched; `strict` (a create) also refuses an id carrying no identity."""
+    tag = owner_of(tuned_model_id)
+    if tag != owner.tag and (strict or tag is not None):
+        raise NotOwnedError(f"{tuned_model_id} does not carry this state's identity (owner {owner.tag}, the id "
+                            f"carries {tag or 'none'})", remedy="the state was edited or belongs to another "
+                                                              "workspace: restore it from git")
+
+
 def _observed(tuned) -> ObservedModel:
     hp = _field(tuned.tuning_task, "hyperparameters") if tuned.tuning_task else None
     hyperparameters = {key: _field(hp, key) for key in ("epoch_count", "batch_size", "learning_rate")} if hp else {}
     return ObservedModel(tuned.name, tuned.display_name or "", tuned.description or "",
                          _STATES.get(tuned.state.name, CREATING), tuned.base_model or "",
-                         {k: v for k, v in hyperparameters.items() if v})
+                         {k: v for k, v in hyperparameters.items() if v}, owner_of(tuned.name))
 
 
 def _progress(tuned) -> float | None:

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shutil
 from pathlib import Path
 
 from runner import __version__
 from runner.datasets import iter_examples
-from runner.errors import AlreadyExistsError, ProviderError
+from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError
 from runner.fsutil import atomic_write
+from runner.identity import Owner
 from runner.providers import ProviderContext
-from runner.providers.base import ACTIVE, CREATING, Capabilities, JobStatus, ObservedModel
+from runner.providers.base import ACTIVE, CREATING, Capabilities, JobStatus, ObservedModel, checked
 
 BASE_MODELS = ("local/linear-ngram",)
+# A folder name under .tuner/models: no dot, no slash, so an id from an edited state can never name another path.
+ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?")
 
 
 def create(context: ProviderContext) -> LocalProvider:
@@ -49,13 +53,15 @@ class LocalProvider:
     def preflight(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def tuned_model_id(self, model) -> str:
-        return f"{model.name}-{model.fingerprint[:10]}"
+    def tuned_model_id(self, model, owner: Owner) -> str:
+        return f"{model.name}-{owner.tag}-{model.fingerprint[:10]}"
 
-    def submit(self, model, tuned_model_id: str) -> str:
+    def submit(self, model, tuned_model_id: str, owner: Owner) -> str:
         """Trains to completion in the calling worker thread; the handle is the artifact folder."""
-        folder = self.directory / tuned_model_id
-        if (folder / "meta.json").exists():
+        folder = self._folder(tuned_model_id)
+        meta = self._meta(tuned_model_id)
+        if meta is not None:
+            self._check_owner(tuned_model_id, meta, owner)
             raise AlreadyExistsError(f"local model {tuned_model_id} already exists")
         examples = [(e.input, e.output) for e in iter_examples(model.path("train"), model.input_key, model.output_key)]
         from runner.trainer import train  # numpy is imported only when something is trained
@@ -72,7 +78,8 @@ class LocalProvider:
         staging.replace(folder / "model.npz")
         meta = {"tuned_model_id": tuned_model_id, "display_name": model.display_name,
                 "description": model.description, "base_model": model.base_model, "mode": tuned.mode,
-                "fingerprint": model.fingerprint, "examples": len(examples), "hyperparameters": hp}
+                "fingerprint": model.fingerprint, "examples": len(examples), "hyperparameters": hp,
+                "owner": {"tag": owner.tag, "lineage": owner.lineage, "workspace": owner.workspace}}
         atomic_write(folder / "meta.json", json.dumps(meta, indent=2, sort_keys=True).encode())
         return str(folder.relative_to(self.directory.parent.parent))
 
@@ -85,17 +92,22 @@ class LocalProvider:
     def update(self, tuned_model_id: str, display_name: str, description: str) -> None:
         meta = self._require(tuned_model_id)
         meta.update(display_name=display_name, description=description)
-        atomic_write(self.directory / tuned_model_id / "meta.json", json.dumps(meta, indent=2, sort_keys=True).encode())
+        atomic_write(self._folder(tuned_model_id) / "meta.json", json.dumps(meta, indent=2, sort_keys=True).encode())
 
-    def delete(self, tuned_model_id: str, handle: str | None = None) -> None:
-        shutil.rmtree(self.directory / tuned_model_id, ignore_errors=True)
+    def delete(self, tuned_model_id: str, handle: str | None, owner: Owner) -> None:
+        folder = self._folder(tuned_model_id)
+        meta = self._meta(tuned_model_id)
+        if meta is not None:
+            self._check_owner(tuned_model_id, meta, owner)
+        shutil.rmtree(folder, ignore_errors=True)
 
     def list_models(self) -> list[ObservedModel]:
         observed = []
         for meta_path in sorted(self.directory.glob("*/meta.json")):
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             observed.append(ObservedModel(meta["tuned_model_id"], meta["display_name"], meta["description"],
-                                          ACTIVE, meta.get("base_model", ""), meta.get("hyperparameters", {})))
+                                          ACTIVE, meta.get("base_model", ""), meta.get("hyperparameters", {}),
+                                          _owner_tag(meta)))
         return observed
 
     def get_model(self, tuned_model_id: str) -> ObservedModel | None:
@@ -109,18 +121,33 @@ class LocalProvider:
     def _loaded(self, tuned_model_id: str):
         from runner.trainer import TunedModel
 
-        return TunedModel.load(self.directory / tuned_model_id / "model.npz")
+        return TunedModel.load(self._folder(tuned_model_id) / "model.npz")
 
     def info(self) -> dict:
         import numpy
 
         return {"sdk": "tuner-local-trainer", "version": __version__, "numpy": numpy.__version__}
 
+    def _folder(self, tuned_model_id: str) -> Path:
+        """The artifact folder of an id, which must be a plain name directly inside the models directory."""
+        folder = self.directory / checked(ID, tuned_model_id, "local tuned model id")
+        if folder.resolve().parent != self.directory.resolve():  # a symlinked folder pointing elsewhere
+            raise ProviderError(f"refusing to use {folder}: it resolves outside {self.directory}",
+                                code="INVALID_ID", remedy=f"remove the link {folder}")
+        return folder
+
     def _meta(self, tuned_model_id: str) -> dict | None:
         try:
-            return json.loads((self.directory / tuned_model_id / "meta.json").read_text(encoding="utf-8"))
+            return json.loads((self._folder(tuned_model_id) / "meta.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
+
+    @staticmethod
+    def _check_owner(tuned_model_id: str, meta: dict, owner: Owner) -> None:
+        tag = _owner_tag(meta)
+        if tag is not None and tag != owner.tag:
+            raise NotOwnedError(f"local model {tuned_model_id} belongs to another tuner state or workspace "
+                                f"(owner {tag}, this state is {owner.tag})")
 
     def _require(self, tuned_model_id: str) -> dict:
         meta = self._meta(tuned_model_id)
@@ -128,3 +155,8 @@ class LocalProvider:
             raise ProviderError(f"local model {tuned_model_id} not found in {self.directory}",
                                 code="NOT_FOUND", remedy="run `tuner apply` to create it")
         return meta
+
+
+def _owner_tag(meta: dict) -> str | None:
+    owner = meta.get("owner")
+    return owner.get("tag") if isinstance(owner, dict) else None

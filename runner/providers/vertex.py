@@ -17,6 +17,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from runner.errors import ProviderError
+from runner.identity import Owner
 from runner.providers import ProviderContext
 from runner.providers.base import ACTIVE, CREATING, FAILED, Capabilities, JobStatus, ObservedModel, guarded
 
@@ -26,7 +27,7 @@ DEFAULT_LOCATION = "us-central1"
 DISPLAY_NAME_MAX = 128  # the API reference: up to 128 UTF-8 characters
 ADAPTER_SIZES = {1: "ADAPTER_SIZE_ONE", 2: "ADAPTER_SIZE_TWO", 4: "ADAPTER_SIZE_FOUR", 8: "ADAPTER_SIZE_EIGHT",
                  16: "ADAPTER_SIZE_SIXTEEN"}
-LABEL_ID, LABEL_FINGERPRINT = "tuner-id", "tuner-fingerprint"
+LABEL_ID, LABEL_FINGERPRINT, LABEL_OWNER = "tuner-id", "tuner-fingerprint", "tuner-owner"
 LIST_PAGE_SIZE = 100
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024  # resumable upload in 8 MB chunks: never the whole file in memory
 _STATES = {
@@ -81,9 +82,9 @@ class VertexProvider:
                             f"{DISPLAY_NAME_MAX}")
         return problems
 
-    def tuned_model_id(self, model) -> str:
+    def tuned_model_id(self, model, owner: Owner) -> str:
         """The label-borne id of the job until it succeeds; then the model resource replaces it."""
-        return f"{model.name}-v{model.fingerprint[:10]}"
+        return f"{model.name}-{owner.tag}-{model.fingerprint[:10]}"
 
     # -- clients ---------------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -186,8 +187,8 @@ class VertexProvider:
         return uri
 
     # -- jobs ------------------------------------------------------------------------------------------
-    def submit(self, model, tuned_model_id: str) -> str:
-        existing = self._find_job(tuned_model_id, model.fingerprint)
+    def submit(self, model, tuned_model_id: str, owner: Owner) -> str:
+        existing = self._find_job(tuned_model_id, model.fingerprint, owner)
         if existing is not None:
             return existing.name  # started by an earlier attempt: adopt, never pay twice
         from google.genai import types
@@ -203,17 +204,18 @@ class VertexProvider:
             tuned_model_display_name=model.display_name, description=model.description or None,
             epoch_count=hp.get("epoch_count"), learning_rate_multiplier=hp.get("learning_rate_multiplier"),
             adapter_size=ADAPTER_SIZES.get(hp.get("adapter_size")), validation_dataset=validation,
-            labels={LABEL_ID: tuned_model_id, LABEL_FINGERPRINT: model.fingerprint[:40]},
+            labels={LABEL_ID: tuned_model_id, LABEL_FINGERPRINT: model.fingerprint[:40], LABEL_OWNER: owner.tag},
         )
         job = self._call(lambda: self._genai().tunings.tune(
             base_model=model.base_model, training_dataset=types.TuningDataset(gcs_uri=train), config=config))
         return job.name
 
-    def _find_job(self, tuned_model_id: str, fingerprint: str):
+    def _find_job(self, tuned_model_id: str, fingerprint: str, owner: Owner):
         jobs = self._call(lambda: list(self._genai().tunings.list(config={
             "page_size": LIST_PAGE_SIZE, "filter": f'labels.{LABEL_ID}="{tuned_model_id}"'})))
         return next((job for job in jobs if (job.labels or {}).get(LABEL_ID) == tuned_model_id
                      and (job.labels or {}).get(LABEL_FINGERPRINT) == fingerprint[:40]
+                     and (job.labels or {}).get(LABEL_OWNER) == owner.tag
                      and _state_name(job) in _LIVE), None)
 
     def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus:
@@ -240,7 +242,7 @@ class VertexProvider:
         self._call(lambda: self._genai().models.update(
             model=tuned_model_id, config=types.UpdateModelConfig(display_name=display_name, description=description)))
 
-    def delete(self, tuned_model_id: str, handle: str | None = None) -> None:
+    def delete(self, tuned_model_id: str, handle: str | None, owner: Owner) -> None:
         """Delete the tuned model; while the job is still running, cancel it instead."""
         if tuned_model_id.startswith("projects/"):
             self._call(lambda: self._genai().models.delete(model=tuned_model_id), on_not_found=lambda: None)
@@ -253,7 +255,7 @@ class VertexProvider:
         if _STATES.get(_state_name(job)) == CREATING:
             self._call(lambda: self._genai().tunings.cancel(name=handle))
         elif job.tuned_model and job.tuned_model.model:  # it finished meanwhile: delete what it made
-            self.delete(_unversioned(job.tuned_model.model))
+            self.delete(_unversioned(job.tuned_model.model), None, owner)
 
     def list_models(self) -> list[ObservedModel]:
         """Tuned models of the project and location, one paged list call."""

@@ -52,6 +52,11 @@ class Instance:
     prevent_destroy: bool = False
     resources: dict = field(default_factory=dict)  # provider resources, e.g. a Vertex endpoint
 
+    @property
+    def refused(self) -> bool:
+        """A submission the provider refused outright: no job, no model, nothing to cancel or delete."""
+        return self.status == FAILED and self.handle is None
+
     def attributes(self) -> dict:
         return model_attributes(self.provider, self.base_model, self.display_name, self.description,
                                 self.hyperparameters, self.dataset, self.prevent_destroy)

@@ -1,0 +1,36 @@
+"""Whose a tuned model is: the (state lineage, workspace) that created it.
+
+Every remote object tuner creates carries its owner's tag (in the id, in labels or in artifact metadata), so
+two workspaces or two states never share a model: a retry adopts an existing object only when it carries this
+state's tag, and a delete never touches an object that carries another's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+TAG_LENGTH = 8  # hex digits: fits Gemini's 40-character ids and Vertex label values; 2^32 makes collisions moot
+TAG = re.compile(r"^[0-9a-f]{8}$")
+
+
+@dataclass(frozen=True)
+class Owner:
+    lineage: str
+    workspace: str
+
+    @property
+    def tag(self) -> str:
+        return owner_tag(self.lineage, self.workspace)
+
+
+def owner_tag(lineage: str, workspace: str) -> str:
+    if not lineage:
+        raise ValueError("a state has no identity before its first write")  # a bug if it ever shows
+    return hashlib.sha256(f"{lineage}\0{workspace}".encode()).hexdigest()[:TAG_LENGTH]
+
+
+def model_digest(name: str, fingerprint: str, length: int = 10) -> str:
+    """Two names with the same configuration (and a shared prefix that ids truncate) still differ."""
+    return hashlib.sha256(f"{name}\0{fingerprint}".encode()).hexdigest()[:length]
