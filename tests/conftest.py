@@ -89,6 +89,16 @@ class Project:
     def state(self, workspace: str = "default") -> dict:
         return json.loads((self.root / "state" / f"{workspace}.json").read_text())
 
+    def record_foreign_model(self, owner: str, thief: str, name: str) -> str:
+        """Edit the thief workspace's state so NAME's current model is the owner workspace's (as tuner did before
+        models were scoped to their state); returns that model's id."""
+        foreign = self.state(owner)["models"][name]["tuned_model_id"]
+        path = self.root / "state" / f"{thief}.json"
+        state = json.loads(path.read_text())
+        state["models"][name]["tuned_model_id"] = foreign
+        path.write_text(json.dumps(state))
+        return foreign
+
     def state_bytes(self, workspace: str = "default") -> bytes | None:
         path = self.root / "state" / f"{workspace}.json"
         return path.read_bytes() if path.exists() else None

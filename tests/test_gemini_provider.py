@@ -253,3 +253,92 @@ def test_metrics_are_recorded_and_a_worse_model_is_rejected_on_the_gemini_api(ge
     assert record["pending"]["status"] == "rejected"
     names = {m.name for m in sdk(emulator).list_tuned_models()}
     assert names == {good["tuned_model_id"], record["pending"]["tuned_model_id"]}  # nothing deleted
+
+
+# -- ownership: a model belongs to one (lineage, workspace, name) ----------------------------------------------
+
+def test_gemini_workspaces_never_adopt_each_others_model(gemini, emulator):
+    assert gemini.run("apply", "--auto-approve", "-w", "dev").code == 0
+    prod = gemini.run("apply", "--auto-approve", "-w", "prod")
+    assert prod.code == 0, prod.output
+    assert "adopting" not in prod.output
+    dev, prod_state = gemini.state("dev"), gemini.state("prod")
+    dev_id, prod_id = dev["models"]["reviews"]["tuned_model_id"], prod_state["models"]["reviews"]["tuned_model_id"]
+    assert dev_id != prod_id
+    assert owner_tag(dev["lineage"], "dev") in dev_id and owner_tag(prod_state["lineage"], "prod") in prod_id
+    assert emulator.stats["creates"] == 2
+    assert gemini.run("destroy", "--auto-approve", "-w", "dev").code == 0
+    assert [m.name for m in sdk(emulator).list_tuned_models()] == [prod_id]
+    answer = gemini.run("predict", "-w", "prod", "reviews", "Terrible quality, it broke after one day")
+    assert answer.code == 0, answer.output
+
+
+def test_destroy_never_deletes_a_gemini_model_of_another_workspace(gemini, emulator):
+    assert gemini.run("apply", "--auto-approve", "-w", "dev").code == 0
+    assert gemini.run("apply", "--auto-approve", "-w", "prod").code == 0
+    stolen = gemini.record_foreign_model("dev", "prod", "reviews")
+    result = gemini.run("destroy", "--auto-approve", "-w", "prod")
+    assert result.code == 0, result.output
+    assert "not deleted" in result.output and "does not carry this state's identity" in result.output
+    assert stolen in [m.name for m in sdk(emulator).list_tuned_models()]
+    assert gemini.state("prod")["models"] == {}  # forgotten, not deleted
+    assert gemini.run("predict", "-w", "dev", "reviews", "great").code == 0
+
+
+def test_a_resumed_job_is_adopted_only_when_it_carries_this_states_identity(gemini, emulator):
+    assert gemini.run("apply", "--auto-approve", "-w", "dev").code == 0
+    dev_id = gemini.state("dev")["models"]["reviews"]["tuned_model_id"]
+    gemini.spec(spec(emulator, ONE.replace("dataset:", "hyperparameters: {learning_rate: 0.4}\n    dataset:")))
+    assert gemini.run("apply", "--auto-approve", "-w", "prod").code == 0
+    path = gemini.root / "state" / "prod.json"
+    state = json.loads(path.read_text())
+    record = state["models"]["reviews"]
+    # An edited state whose pending job names dev's model: a crash-resume would "adopt" it.
+    record["pending"] = {**{k: v for k, v in record.items() if k not in ("handle", "metrics")},
+                         "status": "submitting", "tuned_model_id": dev_id,
+                         "fingerprint": gemini.state("dev")["models"]["reviews"]["fingerprint"]}
+    gemini.spec(spec(emulator, ONE))
+    path.write_text(json.dumps(state))
+    result = gemini.run("apply", "--auto-approve", "-w", "prod")
+    assert result.code == 1
+    assert "adopting" not in result.output and "does not carry this state's identity" in result.output
+    assert json.loads(path.read_text())["models"]["reviews"]["pending"]["status"] == "failed"
+
+
+def test_gemini_import_refuses_a_model_another_name_manages(gemini, emulator):
+    gemini.spec(spec(emulator, ONE + ONE.replace("reviews:", "copy:")))
+    assert gemini.run("apply", "--auto-approve", "--target", "reviews").code == 0
+    managed = gemini.state()["models"]["reviews"]["tuned_model_id"]
+    result = gemini.run("import", "copy", managed.removeprefix("tunedModels/"))
+    assert result.code == 1
+    assert "is already managed by reviews" in result.err
+
+
+def test_a_gemini_id_from_an_edited_state_never_reaches_a_url(gemini, emulator):
+    assert gemini.run("apply", "--auto-approve").code == 0
+    path = gemini.root / "state" / "default.json"
+    state = json.loads(path.read_text())
+    state["models"]["reviews"]["tuned_model_id"] = "tunedModels/../../models/gemini-1.5-flash-001-tuning"
+    path.write_text(json.dumps(state))
+    result = gemini.run("destroy", "--auto-approve")
+    assert result.code == 1 and "not a valid Gemini tuned model id" in result.output
+    assert emulator.stats["delete_calls"] == 0 and emulator.stats["tuned_models"] == 1
+
+
+def test_a_refused_create_is_recorded_failed_and_the_next_plan_tells_the_truth(gemini, emulator):
+    gemini.spec(spec(emulator, ONE.replace("dataset:", "base_model: models/no-such-model\n    dataset:")))
+    result = gemini.run("apply", "--auto-approve")
+    assert result.code == 1
+    pending = gemini.state()["models"]["reviews"]["pending"]
+    assert pending["status"] == "failed" and "no-such-model was not found" in pending["error"]
+    assert "handle" not in pending
+    plan = gemini.run("plan")
+    assert "resuming" not in plan.out and "nothing new is paid for" not in plan.out
+    assert "retry: the previous job failed" in plan.out and "no-such-model was not found" in plan.out
+    gemini.spec(spec(emulator, ONE))  # fixed: a new fingerprint
+    changes = json.loads(gemini.run("plan", "--json").out)["changes"]
+    assert changes[0]["cleanup"] == []  # nothing was ever created, so nothing "superseded" to delete
+    fixed = gemini.run("apply", "--auto-approve")
+    assert fixed.code == 0, fixed.output
+    assert "superseded" not in fixed.output and "cancelling" not in fixed.output
+    assert "pending" not in gemini.state()["models"]["reviews"]
