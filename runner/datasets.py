@@ -463,6 +463,7 @@ def _iter_csv(path: Path, input_key: str, output_key: str):
     """CSV with a header row; column in messages is the 1-based field number."""
     with open(path, "rb") as handle:
         reader = csv.reader(_decoded_lines(handle))
+        start = 1  # a quoted record may span lines: messages name the line it starts on
         try:
             header = next(reader, None)
             if header is None:
@@ -472,15 +473,15 @@ def _iter_csv(path: Path, input_key: str, output_key: str):
                 yield 1, (1, f"header has no column {', '.join(map(repr, missing))} (columns: {', '.join(header)})")
                 return
             positions = [header.index(input_key), header.index(output_key)]
+            start = reader.line_num + 1
             for row in reader:
-                number = reader.line_num
-                if not any(cell.strip() for cell in row):
-                    continue
-                yield number, _csv_example(number, row, positions, (input_key, output_key))
+                if any(cell.strip() for cell in row):
+                    yield start, _csv_example(start, row, positions, (input_key, output_key))
+                start = reader.line_num + 1
         except _BadLine as bad:
             yield bad.line, (bad.column, bad.reason)
         except csv.Error as exc:
-            yield reader.line_num, (1, f"invalid CSV: {exc}")
+            yield start, (1, f"invalid CSV: {exc}")
 
 
 def _csv_example(number: int, row: list[str], positions: list[int], keys: tuple[str, str]):

@@ -163,3 +163,19 @@ def test_validate_reports_every_invalid_file_and_touches_no_state(project):
     assert "data/train.jsonl:1:1: missing key 'output'" in result.err
     assert "data/valid.jsonl:1:1: invalid JSON" in result.err
     assert not (project.root / "state").exists()
+
+
+def test_csv_problems_name_the_line_where_a_multi_line_record_starts(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text('text_input,output\n"first\nsecond\nthird",\nok,fine\n"long\n' + "x\n" * 70000 + '",y\n',
+                    encoding="utf-8")
+    assert problems_of(path) == ["m.csv:2:2: 'output' is empty",
+                                 "m.csv:6:1: invalid CSV: field larger than field limit (131072)"]
+
+
+def test_csv_duplicates_name_the_lines_where_their_records_start(tmp_path):
+    path = tmp_path / "d.csv"
+    record = '"two\nlines",same\n'
+    path.write_text("text_input,output\n" + record + "other,x\n" + record, encoding="utf-8")
+    summary = scan(path, "d.csv", "text_input", "output")
+    assert summary.warnings == ("d.csv: duplicate example on lines 2, 5",)
