@@ -29,6 +29,11 @@ except ImportError:  # pragma: no cover - a machine that could not compile it
     fingerprint = hash  # within one process, which is all duplicate detection needs
 
 MAX_REPORTED = 20  # errors (and duplicate groups) listed before the rest are only counted
+BLOCK_BYTES = 1 << 20
+# The longest line read: the largest example any provider takes is under 4 MB even written with \uXXXX
+# escapes (the Gemini API takes 4 MB of examples per request; a Vertex example is at most 131,072 tokens,
+# about 0.5 MB of text). 8 MiB leaves room for extra keys and bounds the memory a line can take.
+MAX_LINE_BYTES = 8 << 20
 DEEP_LINE_BYTES, MAX_BRACKETS = 4096, 512  # lines that could nest deeper than a C parser should recurse
 BOM = b"\xef\xbb\xbf"
 
@@ -50,15 +55,15 @@ class Example:
     output: str
 
 
-def iter_examples(path: Path, input_key: str, output_key: str) -> Iterator[Example]:
+def iter_examples(path: Path, display: str, input_key: str, output_key: str) -> Iterator[Example]:
     """Every valid example of a file already checked by scan(); invalid lines are skipped.
 
     Clean JSONL blocks (see _scan_block) are decoded in one C call; the rest line by line."""
     if path.suffix == ".csv":
-        yield from (item for _, item in _iter_csv(path, input_key, output_key) if isinstance(item, Example))
+        yield from (item for _, item in _iter_csv(path, display, input_key, output_key) if isinstance(item, Example))
         return
     decoder = _pair_decoder(input_key, output_key)
-    for first_line, block in _numbered_blocks(path):
+    for first_line, block in _numbered_blocks(path, display):
         yield from _block_examples(block, first_line, input_key, output_key, decoder)
 
 
@@ -83,16 +88,18 @@ def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSu
     tally = _Tally(display)
     try:
         if path.suffix == ".csv":
-            for line, item in _iter_csv(path, input_key, output_key):
+            for line, item in _iter_csv(path, display, input_key, output_key):
                 tally.add(line, item)
         else:
-            _scan_jsonl(path, input_key, output_key, tally)
+            _scan_jsonl(path, display, input_key, output_key, tally)
     except OSError as exc:
         raise DatasetError([f"{display}: cannot read: {exc.strerror}"]) from None
+    except DatasetError as stopped:  # a line too long to read: the problems found before it come first
+        raise DatasetError(tally.report() + stopped.problems) from None
     if tally.problems:
         raise DatasetError(tally.report())
     duplicates = _duplicate_warnings(display, tally.fingerprints,
-                                     lambda repeated: _lines_of(path, input_key, output_key, repeated))
+                                     lambda repeated: _lines_of(path, display, input_key, output_key, repeated))
     return DatasetSummary(tally.digest.hexdigest(), tally.count, tuple(duplicates), tally.max_input,
                           tally.max_output, tally.text_bytes)
 
@@ -145,12 +152,12 @@ class _Tally:
         return self.problems + ([f"{self.display}: ... and {extra} more problems"] if extra > 0 else [])
 
 
-def _scan_jsonl(path: Path, input_key: str, output_key: str, tally: _Tally) -> None:
+def _scan_jsonl(path: Path, display: str, input_key: str, output_key: str, tally: _Tally) -> None:
     """Block by block, fastest first: the compiled scanner, msgspec's decoder, then line by line (which
     alone names problems). Each faster path takes a block only when every line in it is clean."""
     decoder = _pair_decoder(input_key, output_key)
     keys = (input_key.encode(), output_key.encode())
-    for first_line, block in _numbered_blocks(path):
+    for first_line, block in _numbered_blocks(path, display):
         if not (_compiled_scan(block, keys, tally) or (decoder is not None and _scan_block(block, decoder, tally))):
             _scan_lines(block.split(b"\n"), first_line, input_key, output_key, tally)
 
@@ -294,32 +301,38 @@ def _scan_lines(lines: list[bytes], first_line: int, input_key: str, output_key:
     tally.max_output = max(tally.max_output, max_output)
 
 
-def _blocks(path: Path, block_size: int = 1 << 20):
-    """The file in large blocks that end at a line break (the last may not); a leading BOM removed."""
-    with open(path, "rb") as handle:
-        carry = handle.read(len(BOM))
-        if carry == BOM:
-            carry = b""
-        while True:
-            chunk = handle.read(block_size)
-            if not chunk:
-                break
-            cut = chunk.rfind(b"\n")
-            if cut < 0:
-                carry += chunk
-                continue
-            yield carry + chunk[:cut]
-            carry = chunk[cut + 1:]
-        if carry:
-            yield carry
-
-
-def _numbered_blocks(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(number of the block's first line, block) for every block of the file."""
+def _numbered_blocks(path: Path, display: str) -> Iterator[tuple[int, bytes]]:
+    """(number of the block's first line, block): the file in large blocks that end at a line break (the
+    last may not), a leading BOM removed. A line longer than MAX_LINE_BYTES is refused as soon as it is,
+    so memory stays bounded whatever the line length."""
+    read_size = min(BLOCK_BYTES, MAX_LINE_BYTES)  # so a line that starts and ends within one read fits
     first_line = 1
-    for block in _blocks(path):
-        yield first_line, block
-        first_line += block.count(b"\n") + 1
+    with open(path, "rb") as handle:
+        head = handle.read(len(BOM))
+        unfinished = [] if head == BOM else [head]  # the pieces of the line begun and not yet ended
+        unfinished_bytes = sum(map(len, unfinished))
+        while chunk := handle.read(read_size):
+            end = chunk.find(b"\n")
+            if unfinished_bytes + (len(chunk) if end < 0 else end) > MAX_LINE_BYTES:
+                raise DatasetError([_too_long(display, first_line)])
+            if end < 0:
+                unfinished.append(chunk)
+                unfinished_bytes += len(chunk)
+                continue
+            cut = chunk.rfind(b"\n")
+            unfinished.append(chunk[:cut])
+            block = b"".join(unfinished)
+            yield first_line, block
+            first_line += block.count(b"\n") + 1
+            unfinished = [chunk[cut + 1:]]
+            unfinished_bytes = len(unfinished[0])
+        if unfinished_bytes:
+            yield first_line, b"".join(unfinished)
+
+
+def _too_long(display: str, line: int) -> str:
+    return (f"{display}:{line}:1: line longer than {MAX_LINE_BYTES} bytes, more than any provider accepts for one "
+            f"example; reading stopped here")
 
 
 def _fast_loads():
@@ -361,19 +374,19 @@ def _parse_int(digits: str):
     return int(digits) if len(digits) < 4300 else _HugeNumber()
 
 
-def _lines_of(path: Path, input_key: str, output_key: str, repeated: set[int]):
+def _lines_of(path: Path, display: str, input_key: str, output_key: str, repeated: set[int]):
     """(fingerprint, line) of every example whose fingerprint is in `repeated`: the second pass of duplicate
     detection, through the compiled scanner where a block is clean and has no blank lines (so example i is
     on line i), else example by example."""
     if path.suffix == ".csv":
-        yield from _repeated_examples(iter_examples(path, input_key, output_key), repeated)
+        yield from _repeated_examples(iter_examples(path, display, input_key, output_key), repeated)
         return
     import numpy as np
 
     wanted = np.fromiter(repeated, dtype=np.int64, count=len(repeated))
     keys = (input_key.encode(), output_key.encode())
     decoder = _pair_decoder(input_key, output_key)
-    for first_line, block in _numbered_blocks(path):
+    for first_line, block in _numbered_blocks(path, display):
         scanned = _fastscan.scan_block(block, *keys) if _fastscan is not None else None
         if scanned is not None and not _blank_lines(block):
             prints = np.frombuffer(scanned[1], dtype=np.int64)
@@ -445,9 +458,11 @@ class _BadLine(Exception):
         self.line, self.column, self.reason = line, column, reason
 
 
-def _decoded_lines(handle):
+def _decoded_lines(handle, display: str):
     """Physical lines decoded one by one, so a bad byte is named by its own line and column."""
-    for number, raw in enumerate(handle, start=1):
+    for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), start=1):
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise DatasetError([_too_long(display, number)])
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM):]
         try:
@@ -459,10 +474,10 @@ def _decoded_lines(handle):
         yield text
 
 
-def _iter_csv(path: Path, input_key: str, output_key: str):
+def _iter_csv(path: Path, display: str, input_key: str, output_key: str):
     """CSV with a header row; column in messages is the 1-based field number."""
     with open(path, "rb") as handle:
-        reader = csv.reader(_decoded_lines(handle))
+        reader = csv.reader(_decoded_lines(handle, display))
         start = 1  # a quoted record may span lines: messages name the line it starts on
         try:
             header = next(reader, None)

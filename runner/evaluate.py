@@ -40,7 +40,8 @@ def evaluate_model(model, predict: Callable[[str], str]) -> dict:
     """Score one tuned model of `model` (a DesiredModel with an eval set) through `predict`."""
     from runner.datasets import iter_examples
 
-    examples = [(e.input, e.output) for e in iter_examples(model.path("eval"), model.input_key, model.output_key)]
+    examples = [(e.input, e.output)
+                for e in iter_examples(model.path("eval"), model.eval_set.path, model.input_key, model.output_key)]
     return evaluate(examples, predict, model.eval_set.sha256, consistency=model.eval_consistency)
 
 

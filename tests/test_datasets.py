@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import pytest
 
+from runner import datasets
 from runner.datasets import MAX_REPORTED, HashCache, scan
 from runner.errors import DatasetError
 
@@ -179,3 +181,58 @@ def test_csv_duplicates_name_the_lines_where_their_records_start(tmp_path):
     path.write_text("text_input,output\n" + record + "other,x\n" + record, encoding="utf-8")
     summary = scan(path, "d.csv", "text_input", "output")
     assert summary.warnings == ("d.csv: duplicate example on lines 2, 5",)
+
+
+READERS = ["compiled scanner", "msgspec", "per line"]
+
+
+def use_reader(monkeypatch, reader: str) -> None:
+    """Take away the faster paths so the named one reads every block."""
+    if reader != "compiled scanner":
+        monkeypatch.setattr(datasets, "_fastscan", None)
+    if reader == "per line":
+        monkeypatch.setattr(datasets, "_pair_decoder", lambda *keys: None)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_line_longer_than_any_provider_accepts_is_refused_with_memory_bounded(tmp_path, monkeypatch, reader):
+    use_reader(monkeypatch, reader)
+    monkeypatch.setattr(datasets, "MAX_LINE_BYTES", 64 * 1024)
+    path = tmp_path / "long.jsonl"
+    with open(path, "wb") as out:  # one 16 MB line: 256 times the bound
+        out.write(b'{"text_input": "')
+        out.write(b"x" * (16 << 20))
+        out.write(b'", "output": "y"}\n')
+    tracemalloc.start()
+    try:
+        problems = problems_of(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert problems == ["long.jsonl:1:1: line longer than 65536 bytes, more than any provider accepts for one "
+                        "example; reading stopped here"]
+    assert peak < 2 << 20
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_the_line_bound_is_exact_wherever_the_line_falls(tmp_path, monkeypatch, reader):
+    use_reader(monkeypatch, reader)
+    monkeypatch.setattr(datasets, "MAX_LINE_BYTES", 1000)
+    example = {"text_input": "", "output": "y"}
+    example["text_input"] = "x" * (1000 - len(json.dumps(example)))
+    at_the_bound = json.dumps(example)
+    assert len(at_the_bound) == 1000
+    path = write_jsonl(tmp_path / "edge.jsonl", rows(60) + [example] * 3 + rows(60))
+    assert scan(path, "edge.jsonl", "text_input", "output").examples == 123
+    over_it = json.dumps({**example, "text_input": example["text_input"] + "x"})
+    path.write_text("\n".join(json.dumps(r) for r in rows(60)) + "\n" + over_it + "\n", encoding="utf-8")
+    assert problems_of(path) == ["edge.jsonl:61:1: line longer than 1000 bytes, more than any provider accepts "
+                                 "for one example; reading stopped here"]
+
+
+def test_a_csv_line_longer_than_any_provider_accepts_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "MAX_LINE_BYTES", 1000)
+    path = tmp_path / "long.csv"
+    path.write_text("text_input,output\nshort,ok\n" + "x" * 1001 + ",y\n", encoding="utf-8")
+    assert problems_of(path) == ["long.csv:3:1: line longer than 1000 bytes, more than any provider accepts "
+                                 "for one example; reading stopped here"]

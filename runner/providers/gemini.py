@@ -146,7 +146,7 @@ class GeminiProvider:
         _check_owner(checked(TUNED_ID, tuned_model_id, "Gemini tuned model id"), owner, strict=True)
 
         examples = [{"text_input": e.input, "output": e.output}
-                    for e in iter_examples(model.path("train"), model.input_key, model.output_key)]
+                    for e in iter_examples(model.path("train"), model.train.path, model.input_key, model.output_key)]
         hp = model.hyperparameters
         base = model.base_model if model.base_model.startswith("models/") else f"models/{model.base_model}"
         operation = self._call(

@@ -63,7 +63,8 @@ class LocalProvider:
         if meta is not None:
             self._check_owner(tuned_model_id, meta, owner)
             raise AlreadyExistsError(f"local model {tuned_model_id} already exists")
-        examples = [(e.input, e.output) for e in iter_examples(model.path("train"), model.input_key, model.output_key)]
+        examples = [(e.input, e.output)
+                    for e in iter_examples(model.path("train"), model.train.path, model.input_key, model.output_key)]
         from runner.trainer import train  # numpy is imported only when something is trained
 
         hp = model.hyperparameters

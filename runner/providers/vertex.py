@@ -290,7 +290,7 @@ class VertexProvider:
 def _write_vertex_jsonl(path, input_key: str, output_key: str, out) -> None:
     from runner.datasets import iter_examples
 
-    for example in iter_examples(path, input_key, output_key):
+    for example in iter_examples(path, str(path), input_key, output_key):
         record = {"contents": [{"role": "user", "parts": [{"text": example.input}]},
                                {"role": "model", "parts": [{"text": example.output}]}]}
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
