@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from array import array
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -307,7 +308,7 @@ def _numbered_blocks(path: Path, display: str) -> Iterator[tuple[int, bytes]]:
     so memory stays bounded whatever the line length."""
     read_size = min(BLOCK_BYTES, MAX_LINE_BYTES)  # so a line that starts and ends within one read fits
     first_line = 1
-    with open(path, "rb") as handle:
+    with _open_dataset(path, display) as handle:
         head = handle.read(len(BOM))
         unfinished = [] if head == BOM else [head]  # the pieces of the line begun and not yet ended
         unfinished_bytes = sum(map(len, unfinished))
@@ -328,6 +329,30 @@ def _numbered_blocks(path: Path, display: str) -> Iterator[tuple[int, bytes]]:
             unfinished_bytes = len(unfinished[0])
         if unfinished_bytes:
             yield first_line, b"".join(unfinished)
+
+
+def _open_dataset(path: Path, display: str):
+    """The file for binary reading, refused unless it is a regular file: a FIFO or a device would block or
+    never end. Checked before opening (opening a device can act on it) and again on what was opened, which
+    O_NONBLOCK makes return at once, so a path swapped in between cannot hang the read either."""
+    _require_regular(os.stat(path), display)
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        _require_regular(os.fstat(descriptor), display)
+    except DatasetError:
+        os.close(descriptor)
+        raise
+    return os.fdopen(descriptor, "rb")
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory"}
+
+
+def _require_regular(status: os.stat_result, display: str) -> None:
+    if not stat.S_ISREG(status.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(status.st_mode), "an unknown kind")
+        raise DatasetError([f"{display}: not a regular file ({kind}); a dataset must be a file"])
 
 
 def _too_long(display: str, line: int) -> str:
@@ -476,7 +501,7 @@ def _decoded_lines(handle, display: str):
 
 def _iter_csv(path: Path, display: str, input_key: str, output_key: str):
     """CSV with a header row; column in messages is the 1-based field number."""
-    with open(path, "rb") as handle:
+    with _open_dataset(path, display) as handle:
         reader = csv.reader(_decoded_lines(handle, display))
         start = 1  # a quoted record may span lines: messages name the line it starts on
         try:

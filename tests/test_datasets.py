@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tracemalloc
 
 import pytest
@@ -236,3 +237,19 @@ def test_a_csv_line_longer_than_any_provider_accepts_is_refused(tmp_path, monkey
     path.write_text("text_input,output\nshort,ok\n" + "x" * 1001 + ",y\n", encoding="utf-8")
     assert problems_of(path) == ["long.csv:3:1: line longer than 1000 bytes, more than any provider accepts "
                                  "for one example; reading stopped here"]
+
+
+def test_a_fifo_named_as_a_dataset_is_refused_at_once_not_waited_on(project):
+    train = project.root / "data" / "train.jsonl"
+    train.unlink()
+    os.mkfifo(train)
+    result = project.run_process("validate", timeout=30)  # before the fix: blocked in open() for ever
+    assert result.returncode == 1
+    assert "data/train.jsonl: not a regular file (a FIFO); a dataset must be a file" in result.stderr
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_link_to_a_device_is_refused_naming_the_path(tmp_path, suffix):
+    path = tmp_path / f"zero{suffix}"
+    path.symlink_to("/dev/zero")
+    assert problems_of(path) == [f"zero{suffix}: not a regular file (a character device); a dataset must be a file"]
