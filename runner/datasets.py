@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from runner.errors import DatasetError
+from runner.errors import DatasetChangedError, DatasetError
 
 try:  # the optional compiled scanner (runner/_fastscan.c); without it the same results, only slower
     from runner import _fastscan
@@ -56,7 +56,30 @@ class Example:
     output: str
 
 
-def iter_examples(path: Path, display: str, input_key: str, output_key: str) -> Iterator[Example]:
+def open_examples(path: Path, display: str, input_key: str, output_key: str, sha256: str) -> Iterator[Example]:
+    """Every example of a dataset, checked against the canonical hash its plan recorded: every read that
+    feeds a provider goes through here. The hash of exactly the examples yielded is computed as they stream
+    (no second pass) and the stream raises DatasetChangedError at its end if it differs; consumers read it
+    whole before they submit anything, so a job never trains on data its plan did not show."""
+    digest = hashlib.sha256()
+    try:
+        for example in _iter_examples(path, display, input_key, output_key):
+            try:
+                digest.update(_canonical(example.input.encode(), example.output.encode()))
+            except UnicodeEncodeError:  # refused by scan, so never planned; no SDK could send it either
+                raise DatasetError([f"{display}:{example.line}:1: unpaired surrogate in a value: not valid "
+                                    f"Unicode text"]) from None
+            yield example
+    except DatasetError as exc:
+        raise DatasetChangedError(f"{display} changed since it was planned: {exc.problems[0]}") from None
+    except OSError as exc:
+        raise DatasetChangedError(f"{display} changed since it was planned: cannot read: {exc.strerror}") from None
+    if digest.hexdigest() != sha256:
+        raise DatasetChangedError(f"{display} changed since it was planned: planned sha256:{sha256[:12]}, "
+                                  f"now sha256:{digest.hexdigest()[:12]}")
+
+
+def _iter_examples(path: Path, display: str, input_key: str, output_key: str) -> Iterator[Example]:
     """Every valid example of a file already checked by scan(); invalid lines are skipped.
 
     Clean JSONL blocks (see _scan_block) are decoded in one C call; the rest line by line."""
@@ -404,7 +427,7 @@ def _lines_of(path: Path, display: str, input_key: str, output_key: str, repeate
     detection, through the compiled scanner where a block is clean and has no blank lines (so example i is
     on line i), else example by example."""
     if path.suffix == ".csv":
-        yield from _repeated_examples(iter_examples(path, display, input_key, output_key), repeated)
+        yield from _repeated_examples(_iter_examples(path, display, input_key, output_key), repeated)
         return
     import numpy as np
 
@@ -536,7 +559,7 @@ def _csv_example(number: int, row: list[str], positions: list[int], keys: tuple[
 
 
 class HashCache:
-    """Summaries of valid datasets keyed by (path, size, mtime, inode, key mapping).
+    """Summaries of valid datasets keyed by (path, size, mtime, ctime, inode, key mapping).
 
     A warm plan re-reads nothing whose stat is unchanged. The cache lives under .tuner/ (git-ignored).
     """
@@ -559,7 +582,8 @@ class HashCache:
     @staticmethod
     def key(path: Path, input_key: str, output_key: str, stat: os.stat_result | None = None) -> str:
         st = stat or os.stat(path)
-        return f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{input_key}|{output_key}"
+        # ctime too: a write sets it and nothing can set it back, as a tool restoring mtime can
+        return f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}|{input_key}|{output_key}"
 
     def get(self, key: str) -> DatasetSummary | None:
         entry = self._load().get(key)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from runner.datasets import DatasetSummary, HashCache, scan
+from runner.datasets import DatasetSummary, Example, HashCache, open_examples, scan
 from runner.errors import DatasetError, SpecError, TunerError
 from runner.providers import Providers
 from runner.spec import Config, ModelSpec
@@ -69,9 +70,13 @@ class DesiredModel:
         return model_attributes(self.provider, self.base_model, self.display_name, self.description,
                                 self.hyperparameters, self.dataset_record(), self.prevent_destroy)
 
-    def path(self, which: str = "train") -> Path:
-        info = {"train": self.train, "validation": self.validation, "eval": self.eval_set}[which]
-        return self.root / info.path
+    def dataset_info(self, which: str) -> DatasetInfo:
+        return {"train": self.train, "validation": self.validation, "eval": self.eval_set}[which]
+
+    def examples(self, which: str = "train") -> Iterator[Example]:
+        """The examples of one of its datasets, verified as they stream against the hash planned for it."""
+        info = self.dataset_info(which)
+        return open_examples(self.root / info.path, info.path, self.input_key, self.output_key, info.sha256)
 
 
 def fingerprint(provider: str, base_model: str, hyperparameters: dict, dataset: dict) -> str:

@@ -79,3 +79,12 @@ class NotOwnedError(ProviderError):
 
     def __init__(self, message: str, remedy: str | None = None):
         super().__init__(message, kind=ProviderError.FATAL, code="NOT_OWNED", remedy=remedy)
+
+
+class DatasetChangedError(ProviderError):
+    """A dataset no longer holds what the plan hashed. Raised by the reader every provider reads through,
+    so that job fails before anything is submitted; fatal for the job, never retried."""
+
+    def __init__(self, message: str):
+        super().__init__(message, kind=ProviderError.FATAL, code="DATASET_CHANGED",
+                         remedy="run `tuner plan` again to review the data as it is now, then apply that plan")

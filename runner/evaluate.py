@@ -38,10 +38,7 @@ def evaluate(examples: Iterable[tuple[str, str]], predict: Callable[[str], str],
 
 def evaluate_model(model, predict: Callable[[str], str]) -> dict:
     """Score one tuned model of `model` (a DesiredModel with an eval set) through `predict`."""
-    from runner.datasets import iter_examples
-
-    examples = [(e.input, e.output)
-                for e in iter_examples(model.path("eval"), model.eval_set.path, model.input_key, model.output_key)]
+    examples = [(e.input, e.output) for e in model.examples("eval")]
     return evaluate(examples, predict, model.eval_set.sha256, consistency=model.eval_consistency)
 
 

@@ -178,3 +178,24 @@ def project(tmp_path, capsys, monkeypatch) -> Project:
     p = Project(root, capsys, monkeypatch)
     p.spec(SENTIMENT_SPEC)
     return p
+
+
+def planned_model(name: str):
+    """The DesiredModel a plan in the current directory makes for `name`, dataset hashes included."""
+    from runner.project import Project as Engine
+
+    return next(m for m in Engine.open(None, None).resolve().models if m.name == name)
+
+
+def edit_one_example_in_place(path: Path) -> None:
+    """Change one character of the first input, keeping the file's size, mtime and inode: the stat-keyed
+    dataset cache (and so a saved plan's freshness check) cannot notice; only a verifying read can."""
+    import os
+
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    at = data.index(b'"text_input": "') + len(b'"text_input": "')
+    data[at] = ord("X") if data[at] != ord("X") else ord("Y")
+    with open(path, "r+b") as handle:
+        handle.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))

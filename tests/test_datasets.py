@@ -9,8 +9,8 @@ import tracemalloc
 import pytest
 
 from runner import datasets
-from runner.datasets import MAX_REPORTED, HashCache, scan
-from runner.errors import DatasetError
+from runner.datasets import MAX_REPORTED, HashCache, open_examples, scan
+from runner.errors import DatasetChangedError, DatasetError
 
 
 def write_jsonl(path, rows):
@@ -253,3 +253,47 @@ def test_a_link_to_a_device_is_refused_naming_the_path(tmp_path, suffix):
     path = tmp_path / f"zero{suffix}"
     path.symlink_to("/dev/zero")
     assert problems_of(path) == [f"zero{suffix}: not a regular file (a character device); a dataset must be a file"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_the_verifying_reader_yields_every_example_of_the_planned_content(tmp_path, suffix):
+    path = tmp_path / f"d{suffix}"
+    if suffix == ".csv":
+        path.write_text('text_input,output\n"two\nlines",a\nbye,b\n', encoding="utf-8")
+    else:
+        write_jsonl(path, rows(60))
+    planned = scan(path, path.name, "text_input", "output")
+    examples = list(open_examples(path, path.name, "text_input", "output", planned.sha256))
+    assert len(examples) == planned.examples
+
+
+def test_the_verifying_reader_refuses_a_file_changed_since_its_hash_was_planned(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", rows(60))
+    planned = scan(path, "d.jsonl", "text_input", "output").sha256
+    write_jsonl(path, rows(60, label=lambda i: "yes"))
+    actual = scan(path, "d.jsonl", "text_input", "output").sha256
+    with pytest.raises(DatasetChangedError) as caught:
+        list(open_examples(path, "data/d.jsonl", "text_input", "output", planned))
+    assert str(caught.value) == (f"data/d.jsonl changed since it was planned: planned sha256:{planned[:12]}, "
+                                 f"now sha256:{actual[:12]}")
+    assert "tuner plan" in caught.value.remedy
+
+
+def test_the_verifying_reader_refuses_a_file_gone_or_unreadable_since_the_plan(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", rows(60))
+    planned = scan(path, "d.jsonl", "text_input", "output").sha256
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(DatasetChangedError, match=r"^d.jsonl changed since it was planned: d.jsonl: not a regular"):
+        list(open_examples(path, "d.jsonl", "text_input", "output", planned))
+    path.unlink()
+    with pytest.raises(DatasetChangedError, match=r"^d.jsonl changed since it was planned: cannot read: No such"):
+        list(open_examples(path, "d.jsonl", "text_input", "output", planned))
+
+
+def test_the_verifying_reader_stops_at_text_no_provider_could_be_sent(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", rows(60))
+    planned = scan(path, "d.jsonl", "text_input", "output").sha256
+    path.write_text(path.read_text() + '{"text_input": "\\ud800", "output": "x"}\n', encoding="utf-8")
+    with pytest.raises(DatasetChangedError, match=r"^d.jsonl changed since it was planned: d.jsonl:61:1: unpaired"):
+        list(open_examples(path, "d.jsonl", "text_input", "output", planned))

@@ -13,11 +13,14 @@ with warnings.catch_warnings():
     import google.generativeai as genai
 
 from runner.emulators.gemini import POISON_OUTPUT, GeminiEmulator
-from runner.identity import owner_tag
-from tests.conftest import SteppingClock
+from runner.errors import DatasetChangedError
+from runner.identity import Owner, owner_tag
+from runner.project import Project as Engine
+from tests.conftest import SteppingClock, edit_one_example_in_place, planned_model
 
 KEY = "emulator-key-1234"
 BASE = "models/gemini-1.5-flash-001-tuning"
+OWNER = Owner("test-lineage", "default")
 
 
 
@@ -342,3 +345,12 @@ def test_a_refused_create_is_recorded_failed_and_the_next_plan_tells_the_truth(g
     assert fixed.code == 0, fixed.output
     assert "superseded" not in fixed.output and "cancelling" not in fixed.output
     assert "pending" not in gemini.state()["models"]["reviews"]
+
+
+def test_training_data_changed_since_the_plan_is_never_sent(gemini, emulator):
+    model = planned_model("reviews")
+    edit_one_example_in_place(gemini.root / "data" / "train.jsonl")
+    provider = Engine.open(None, None).providers["gemini"]
+    with pytest.raises(DatasetChangedError, match=r"^data/train.jsonl changed since it was planned: planned sha256:"):
+        provider.submit(model, provider.tuned_model_id(model, OWNER), OWNER)
+    assert emulator.stats["tuned_models"] == 0

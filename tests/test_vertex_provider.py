@@ -12,11 +12,13 @@ from google import genai
 from google.genai import types
 
 from runner.emulators.vertex import VertexEmulator
+from runner.errors import DatasetChangedError
 from runner.identity import Owner, owner_tag
 from runner.providers.vertex import VertexProvider
-from tests.conftest import SteppingClock, bucket, storage_client
+from tests.conftest import SteppingClock, bucket, edit_one_example_in_place, planned_model, storage_client
 
 PROJECT, LOCATION, BUCKET = "tuner-test", "us-central1", "tuner-staging"
+OWNER = Owner("test-lineage", "default")
 
 
 
@@ -168,10 +170,14 @@ def test_more_models_than_the_quota_all_finish(project, emulator):
     assert emulator.stats["rejected_by_status"].get("429", 0) > 0
 
 
-def test_deleting_a_model_whose_job_still_runs_cancels_the_job(gcs, emulator, project):
-    provider = VertexProvider({"project": PROJECT, "location": LOCATION, "staging_bucket": f"gs://{BUCKET}/tuner",
-                               "endpoint": emulator.url}, environ={"STORAGE_EMULATOR_HOST": gcs.url})
-    uri = provider.stage_dataset(project.root / "data" / "train.jsonl", "f" * 64, "text_input", "output")
+def provider_of(gcs, emulator) -> VertexProvider:
+    return VertexProvider({"project": PROJECT, "location": LOCATION, "staging_bucket": f"gs://{BUCKET}/tuner",
+                           "endpoint": emulator.url}, environ={"STORAGE_EMULATOR_HOST": gcs.url})
+
+
+def test_deleting_a_model_whose_job_still_runs_cancels_the_job(gcs, emulator, vertex):
+    provider = provider_of(gcs, emulator)
+    uri = provider.stage_dataset(planned_model("reviews"), "train")
     job = sdk(emulator).tunings.tune(base_model="gemini-2.5-flash", training_dataset=types.TuningDataset(gcs_uri=uri))
     provider.delete("reviews-vabc", job.name, Owner("lineage", "default"))
     assert sdk(emulator).tunings.get(name=job.name).state.value == "JOB_STATE_CANCELLED"
@@ -202,3 +208,28 @@ def test_hyperparameters_left_to_vertex_are_recorded_as_null_and_apply_works(pro
     assert result.code == 0, result.output
     assert project.state()["models"]["plain"]["hyperparameters"] == {
         "epoch_count": None, "learning_rate_multiplier": None, "adapter_size": None}
+
+
+def test_data_changed_since_the_plan_is_neither_staged_nor_tuned(gcs, emulator, vertex):
+    for blob in storage_client().list_blobs(BUCKET):
+        blob.delete()
+    model = planned_model("reviews")
+    edit_one_example_in_place(vertex.root / "data" / "train.jsonl")
+    provider = provider_of(gcs, emulator)
+    with pytest.raises(DatasetChangedError, match=r"^data/train.jsonl changed since it was planned: planned sha256:"):
+        provider.submit(model, provider.tuned_model_id(model, OWNER), OWNER)
+    assert staged_objects() == {}  # nothing uploaded, under the planned name or any other
+    assert emulator.stats["create_accepted"] == 0
+
+
+def test_an_object_already_staged_under_the_planned_hash_does_not_vouch_for_a_changed_file(gcs, emulator, vertex):
+    model = planned_model("reviews")
+    provider = provider_of(gcs, emulator)
+    staged = provider.stage_dataset(model, "train")
+    assert staged.endswith(f"/datasets/{model.train.sha256}.jsonl")
+    before = staged_objects()
+    edit_one_example_in_place(vertex.root / "data" / "train.jsonl")
+    with pytest.raises(DatasetChangedError, match=r"^data/train.jsonl changed since it was planned"):
+        provider.submit(model, provider.tuned_model_id(model, OWNER), OWNER)
+    assert staged_objects() == before
+    assert emulator.stats["create_accepted"] == 0

@@ -141,12 +141,8 @@ class GeminiProvider:
 
     # -- jobs --------------------------------------------------------------------------------------------
     def submit(self, model, tuned_model_id: str, owner: Owner) -> str:
-        from runner.datasets import iter_examples
-
         _check_owner(checked(TUNED_ID, tuned_model_id, "Gemini tuned model id"), owner, strict=True)
-
-        examples = [{"text_input": e.input, "output": e.output}
-                    for e in iter_examples(model.path("train"), model.train.path, model.input_key, model.output_key)]
+        examples = [{"text_input": e.input, "output": e.output} for e in model.examples("train")]
         hp = model.hyperparameters
         base = model.base_model if model.base_model.startswith("models/") else f"models/{model.base_model}"
         operation = self._call(

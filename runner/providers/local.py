@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 from runner import __version__
-from runner.datasets import iter_examples
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError
 from runner.fsutil import atomic_write
 from runner.identity import Owner
@@ -63,8 +62,7 @@ class LocalProvider:
         if meta is not None:
             self._check_owner(tuned_model_id, meta, owner)
             raise AlreadyExistsError(f"local model {tuned_model_id} already exists")
-        examples = [(e.input, e.output)
-                    for e in iter_examples(model.path("train"), model.train.path, model.input_key, model.output_key)]
+        examples = [(e.input, e.output) for e in model.examples("train")]
         from runner.trainer import train  # numpy is imported only when something is trained
 
         hp = model.hyperparameters

@@ -167,17 +167,20 @@ class VertexProvider:
         return ProviderError(f"{type(exc).__name__}: {message}", ProviderError.FATAL)
 
     # -- datasets --------------------------------------------------------------------------------------
-    def stage_dataset(self, path, sha256: str, input_key: str, output_key: str) -> str:
-        """Upload the dataset as Vertex JSONL unless an object of that content hash is already there."""
+    def stage_dataset(self, model, which: str) -> str:
+        """Upload one of the model's datasets as Vertex JSONL named by its planned hash, unless an object of
+        that name is already there. The conversion verifies the hash as it streams, before the name is even
+        looked up: a file changed since the plan raises DatasetChangedError and nothing is uploaded or
+        reused, so an object's name always matches its content."""
         _, prefix = _split_gcs(self.staging_bucket)
-        name = f"{prefix}datasets/{sha256}.jsonl"
+        name = f"{prefix}datasets/{model.dataset_info(which).sha256}.jsonl"
         blob = self._bucket().blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
         uri = f"gs://{blob.bucket.name}/{name}"
-        if self._call(blob.exists):
-            return uri
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".jsonl") as staging:
-            _write_vertex_jsonl(path, input_key, output_key, staging)
+            _write_vertex_jsonl(model.examples(which), staging)
             staging.flush()
+            if self._call(blob.exists):
+                return uri
             try:
                 self._call(lambda: blob.upload_from_filename(staging.name, content_type="application/jsonl",
                                                              if_generation_match=0))
@@ -193,12 +196,10 @@ class VertexProvider:
             return existing.name  # started by an earlier attempt: adopt, never pay twice
         from google.genai import types
 
-        train = self.stage_dataset(model.path("train"), model.train.sha256, model.input_key, model.output_key)
+        train = self.stage_dataset(model, "train")
         validation = None
         if model.validation is not None:
-            uri = self.stage_dataset(model.path("validation"), model.validation.sha256, model.input_key,
-                                     model.output_key)
-            validation = types.TuningValidationDataset(gcs_uri=uri)
+            validation = types.TuningValidationDataset(gcs_uri=self.stage_dataset(model, "validation"))
         hp = model.hyperparameters
         config = types.CreateTuningJobConfig(
             tuned_model_display_name=model.display_name, description=model.description or None,
@@ -287,10 +288,8 @@ class VertexProvider:
                 "location": self.location}
 
 
-def _write_vertex_jsonl(path, input_key: str, output_key: str, out) -> None:
-    from runner.datasets import iter_examples
-
-    for example in iter_examples(path, str(path), input_key, output_key):
+def _write_vertex_jsonl(examples, out) -> None:
+    for example in examples:
         record = {"contents": [{"role": "user", "parts": [{"text": example.input}]},
                                {"role": "model", "parts": [{"text": example.output}]}]}
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
