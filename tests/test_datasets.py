@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import tracemalloc
 
 import pytest
@@ -297,3 +298,17 @@ def test_the_verifying_reader_stops_at_text_no_provider_could_be_sent(tmp_path):
     path.write_text(path.read_text() + '{"text_input": "\\ud800", "output": "x"}\n', encoding="utf-8")
     with pytest.raises(DatasetChangedError, match=r"^d.jsonl changed since it was planned: d.jsonl:61:1: unpaired"):
         list(open_examples(path, "d.jsonl", "text_input", "output", planned))
+
+
+def test_a_fifo_swapped_in_between_the_check_and_the_open_is_refused_without_blocking(tmp_path, monkeypatch):
+    regular = write_jsonl(tmp_path / "regular.jsonl", rows(60))
+    path = tmp_path / "swapped.jsonl"
+    os.mkfifo(path)
+    real_stat = os.stat
+    # The check before opening sees a regular file, as if the FIFO took its place just after.
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: real_stat(regular if p == path else p, *a, **k))
+    outcome = []
+    reader = threading.Thread(target=lambda: outcome.append(problems_of(path)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)  # a blocking open would never return
+    assert outcome == [["swapped.jsonl: not a regular file (a FIFO); a dataset must be a file"]]
