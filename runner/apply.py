@@ -100,6 +100,7 @@ class Applier:
             self.providers[provider].preflight()
         if changes and not self.state.lineage:  # the state's identity is born before any id derives from it
             self._write(self.state)
+        self._record_settings(plan)
         with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="tuner-job") as pool:
             futures = {pool.submit(self._run_change, c, desired.get(c.name)): c for c in changes}
             try:
@@ -116,6 +117,13 @@ class Applier:
                     if not future.cancelled():
                         self._collect(future, change, result)
         return result
+
+    def _record_settings(self, plan: Plan) -> None:
+        """Provider settings the plan showed become the recorded ones once every provider is usable, before
+        any job is submitted."""
+        if plan.settings:
+            self.state.providers.update({change.provider: dict(change.settings) for change in plan.settings})
+            self._write(self.state)
 
     def _collect(self, future, change: Change, result: ApplyResult) -> None:
         error = future.exception()

@@ -45,8 +45,10 @@ def _out(text: str) -> None:
 
 
 def _warn(warnings: list[str]) -> None:
+    from runner.render import terminal_safe
+
     for warning in warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        click.echo(terminal_safe(f"Warning: {warning}"), err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -146,7 +148,12 @@ def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock
     """
     if plan_file and (targets or refresh):
         raise click.UsageError("--target and --refresh cannot be combined with a saved plan (it is already made)")
-    project = _project(config, workspace, allow_small_dataset)
+    if plan_file:
+        from runner.project import Project
+
+        project = Project.open_for_plan(plan_file, config, workspace, allow_small_dataset)
+    else:
+        project = _project(config, workspace, allow_small_dataset)
     _execute(lambda confirm, reporter: project.apply(plan_file, list(targets), confirm, reporter,
                                                      parallelism=parallelism, lock_timeout=lock_timeout,
                                                      refresh=refresh),
@@ -224,10 +231,13 @@ def refresh(config, workspace, lock_timeout):
     description changed outside tuner is recorded (the next plan changes it back).
     """
     notes, unmanaged = _project(config, workspace).refresh(lock_timeout)
+    from runner.render import terminal_safe
+
     for note in notes:
-        click.echo(note)
+        click.echo(terminal_safe(note))
     for provider, tuned_id in unmanaged:
-        click.echo(f"{tuned_id} exists at {provider} but is not managed (`tuner import NAME {tuned_id}` adopts it)")
+        click.echo(terminal_safe(f"{tuned_id} exists at {provider} but is not managed (`tuner import NAME {tuned_id}` "
+                                 f"adopts it)"))
     if not notes:
         click.echo("State matches the providers.")
 
@@ -469,21 +479,25 @@ def cost(config, workspace, name, calls_per_month, prompt_tokens_saved, input_pr
 @click.argument("text")
 def predict(config, workspace, name, text):
     """Ask the current tuned model NAME to answer TEXT."""
+    from runner.render import terminal_safe
+
     _, answer = _project(config, workspace).predict(name, text)
-    click.echo(answer)
+    click.echo(terminal_safe(answer))
 
 
 def _print_error(error: TunerError) -> None:
+    from runner.render import terminal_safe
+
     problems = getattr(error, "problems", None)
     if problems:
         kind = "dataset" if isinstance(error, DatasetError) else "spec" if isinstance(error, SpecError) else ""
         click.echo(f"Error: invalid {kind}:".replace("invalid :", "invalid input:"), err=True)
         for problem in problems:
-            click.echo(f"  {problem}", err=True)
+            click.echo(terminal_safe(f"  {problem}"), err=True)
     else:
-        click.echo(f"Error: {error.message}", err=True)
+        click.echo(terminal_safe(f"Error: {error.message}"), err=True)
     if error.remedy:
-        click.echo(f"  -> {error.remedy}", err=True)
+        click.echo(terminal_safe(f"  -> {error.remedy}"), err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

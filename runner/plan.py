@@ -47,6 +47,16 @@ class Change:
 
 
 @dataclass(frozen=True)
+class SettingsChange:
+    """A provider's settings (endpoint, key variable, project...) differ from those state recorded: credentials
+    would go where the new ones point, so the change is shown for review and recorded only by apply."""
+
+    provider: str
+    fields: tuple[FieldChange, ...]
+    settings: Mapping[str, object]  # the new settings, as apply records them
+
+
+@dataclass(frozen=True)
 class Plan:
     changes: tuple[Change, ...]
     lineage: str
@@ -55,6 +65,8 @@ class Plan:
     refreshed: bool = False
     costs: Mapping[str, dict] = field(default_factory=dict)  # name -> estimated training cost of new jobs
     pricing_as_of: str = ""
+    settings: tuple[SettingsChange, ...] = ()
+    not_refreshed: tuple[str, ...] = ()  # providers refresh skipped (their settings changed)
 
     @property
     def total_cost_usd(self) -> float:
@@ -66,7 +78,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(c.is_change for c in self.changes)
+        return bool(self.settings) or any(c.is_change for c in self.changes)
 
     def summary(self) -> dict[str, int]:
         counts = {CREATE: 0, REPLACE: 0, UPDATE: 0, DELETE: 0}
@@ -84,6 +96,7 @@ class Observation:
     """What each refreshed provider holds; providers absent from `models` were not refreshed."""
 
     models: Mapping[str, tuple[ObservedModel, ...]] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()  # providers not asked: their settings changed and are not yet applied
 
     def find(self, provider: str, tuned_model_id: str) -> ObservedModel | bool | None:
         """The observed model, None when the provider was refreshed and lacks it, False when not refreshed."""
@@ -98,8 +111,10 @@ def plan(
     capabilities: Mapping[str, Capabilities],
     observed: Observation | None = None,
     targets: Iterable[str] | None = None,
+    settings: Mapping[str, Mapping] | None = None,
 ) -> Plan:
-    """Compare desired models with recorded (and optionally observed) state, model by model."""
+    """Compare desired models with recorded (and optionally observed) state, model by model, and each
+    provider's settings (`settings`: provider -> recorded_settings()) with those state recorded."""
     wanted = {m.name: m for m in desired}
     targets = set(targets or ())
     observed = observed or Observation()
@@ -126,7 +141,20 @@ def plan(
         raise PlanError("the plan would destroy protected models:\n  " + "\n  ".join(refused),
                         remedy="restore the config, or set lifecycle.prevent_destroy: false first "
                                "(and apply that) if the destruction is intended")
-    return Plan(tuple(changes), state.lineage, state.serial, unmanaged(state, observed), bool(observed.models))
+    return Plan(tuple(changes), state.lineage, state.serial, unmanaged(state, observed), bool(observed.models),
+                settings=settings_changes(state.providers, settings or {}), not_refreshed=observed.skipped)
+
+
+def settings_changes(recorded: Mapping[str, Mapping], current: Mapping[str, Mapping]) -> tuple[SettingsChange, ...]:
+    """One change per provider in use whose settings are not those recorded (never recorded counts too)."""
+    changes = []
+    for provider, new in sorted(current.items()):
+        old = recorded.get(provider) or {}
+        if old != new:
+            fields = tuple(FieldChange(key, old.get(key), new.get(key), False)
+                           for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key))
+            changes.append(SettingsChange(provider, fields, dict(new)))
+    return tuple(changes)
 
 
 def _delete(name: str, record: ModelRecord) -> Change | None:

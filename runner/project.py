@@ -18,8 +18,8 @@ from runner.desired import DatasetScanner, DesiredModel, Resolution, fingerprint
 from runner.errors import PlanError, StateError, TunerError
 from runner.fsutil import atomic_write
 from runner.identity import owner_tag
-from runner.plan import CREATE, REPLACE, Observation, Plan, instances_of, plan, unmanaged
-from runner.planfile import check_fresh, plan_from_dict, read_plan, write_plan
+from runner.plan import CREATE, REPLACE, Observation, Plan, instances_of, plan, settings_changes, unmanaged
+from runner.planfile import check_conforms, check_fresh, plan_from_dict, read_plan, write_plan
 from runner.providers import Providers
 from runner.refresh import refresh_state
 from runner.spec import Config, load_config
@@ -48,6 +48,18 @@ class Project:
         config_dir = (root / (config or "configs")).resolve()
         return cls(root, config_dir, workspace, allow_small_dataset)
 
+    @classmethod
+    def open_for_plan(cls, plan_file: Path, config: str | None, workspace: str | None,
+                      allow_small_dataset: bool = False) -> Project:
+        """A saved plan records its config directory and workspace; given again, they must be the same."""
+        document = read_plan(plan_file)
+        recorded = document["config_dir"]
+        root = Path.cwd().resolve()
+        if Path(recorded).is_absolute() or not (root / recorded).resolve().is_relative_to(root):
+            raise PlanError(f"{plan_file}: corrupt plan file: config_dir {recorded!r} is outside the project",
+                            remedy="run `tuner plan --out FILE` again from the project root")
+        return cls.open(config or recorded, workspace or document["workspace"], allow_small_dataset)
+
     # -- inputs ----------------------------------------------------------------------------------------
     @property
     def config(self) -> Config:
@@ -57,6 +69,15 @@ class Project:
 
     def _load_config(self, on_file=None) -> Config:
         return load_config(self.config_dir, self.root, self.root / ".tuner" / "cache" / "specs.json", on_file)
+
+    @property
+    def config_relative(self) -> str:
+        """The config directory as a plan file records it: relative to the project root, inside it."""
+        if not self.config_dir.is_relative_to(self.root):
+            raise PlanError(f"--config {self.config_dir} is outside the project ({self.root}): a saved plan "
+                            f"records its config directory relative to the project root",
+                            remedy="keep the configs inside the project, or apply without a saved plan")
+        return self.config_dir.relative_to(self.root).as_posix()
 
     @property
     def providers(self) -> Providers:
@@ -107,7 +128,15 @@ class Project:
 
     def _plan(self, models, state, observed, targets) -> Plan:
         capabilities = {m.provider: self.providers[m.provider].capabilities for m in models}
-        return self._priced(plan(models, state, capabilities, observed, targets), models)
+        return self._priced(plan(models, state, capabilities, observed, targets, self.settings(models, state)),
+                            models)
+
+    def settings(self, models, state: State) -> dict[str, dict]:
+        """provider -> its recorded settings, for every provider the models (or state) use; never a secret."""
+        names = {m.provider for m in models} | {i.provider for r in state.models.values() for i in instances_of(r)}
+        current = {name: {key: value for key, value in self.providers[name].recorded_settings().items()
+                          if value is not None} for name in sorted(names)}
+        return {name: settings for name, settings in current.items() if settings}
 
     def _priced(self, the_plan: Plan, models: list[DesiredModel]) -> Plan:
         """Attach the estimated training cost of every job the plan would pay for, and enforce the budget."""
@@ -128,13 +157,17 @@ class Project:
         return priced
 
     def save_plan(self, path: Path, the_plan: Plan, resolution: Resolution, targets: list[str] | None) -> None:
-        write_plan(path, the_plan, self.workspace, resolution.models, targets or [])
+        write_plan(path, the_plan, self.workspace, self.config_relative, resolution.models, targets or [])
 
     def observe(self, state: State) -> Observation:
-        """One list call per provider in use, not one call per model."""
+        """One list call per provider in use, not one call per model. A provider whose settings differ from
+        those recorded is not asked: its credentials go where new settings point only once a plan showing
+        them is applied."""
         names = {rec.current.provider for rec in state.models.values() if rec.current}
         names |= {m.provider for m in self.config.models}
-        return Observation({name: tuple(self.providers[name].list_models()) for name in sorted(names)})
+        changed = {c.provider for c in settings_changes(state.providers, self.settings(self.config.models, state))}
+        return Observation({name: tuple(self.providers[name].list_models()) for name in sorted(names - changed)},
+                           skipped=tuple(sorted(names & changed)))
 
     def apply(self, plan_file: Path | None, targets: list[str] | None, confirm: Callable[[Plan], bool],
               reporter: Reporter, parallelism: int = 10, lock_timeout: float = 0.0,
@@ -148,8 +181,14 @@ class Project:
                 observed = self.observe(state) if refresh else None
                 return self._plan(resolution.models, state, observed, targets)
             document = read_plan(plan_file)
-            check_fresh(document, plan_file, self.workspace, state.lineage, state.serial, resolution.models)
-            return plan_from_dict(document["plan"], state.lineage, state.serial)
+            check_fresh(document, plan_file, self.workspace, self.config_relative, state.lineage, state.serial,
+                        resolution.models)
+            saved = plan_from_dict(document["plan"], state.lineage, state.serial)
+            # Whatever the file says, the rules of plan hold: re-plan now (prevent_destroy, targets, budget)...
+            _check_targets(document["targets"], resolution.models, state)
+            fresh = self._plan(resolution.models, state, None, document["targets"])
+            check_conforms(saved, fresh, _protected(resolution.models, state), plan_file)
+            return self._priced(saved, resolution.models)  # ...and the budget holds for what will really run
 
         return self._execute("apply", make_plan, resolution.models, confirm, reporter, parallelism, lock_timeout,
                              clock)
@@ -166,7 +205,7 @@ class Project:
             if guarded:
                 raise PlanError(f"refusing to destroy {', '.join(guarded)}: lifecycle.prevent_destroy is set",
                                 remedy="set prevent_destroy: false and apply that first, if destruction is intended")
-            return plan([], state, {}, None, targets)
+            return plan([], state, {}, None, targets, self.settings([], state))
 
         return self._execute("destroy", make_plan, [], confirm, reporter, parallelism, lock_timeout, None)
 
@@ -266,6 +305,8 @@ class Project:
             state = backend.read()
             observation = self.observe(state)
             notes = refresh_state(state, observation, Clock().now)
+            notes += [f"{name}: not refreshed: its settings changed since the last apply (see `tuner plan`); "
+                      f"nothing is sent where they point until that plan is applied" for name in observation.skipped]
             if notes:
                 backend.write(state)
                 self.write_outputs(state)
@@ -285,6 +326,7 @@ class Project:
             if record is not None and record.current is not None:
                 raise StateError(f"{name} already manages {record.current.tuned_model_id}",
                                  remedy="destroy it first, or import under another name")
+            self._approve_settings(state, model)
             seen = provider.get_model(tuned_model_id)
             if seen is None:
                 raise StateError(f"{tuned_model_id} was not found at provider {model.provider}")
@@ -297,6 +339,16 @@ class Project:
             return instance, notes
         finally:
             backend.unlock()
+
+    def _approve_settings(self, state: State, model: DesiredModel) -> None:
+        """import asks a provider directly: with settings first recorded now, never with changed ones."""
+        current = self.settings([model], State.new(self.workspace)).get(model.provider)
+        recorded = state.providers.get(model.provider)
+        if recorded is not None and recorded != current:
+            raise PlanError(f"the settings of provider {model.provider} changed since the last apply",
+                            remedy="review them with `tuner plan` and apply that first")
+        if current:
+            state.providers[model.provider] = current
 
     def state(self) -> State:
         backend = self.backend()
@@ -356,6 +408,13 @@ def _imported_instance(model: DesiredModel, seen, provider_info: dict, now: str)
         provider_info={**provider_info, "imported": True}, prevent_destroy=model.prevent_destroy,
     )
     return instance, notes
+
+
+def _protected(models: list[DesiredModel], state: State) -> frozenset[str]:
+    """Names under prevent_destroy, as plan judges them: the spec's word, or state's for undeclared models."""
+    declared = {m.name: m.prevent_destroy for m in models}
+    recorded = {name: bool(r.current and r.current.prevent_destroy) for name, r in state.models.items()}
+    return frozenset(name for name, protected in (recorded | declared).items() if protected)
 
 
 def _check_budget(the_plan: Plan, limit: float | None) -> None:

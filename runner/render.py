@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
 
 import click
 
-from runner.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
+from runner.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, FieldChange, Plan, SettingsChange
 from runner.planfile import plan_to_dict
 from runner.state.model import Instance, State
 
@@ -21,6 +22,35 @@ SYMBOLS = {CREATE: "+", REPLACE: "-/+", UPDATE: "~", DELETE: "-", NOOP: " "}
 COLOURS = {CREATE: "green", REPLACE: "yellow", UPDATE: "yellow", DELETE: "red", NOOP: None}
 VERBS = {CREATE: "will be created", REPLACE: "must be replaced", UPDATE: "will be updated in place",
          DELETE: "will be destroyed"}
+
+
+# Terminal control: escape sequences (CSI, OSC and other string commands to their terminator, two-byte
+# escapes), then any C0/C1 control but newline and tab, and the bidi overrides that reorder what is shown.
+_TERMINAL_SEQUENCE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+                                r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+                                r"|\x1b[ -/]*[0-~]?")
+_TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def terminal_safe(text: str) -> str:
+    """Text from specs, state or a provider, made safe to print: it cannot move the cursor, recolour, retitle,
+    hide a link (OSC 8) or reorder what the terminal shows. Every text output passes here on its way out."""
+    return _TERMINAL_CONTROL.sub("", _TERMINAL_SEQUENCE.sub("", text))
+
+
+def md_text(text: object) -> str:
+    """User text as inert markdown: every ASCII punctuation escaped (CommonMark's literal), on one line."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def md_code(text: object) -> str:
+    """User text as an inert code span: fenced by more backticks than any run inside it, on one line, pipes
+    escaped (a GFM table cell ends at a bare pipe, even inside code)."""
+    text = " ".join(str(text).splitlines()).replace("|", "\\|")
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[:1] in ("`", " ") or text[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def use_colour(stream=None) -> bool:
@@ -33,22 +63,40 @@ def _style(text: str, colour: str | None, colour_on: bool, bold: bool = False) -
 
 
 def plan_text(plan: Plan, colour: bool = False) -> str:
+    """Every piece from specs, state or a provider passes terminal_safe before our own colours are added."""
     lines = []
     changed = [c for c in plan.changes if c.is_change]
     for provider, tuned_id in plan.unmanaged:
+        tuned_id, provider = terminal_safe(tuned_id), terminal_safe(provider)
         lines.append(f"  ? {tuned_id} exists at {provider} but is not managed by tuner "
                      f"(`tuner import NAME {tuned_id}` adopts it)")
-    if not changed:
+    lines += [f"  ! {terminal_safe(provider)} was not refreshed: its settings are not those recorded, and tuner "
+              f"sends nothing where they point until a plan showing them is applied" for provider in plan.not_refreshed]
+    if not changed and not plan.settings:
         lines.append("No changes. Your tuned models match the configuration.")
         return "\n".join(lines) + "\n"
     lines += ["tuner will perform the following actions:", ""]
+    for settings in plan.settings:
+        lines += _settings_lines(settings, colour)
+        lines.append("")
     for change in changed:
         lines += _change_lines(change, colour, plan.costs.get(change.name))
         lines.append("")
     lines.append(summary_line(plan))
+    if plan.settings:
+        lines.append(f"Provider settings: {len(plan.settings)} to change "
+                     f"({', '.join(terminal_safe(s.provider) for s in plan.settings)}); review where credentials "
+                     f"will be sent.")
     if _cost_line(plan):
-        lines.append(_cost_line(plan))
+        lines.append(terminal_safe(_cost_line(plan)))
     return "\n".join(lines) + "\n"
+
+
+def _settings_lines(change: SettingsChange, colour: bool) -> list[str]:
+    title = f"provider {terminal_safe(change.provider)}"
+    head = f"  {_style('~', 'yellow', colour)} {_style(title, None, colour, bold=True)} " \
+           f"settings will change: credentials and data are sent where they point"
+    return [head] + _field_lines(change.fields, UPDATE, colour)
 
 
 def summary_line(plan: Plan) -> str:
@@ -60,34 +108,42 @@ def summary_line(plan: Plan) -> str:
 def _change_lines(change: Change, colour: bool, cost: dict | None = None) -> list[str]:
     action = change.action
     symbol = _style(SYMBOLS[action], COLOURS[action], colour)
-    title = f"{change.name} ({change.provider})"
+    title = terminal_safe(f"{change.name} ({change.provider})")
     if action == NOOP:
         head = f"  {symbol} {title}: superseded models to delete"
     else:
         head = f"  {symbol} {_style(title, None, colour, bold=True)} {VERBS[action]}"
         if change.prior_id and action in (REPLACE, UPDATE, DELETE):
-            head += f" [{change.prior_id}]"
+            head += f" [{terminal_safe(change.prior_id)}]"
     lines = [head]
     if change.metrics.get("accuracy") is not None:
-        evaluated = change.metrics.get("eval_set", {}).get("examples", "?")
+        evaluated = terminal_safe(str(change.metrics.get("eval_set", {}).get("examples", "?")))
         lines.append(f"      # current model: accuracy {change.metrics['accuracy']:.2%} on {evaluated} eval examples")
     if change.resume:
-        lines.append(f"      # resuming: {change.reason}; nothing new is paid for")
+        lines.append(f"      # resuming: {terminal_safe(change.reason)}; nothing new is paid for")
     elif change.reason:
-        lines.append(f"      # {change.reason}")
+        lines.append(f"      # {terminal_safe(change.reason)}")
     if cost:
-        lines.append(f"      # training cost: {cost['summary']}")
-    width = max((len(f.path) for f in change.fields), default=0)
-    for f in change.fields:
+        lines.append(f"      # training cost: {terminal_safe(cost['summary'])}")
+    lines += _field_lines(change.fields, action, colour)
+    for tuned_id in change.cleanup:
+        lines.append(f"      - superseded {terminal_safe(tuned_id)} will be deleted")
+    return lines
+
+
+def _field_lines(fields: tuple[FieldChange, ...], action: str, colour: bool) -> list[str]:
+    width = max((len(terminal_safe(f.path)) for f in fields), default=0)
+    lines = []
+    for f in fields:
+        path = terminal_safe(f.path).ljust(width)
+        old, new = terminal_safe(_value(f.old)), terminal_safe(_value(f.new))
         if action == CREATE:
-            lines.append(f"      + {f.path.ljust(width)} = {_value(f.new)}")
+            lines.append(f"      + {path} = {new}")
         elif action == DELETE:
-            lines.append(f"      - {f.path.ljust(width)} = {_value(f.old)}")
+            lines.append(f"      - {path} = {old}")
         else:
             mark = _style("  # forces replacement", "red", colour) if f.forces_replacement else ""
-            lines.append(f"      ~ {f.path.ljust(width)} = {_value(f.old)} -> {_value(f.new)}{mark}")
-    for tuned_id in change.cleanup:
-        lines.append(f"      - superseded {tuned_id} will be deleted")
+            lines.append(f"      ~ {path} = {old} -> {new}{mark}")
     return lines
 
 
@@ -111,33 +167,43 @@ MARKDOWN_ICONS = {CREATE: "🟢 create", REPLACE: "🟠 replace", UPDATE: "🟡 
 
 
 def plan_markdown(plan: Plan) -> str:
-    """A pull-request comment: a table of changes with their field diffs, the full plan collapsed."""
+    """A pull-request comment: a table of changes with their field diffs, the full plan collapsed. Everything
+    that comes from specs, state or a provider is escaped: nothing in it can become a link, markup or HTML."""
     changed = [c for c in plan.changes if c.is_change]
-    if not changed:
+    if not changed and not plan.settings:
         return "### tuner plan: no changes\n\nYour tuned models match the configuration.\n"
     lines = [f"### tuner plan: {summary_line(plan).removeprefix('Plan: ')}", ""]
-    if _cost_line(plan):
-        lines += [f"**{_cost_line(plan)}**", ""]
-    lines += ["| Model | Provider | Action | Est. training cost | Changes |", "|---|---|---|---|---|"]
+    if plan.costs:
+        unknown = f" + unknown for {', '.join(map(md_code, plan.unpriced))}" if plan.unpriced else ""
+        lines += [f"**Estimated training cost: ~${plan.total_cost_usd:.2f}{unknown} (pricing as of "
+                  f"{md_text(plan.pricing_as_of)}).**", ""]
+    if plan.settings:
+        lines += ["**Provider settings change: review where credentials and data will be sent.**", "",
+                  "| Provider | Setting | Recorded | New |", "|---|---|---|---|"]
+        lines += [f"| {md_text(s.provider)} | {md_code(f.path)} | {md_code(_value(f.old))} | {md_code(_value(f.new))} |"
+                  for s in plan.settings for f in s.fields]
+        lines.append("")
+    if changed:
+        lines += ["| Model | Provider | Action | Est. training cost | Changes |", "|---|---|---|---|---|"]
     for change in changed:
         cost = plan.costs.get(change.name, {}).get("usd")
         cost_text = f"${cost:.2f}" if cost is not None else ("unknown" if change.name in plan.costs else "")
-        lines.append(f"| `{change.name}` | {change.provider} | {MARKDOWN_ICONS[change.action]} | {cost_text} | "
-                     f"{_markdown_fields(change)} |")
-    lines += ["", "<details><summary>Full plan</summary>", "", "```diff", plan_text(plan).rstrip(), "```", "",
-              "</details>", ""]
-    return "\n".join(lines)
+        lines.append(f"| {md_code(change.name)} | {md_text(change.provider)} | {MARKDOWN_ICONS[change.action]} | "
+                     f"{cost_text} | {_markdown_fields(change)} |")
+    full = plan_text(plan).rstrip()
+    fence = "`" * max(3, max(map(len, re.findall("`+", full)), default=0) + 1)
+    lines += ["", "<details><summary>Full plan</summary>", "", f"{fence}diff", full, fence, "", "</details>", ""]
+    return terminal_safe("\n".join(lines))
 
 
 def _markdown_fields(change: Change) -> str:
-    if change.action in (CREATE, DELETE):
-        notes = [change.reason] if change.reason else []
-    else:
-        notes = [f"`{f.path}`: `{_value(f.old)}` → `{_value(f.new)}`" + (" **(forces replacement)**"
-                 if f.forces_replacement else "") for f in change.fields]
-        notes += [change.reason] if change.reason else []
-    notes += [f"deletes superseded `{tuned_id}`" for tuned_id in change.cleanup]
-    return "<br>".join(n.replace("|", "\\|") for n in notes)
+    notes = []
+    if change.action not in (CREATE, DELETE):
+        notes = [f"{md_code(f.path)}: {md_code(_value(f.old))} → {md_code(_value(f.new))}" +
+                 (" **(forces replacement)**" if f.forces_replacement else "") for f in change.fields]
+    notes += [md_code(change.reason)] if change.reason else []
+    notes += [f"deletes superseded {md_code(tuned_id)}" for tuned_id in change.cleanup]
+    return "<br>".join(notes)
 
 
 def plan_json(plan: Plan) -> str:
@@ -160,7 +226,7 @@ def state_list(state: State) -> str:
     widths = [max(len(r[i]) for r in rows + [("NAME", "PROVIDER", "TUNED MODEL", "STATUS")]) for i in range(4)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(("NAME", "PROVIDER", "TUNED MODEL", "STATUS"), widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+    return terminal_safe("\n".join(line.rstrip() for line in lines) + "\n")
 
 
 def state_list_json(state: State) -> str:
@@ -179,7 +245,7 @@ def instance_text(name: str, instance: Instance, heading: str = "") -> str:
             lines += [f"    {k}: {_json(v)}" for k, v in sorted(value.items())]
         else:
             lines.append(f"  {key}: {_json(value)}")
-    return "\n".join(lines) + "\n"
+    return terminal_safe("\n".join(lines) + "\n")
 
 
 def _json(value) -> str:
@@ -199,7 +265,8 @@ def metrics_table(current: dict, previous: dict | None, previous_id: str = "") -
     header = ("metric", "current", f"against {previous_id}" if previous is not None else "")
     table = [header] + [(name, _number(a), _number(b) if previous is not None else "") for name, a, b in rows]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table) + "\n"
+    return terminal_safe("\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                                   for row in table) + "\n")
 
 
 def _number(value) -> str:
@@ -209,7 +276,7 @@ def _number(value) -> str:
 
 
 def state_summary(state: State) -> str:
-    header = f"workspace {state.workspace}, serial {state.serial}, lineage {state.lineage}\n\n"
+    header = terminal_safe(f"workspace {state.workspace}, serial {state.serial}, lineage {state.lineage}\n\n")
     return header + state_list(state)
 
 
@@ -249,13 +316,21 @@ class LiveProgress:
         with self._lock:
             for name, (status, detail, started, ended) in sorted(self._rows.items()):
                 colour = colours.get(status, "cyan")
-                table.add_row(name, f"[{colour}]{status}[/]", elapsed_text((ended or now) - started), detail)
+                table.add_row(_rich_safe(name), f"[{colour}]{_rich_safe(status)}[/]",
+                              elapsed_text((ended or now) - started), _rich_safe(detail))
         return table
 
     def close(self) -> None:
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+
+def _rich_safe(text: str) -> str:
+    """rich reads [markup] in table cells: a provider's message must not become a link or a style."""
+    from rich.markup import escape
+
+    return escape(terminal_safe(text))
 
 
 def progress_reporter(stream=None):
@@ -289,5 +364,6 @@ class ProgressReporter:
             self._last[name] = (status, now)
             colour = {"active": "green", "failed": "red", "error": "red", "deleted": "red",
                       "waiting": "yellow"}.get(status)
+            name, status, detail = terminal_safe(name), terminal_safe(status), terminal_safe(detail)
             text = f"{name}: {_style(status, colour, self.colour)}" + (f" ({detail})" if detail else "")
             print(text, file=self.stream, flush=True)

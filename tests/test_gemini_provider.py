@@ -25,6 +25,8 @@ OWNER = Owner("test-lineage", "default")
 
 
 @pytest.fixture
+
+
 def emulator():
     server = GeminiEmulator(job_seconds=3.0, clock=SteppingClock(), api_keys={KEY}).start()
     yield server
@@ -56,6 +58,8 @@ ONE = """\
 
 
 @pytest.fixture
+
+
 def gemini(project, emulator, monkeypatch):
     monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", KEY)
     monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
@@ -160,12 +164,16 @@ def test_import_adopts_a_model_made_outside_tuner(gemini, emulator):
     examples = [json.loads(line) for line in (gemini.root / "data" / "train.jsonl").read_text().splitlines()]
     genai_.create_tuned_model(BASE, examples, id="made-by-hand", display_name="Reviews", description="Review sentiment",
                               epoch_count=10, batch_size=16, learning_rate=0.5)
-    result = gemini.run("plan", "--refresh")
-    assert "tunedModels/made-by-hand exists at gemini but is not managed" in result.out
-    result = gemini.run("import", "reviews", "made-by-hand")
+    # Settings never applied: refresh does not send the key where the spec points before a plan shows them.
+    assert "gemini was not refreshed" in gemini.run("plan", "--refresh").out
+    result = gemini.run("import", "reviews", "made-by-hand")  # asked for by hand: records the settings used
     assert result.code == 0, result.output
     assert gemini.state()["models"]["reviews"]["tuned_model_id"] == "tunedModels/made-by-hand"
     assert gemini.run("plan", "--detailed-exitcode").code == 0
+    genai_.create_tuned_model(BASE, examples, id="made-by-hand-too", epoch_count=10, batch_size=16,
+                              learning_rate=0.5)
+    result = gemini.run("plan", "--refresh")
+    assert "tunedModels/made-by-hand-too exists at gemini but is not managed" in result.out
 
 
 def test_a_failed_job_is_reported_and_the_rest_of_the_apply_succeeds(gemini, emulator):
@@ -354,3 +362,86 @@ def test_training_data_changed_since_the_plan_is_never_sent(gemini, emulator):
     with pytest.raises(DatasetChangedError, match=r"^data/train.jsonl changed since it was planned: planned sha256:"):
         provider.submit(model, provider.tuned_model_id(model, OWNER), OWNER)
     assert emulator.stats["tuned_models"] == 0
+
+
+# -- provider settings are part of what a plan shows (they decide where the key is sent) ------------------
+
+@pytest.fixture
+
+
+def other_emulator():
+    """A second endpoint, standing for one a pull request points the provider at."""
+    server = GeminiEmulator(job_seconds=3.0, clock=SteppingClock(), api_keys={KEY}).start()
+    yield server
+    server.stop()
+
+
+def test_state_records_the_provider_settings_without_any_secret(gemini, emulator):
+    assert gemini.run("apply", "--auto-approve").code == 0
+    state = gemini.state()
+    assert state["providers"] == {"gemini": {"endpoint": emulator.url, "api_key_env": "TUNER_TEST_GEMINI_KEY"}}
+    assert KEY not in json.dumps(state)
+
+
+def test_a_spec_only_change_of_endpoint_and_key_variable_is_a_change_and_refresh_does_not_follow_it(
+        gemini, emulator, other_emulator, monkeypatch):
+    assert gemini.run("apply", "--auto-approve").code == 0
+    monkeypatch.setenv("OTHER_GEMINI_KEY", "a-secret-the-old-endpoint-never-saw")
+    gemini.spec(spec(emulator, ONE).replace(emulator.url, other_emulator.url)
+                .replace("TUNER_TEST_GEMINI_KEY", "OTHER_GEMINI_KEY"))
+    result = gemini.run("plan", "--detailed-exitcode")
+    assert result.code == 2, result.output
+    assert f'endpoint    = "{emulator.url}" -> "{other_emulator.url}"' in result.out
+    assert 'api_key_env = "TUNER_TEST_GEMINI_KEY" -> "OTHER_GEMINI_KEY"' in result.out
+    refreshed = gemini.run("plan", "--refresh", "--json")
+    assert refreshed.code == 0, refreshed.output
+    document = json.loads(refreshed.out)
+    assert document["not_refreshed"] == ["gemini"]
+    assert document["provider_settings"][0]["fields"]["endpoint"]["new"] == other_emulator.url
+    assert "OTHER_GEMINI_KEY" in gemini.run("plan", "--markdown").out
+    assert "gemini: not refreshed" in gemini.run("refresh").out
+    assert other_emulator.stats["requests"] == 0  # nothing, least of all the key, went to the new endpoint
+    assert gemini.run("apply", "--auto-approve").code == 0
+    assert gemini.state()["providers"]["gemini"]["endpoint"] == other_emulator.url
+    assert gemini.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_a_saved_plan_with_a_settings_change_applies_it_and_refuses_other_settings(gemini, emulator,
+                                                                                   other_emulator):
+    assert gemini.run("apply", "--auto-approve").code == 0
+    gemini.spec(spec(emulator, ONE).replace(emulator.url, other_emulator.url))
+    assert gemini.run("plan", "--out", "plan.json").code == 0
+    assert gemini.run("apply", "plan.json").code == 0
+    assert gemini.state()["providers"]["gemini"]["endpoint"] == other_emulator.url
+
+
+@pytest.mark.parametrize("setting, value", [("endpoint", "http://evil.example"),
+                                            ("api_key_env", "HOME"),
+                                            ("api_key_env", "GITHUB_TOKEN")])
+
+
+def test_an_unsafe_provider_setting_is_refused_naming_it(gemini, emulator, setting, value):
+    text = spec(emulator, ONE)
+    old = emulator.url if setting == "endpoint" else "TUNER_TEST_GEMINI_KEY"
+    gemini.spec(text.replace(old, value))
+    result = gemini.run("plan")
+    assert result.code == 1
+    assert f"providers.gemini.{setting}: '{value}'" in result.err, result.err
+    assert "internal error" not in result.err
+
+
+def test_a_plain_http_endpoint_from_the_environment_is_refused_naming_the_variable(gemini, monkeypatch):
+    monkeypatch.setenv("TUNER_GEMINI_ENDPOINT", "http://evil.example:8080")
+    result = gemini.run("validate")
+    assert result.code == 1
+    assert "TUNER_GEMINI_ENDPOINT: 'http://evil.example:8080'" in result.err, result.err
+
+
+def test_import_with_changed_provider_settings_is_refused_before_any_call(gemini, emulator, other_emulator):
+    assert gemini.run("apply", "--auto-approve").code == 0
+    second = ONE + "  other:\n    dataset: {train: ../data/train.jsonl}\n"
+    gemini.spec(spec(emulator, second).replace(emulator.url, other_emulator.url))
+    result = gemini.run("import", "other", "made-by-hand")
+    assert result.code == 1
+    assert "the settings of provider gemini changed since the last apply" in result.err
+    assert other_emulator.stats["requests"] == 0

@@ -23,12 +23,16 @@ OWNER = Owner("test-lineage", "default")
 
 
 @pytest.fixture(scope="module")
+
+
 def gcs(gcs_server):
     bucket(BUCKET)
     return gcs_server
 
 
 @pytest.fixture
+
+
 def emulator(gcs) -> Iterator[VertexEmulator]:
     server = VertexEmulator(job_seconds=3.0, clock=SteppingClock(), quota=3,
                             storage_client_factory=storage_client).start()
@@ -65,6 +69,8 @@ TWO_SHARING_DATA = """\
 
 
 @pytest.fixture
+
+
 def vertex(project, emulator, monkeypatch):
     monkeypatch.delenv("TUNER_VERTEX_ENDPOINT", raising=False)
     project.spec(spec(emulator, TWO_SHARING_DATA))
@@ -233,3 +239,27 @@ def test_an_object_already_staged_under_the_planned_hash_does_not_vouch_for_a_ch
         provider.submit(model, provider.tuned_model_id(model, OWNER), OWNER)
     assert staged_objects() == before
     assert emulator.stats["create_accepted"] == 0
+
+
+def test_state_records_the_vertex_settings_and_a_project_change_is_shown_in_the_plan(vertex, emulator):
+    assert vertex.run("apply", "--auto-approve").code == 0
+    assert vertex.state()["providers"]["vertex"] == {"endpoint": emulator.url, "project": PROJECT,
+                                                     "location": LOCATION, "staging_bucket": f"gs://{BUCKET}/tuner"}
+    vertex.spec(spec(emulator, TWO_SHARING_DATA).replace(f"project: {PROJECT}", "project: someone-else"))
+    result = vertex.run("plan", "--detailed-exitcode")
+    assert result.code == 2
+    assert f'project = "{PROJECT}" -> "someone-else"' in result.out
+
+
+@pytest.mark.parametrize("where", ["spec", "environment"])
+
+
+def test_a_plain_http_vertex_endpoint_off_this_machine_is_refused(vertex, emulator, monkeypatch, where):
+    if where == "spec":
+        vertex.spec(spec(emulator, TWO_SHARING_DATA).replace(emulator.url, "http://evil.example"))
+    else:
+        monkeypatch.setenv("TUNER_VERTEX_ENDPOINT", "http://evil.example")
+    result = vertex.run("plan")
+    assert result.code == 1
+    setting = "providers.vertex.endpoint" if where == "spec" else "TUNER_VERTEX_ENDPOINT"
+    assert f"{setting}: 'http://evil.example': an endpoint must be https://" in result.err, result.err

@@ -9,14 +9,27 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
-from runner.errors import ProviderError
+from runner.errors import ProviderError, SpecError
 
 if TYPE_CHECKING:
     from runner.desired import DesiredModel
     from runner.identity import Owner
 
 CREATING, ACTIVE, FAILED = "creating", "active", "failed"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# The rule for a setting that names the environment variable holding a key: it must look like a key
+# variable, and not be a well-known credential of another service (a spec arriving in a pull request
+# could otherwise send, say, the CI's GITHUB_TOKEN to an endpoint it also chose).
+KEY_VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]*(API_KEY|_KEY|_TOKEN)$")
+OTHER_SERVICES_CREDENTIALS = frozenset({
+    "GITHUB_TOKEN", "GH_TOKEN", "GH_ENTERPRISE_TOKEN", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "CI_JOB_TOKEN", "CI_JOB_JWT_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_CLIENT_SECRET_KEY",
+    "NPM_TOKEN", "NODE_AUTH_TOKEN", "PYPI_API_TOKEN", "PYPI_TOKEN", "CODECOV_TOKEN", "VAULT_TOKEN",
+    "DOCKER_TOKEN", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
+    "SLACK_BOT_TOKEN", "SSH_PRIVATE_KEY", "GPG_PRIVATE_KEY",
+})
 
 
 @dataclass(frozen=True)
@@ -76,12 +89,41 @@ def guarded(call: Callable, map_error: Callable[[Exception], ProviderError],
         raise error from None
 
 
+def is_loopback(url: str | None) -> bool:
+    return bool(url) and urlsplit(url).hostname in LOOPBACK_HOSTS
+
+
+def checked_endpoint(url: str | None, setting: str) -> str | None:
+    """Credentials are sent to the endpoint: https, or plain http to this machine only (the emulators)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if (parts.scheme == "https" and parts.hostname) or (parts.scheme == "http" and is_loopback(url)):
+        return url
+    raise SpecError([f"{setting}: {url!r}: an endpoint must be https:// (plain http:// only to a loopback "
+                     f"address: {', '.join(sorted(LOOPBACK_HOSTS))}), as credentials are sent to it"])
+
+
+def checked_key_variable(name: str, setting: str) -> str:
+    """See KEY_VARIABLE: the one rule for every setting that names a key's environment variable."""
+    if KEY_VARIABLE.match(name) and name not in OTHER_SERVICES_CREDENTIALS:
+        return name
+    why = "a well-known credential of another service" if name in OTHER_SERVICES_CREDENTIALS else \
+        "not a key variable (upper case, ending in API_KEY, _KEY or _TOKEN)"
+    raise SpecError([f"{setting}: {name!r} is {why}; tuner sends the value of this variable to the provider"],
+                    remedy="name the variable that holds this provider's key, e.g. GOOGLE_API_KEY")
+
+
 class Provider(Protocol):
     name: str
     capabilities: Capabilities
 
     def plan_problems(self, model: DesiredModel) -> list[str]:
         """Provider limits checked at plan time (example counts, id length, name length)."""
+
+    def recorded_settings(self) -> dict:
+        """The settings that decide where credentials go and what is billed (endpoint, key variable name,
+        project...), recorded in state and shown in plans when they change. Never a secret value."""
 
     def preflight(self) -> None:
         """Fail before anything is submitted if the provider cannot be used (missing credentials)."""

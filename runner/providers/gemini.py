@@ -14,7 +14,18 @@ from collections.abc import Callable
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError
 from runner.identity import Owner, model_digest
 from runner.providers import ProviderContext
-from runner.providers.base import ACTIVE, CREATING, FAILED, Capabilities, JobStatus, ObservedModel, checked, guarded
+from runner.providers.base import (
+    ACTIVE,
+    CREATING,
+    FAILED,
+    Capabilities,
+    JobStatus,
+    ObservedModel,
+    checked,
+    checked_endpoint,
+    checked_key_variable,
+    guarded,
+)
 
 DEFAULT_KEY_ENV = "GOOGLE_API_KEY"
 ENDPOINT_ENV = "TUNER_GEMINI_ENDPOINT"
@@ -44,8 +55,10 @@ class GeminiProvider:
 
     def __init__(self, settings: dict, environ: dict | None = None):
         self._environ = os.environ if environ is None else environ
-        self.api_key_env = settings.get("api_key_env", DEFAULT_KEY_ENV)
-        self.endpoint = self._environ.get(ENDPOINT_ENV) or settings.get("endpoint")
+        self.api_key_env = checked_key_variable(settings.get("api_key_env", DEFAULT_KEY_ENV),
+                                                "providers.gemini.api_key_env")
+        self.endpoint = checked_endpoint(self._environ.get(ENDPOINT_ENV), ENDPOINT_ENV) or \
+            checked_endpoint(settings.get("endpoint"), "providers.gemini.endpoint")
         self.capabilities = Capabilities(
             in_place_fields=frozenset({"display_name", "description"}),
             # The API's defaults, made explicit so the fingerprint does not move if Google changes them.
@@ -83,6 +96,9 @@ class GeminiProvider:
         suffix = f"-{owner.tag}-{model_digest(model.name, model.fingerprint)}"
         stem = model.name[: ID_MAX - len(suffix)].rstrip("-")
         return f"tunedModels/{stem}{suffix}"
+
+    def recorded_settings(self) -> dict:
+        return {"endpoint": self.endpoint, "api_key_env": self.api_key_env}
 
     # -- SDK access --------------------------------------------------------------------------------------
     def preflight(self) -> None:

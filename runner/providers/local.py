@@ -49,6 +49,9 @@ class LocalProvider:
             return [f"base_model: {model.base_model!r} is not a local base model (available: {', '.join(BASE_MODELS)})"]
         return []
 
+    def recorded_settings(self) -> dict:
+        return {}  # nothing leaves this machine
+
     def preflight(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
 

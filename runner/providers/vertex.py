@@ -14,12 +14,21 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from runner.errors import ProviderError
 from runner.identity import Owner
 from runner.providers import ProviderContext
-from runner.providers.base import ACTIVE, CREATING, FAILED, Capabilities, JobStatus, ObservedModel, guarded
+from runner.providers.base import (
+    ACTIVE,
+    CREATING,
+    FAILED,
+    Capabilities,
+    JobStatus,
+    ObservedModel,
+    checked_endpoint,
+    guarded,
+    is_loopback,
+)
 
 ENDPOINT_ENV = "TUNER_VERTEX_ENDPOINT"
 TOKEN_ENV = "TUNER_VERTEX_ACCESS_TOKEN"  # e.g. from `gcloud auth print-access-token`, for CI without ADC
@@ -52,7 +61,8 @@ class VertexProvider:
         self.project = settings.get("project")
         self.location = settings.get("location", DEFAULT_LOCATION)
         self.staging_bucket = settings.get("staging_bucket")
-        self.endpoint = self._environ.get(ENDPOINT_ENV) or settings.get("endpoint")
+        self.endpoint = checked_endpoint(self._environ.get(ENDPOINT_ENV), ENDPOINT_ENV) or \
+            checked_endpoint(settings.get("endpoint"), "providers.vertex.endpoint")
         self.capabilities = Capabilities(
             in_place_fields=frozenset({"display_name", "description"}),
             # None: Vertex picks the value from the dataset size and base model (recorded as such).
@@ -86,6 +96,10 @@ class VertexProvider:
         """The label-borne id of the job until it succeeds; then the model resource replaces it."""
         return f"{model.name}-{owner.tag}-{model.fingerprint[:10]}"
 
+    def recorded_settings(self) -> dict:
+        return {"endpoint": self.endpoint, "project": self.project, "location": self.location,
+                "staging_bucket": self.staging_bucket}
+
     # -- clients ---------------------------------------------------------------------------------------
     def preflight(self) -> None:
         self._genai()
@@ -93,7 +107,7 @@ class VertexProvider:
 
     def _credentials(self):
         token = self._environ.get(TOKEN_ENV)
-        if token or _is_loopback(self.endpoint):
+        if token or is_loopback(self.endpoint):
             import google.oauth2.credentials
 
             return google.oauth2.credentials.Credentials(token=token or "emulator")
@@ -315,10 +329,6 @@ def _split_gcs(uri: str | None) -> tuple[str, str]:
     rest = (uri or "").removeprefix("gs://")
     bucket, _, prefix = rest.partition("/")
     return bucket, (prefix.strip("/") + "/") if prefix.strip("/") else ""
-
-
-def _is_loopback(url: str | None) -> bool:
-    return bool(url) and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _is_network_error(exc: Exception) -> bool:

@@ -114,6 +114,9 @@ class State:
     workspace: str = "default"
     tool_version: str = __version__
     models: dict[str, ModelRecord] = field(default_factory=dict)
+    # provider -> its non-secret settings (endpoint, key variable name, project...) as last applied:
+    # a plan shows any difference before a credential is sent where new settings point.
+    providers: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def new(cls, workspace: str) -> State:
@@ -152,6 +155,8 @@ class State:
             "tool_version": self.tool_version,
             "models": {name: rec.to_dict() for name, rec in sorted(self.models.items()) if not rec.is_empty()},
         }
+        if self.providers:
+            data["providers"] = self.providers
         # orjson: the same stable, sorted, two-space layout as json.dumps(indent=2), without the pure-Python
         # encoder that indent forces on the standard library (50 ms a write at a thousand models).
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
@@ -169,9 +174,16 @@ class State:
                 workspace=data.get("workspace", "default"),
                 tool_version=data.get("tool_version", ""),
                 models={name: ModelRecord.from_dict(rec) for name, rec in data.get("models", {}).items()},
+                providers=_recorded_providers(data.get("providers", {})),
             )
         except StateError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StateError(f"{where}: state file is corrupt ({exc})",
                              remedy=f"restore it from git or from {where}.backup") from None
+
+
+def _recorded_providers(data) -> dict[str, dict]:
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise TypeError("providers must map each provider to its settings")
+    return {name: dict(settings) for name, settings in data.items()}
