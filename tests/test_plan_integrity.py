@@ -59,10 +59,10 @@ def test_an_edited_plan_body_is_refused(project):
     assert project.state_bytes() is None
 
 
-def test_an_added_delete_of_a_protected_model_is_refused_even_with_a_recomputed_checksum(project):
+def _apply_a_forged_delete(project) -> tuple[str, str]:
+    """Apply, save an empty plan, forge a delete of the model into it with a recomputed checksum, apply it."""
     from runner.planfile import body_checksum
 
-    project.spec(PROTECTED_SPEC)
     assert project.run("apply", "--auto-approve").code == 0
     prior_id = project.state()["models"]["sentiment"]["tuned_model_id"]
     assert project.run("plan", "--out", "tfplan.json").code == 0
@@ -72,25 +72,21 @@ def test_an_added_delete_of_a_protected_model_is_refused_even_with_a_recomputed_
     _save(project, document)
     result = project.run("apply", "tfplan.json")
     assert result.code == 1
-    assert "prevent_destroy" in result.err, result.err
+    return prior_id, result.err
+
+
+def test_an_added_delete_of_a_protected_model_is_refused_even_with_a_recomputed_checksum(project):
+    project.spec(PROTECTED_SPEC)
+    prior_id, err = _apply_a_forged_delete(project)
+    assert "sentiment: the plan file would destroy it, but lifecycle.prevent_destroy is set" in err, err
     assert project.state()["models"]["sentiment"]["tuned_model_id"] == prior_id
     assert prior_id in project.artifacts()
 
 
 def test_a_plan_file_change_that_the_configs_do_not_call_for_is_refused(project):
     """Not protected, but still declared: a plan never deletes a declared model, so neither may its file."""
-    from runner.planfile import body_checksum
-
-    assert project.run("apply", "--auto-approve").code == 0
-    prior_id = project.state()["models"]["sentiment"]["tuned_model_id"]
-    assert project.run("plan", "--out", "tfplan.json").code == 0
-    document = _saved(project)
-    document["plan"]["changes"] = [_delete_change("sentiment", prior_id)]
-    document["checksum"] = body_checksum(document)
-    _save(project, document)
-    result = project.run("apply", "tfplan.json")
-    assert result.code == 1
-    assert "sentiment: the plan file says delete, the configs and state say noop" in result.err, result.err
+    prior_id, err = _apply_a_forged_delete(project)
+    assert "sentiment: the plan file says delete, the configs and state say noop" in err, err
     assert prior_id in project.artifacts()
 
 
