@@ -134,9 +134,21 @@ class Project:
     def settings(self, models, state: State) -> dict[str, dict]:
         """provider -> its recorded settings, for every provider the models (or state) use; never a secret."""
         names = {m.provider for m in models} | {i.provider for r in state.models.values() for i in instances_of(r)}
-        current = {name: {key: value for key, value in self.providers[name].recorded_settings().items()
-                          if value is not None} for name in sorted(names)}
+        current = {name: self._settings_of(name) for name in sorted(names)}
         return {name: settings for name, settings in current.items() if settings}
+
+    def _settings_of(self, provider: str) -> dict:
+        return {key: value for key, value in self.providers[provider].recorded_settings().items() if value is not None}
+
+    def _applied_settings(self, state: State, provider: str) -> dict:
+        """Commands that call a provider directly (import, predict, eval) never do so with settings changed
+        since the last apply: a plan must show them first. Returns the provider's current settings."""
+        current = self._settings_of(provider)
+        recorded = state.providers.get(provider)
+        if recorded is not None and recorded != current:
+            raise PlanError(f"the settings of provider {provider} changed since the last apply",
+                            remedy="review them with `tuner plan` and apply that first")
+        return current
 
     def _priced(self, the_plan: Plan, models: list[DesiredModel]) -> Plan:
         """Attach the estimated training cost of every job the plan would pay for, and enforce the budget."""
@@ -254,6 +266,7 @@ class Project:
             record = state.models.get(name)
             if record is None or record.current is None:
                 raise StateError(f"{name} has no current model to evaluate", remedy="run `tuner apply` first")
+            self._applied_settings(state, record.current.provider)
             provider = self.providers[record.current.provider]
 
             def score(tuned_id: str) -> dict:
@@ -326,7 +339,9 @@ class Project:
             if record is not None and record.current is not None:
                 raise StateError(f"{name} already manages {record.current.tuned_model_id}",
                                  remedy="destroy it first, or import under another name")
-            self._approve_settings(state, model)
+            settings = self._applied_settings(state, model.provider)
+            if settings:  # asked for by hand: the settings it is run with become the recorded ones
+                state.providers[model.provider] = settings
             seen = provider.get_model(tuned_model_id)
             if seen is None:
                 raise StateError(f"{tuned_model_id} was not found at provider {model.provider}")
@@ -339,16 +354,6 @@ class Project:
             return instance, notes
         finally:
             backend.unlock()
-
-    def _approve_settings(self, state: State, model: DesiredModel) -> None:
-        """import asks a provider directly: with settings first recorded now, never with changed ones."""
-        current = self.settings([model], State.new(self.workspace)).get(model.provider)
-        recorded = state.providers.get(model.provider)
-        if recorded is not None and recorded != current:
-            raise PlanError(f"the settings of provider {model.provider} changed since the last apply",
-                            remedy="review them with `tuner plan` and apply that first")
-        if current:
-            state.providers[model.provider] = current
 
     def state(self) -> State:
         backend = self.backend()
@@ -365,10 +370,12 @@ class Project:
         return model
 
     def predict(self, name: str, text: str) -> tuple[str, str]:
-        record = self.state().models.get(name)
+        state = self.state()
+        record = state.models.get(name)
         if record is None or record.current is None:
             raise StateError(f"no tuned model named {name!r} in state", remedy="run `tuner apply` first")
         current = record.current
+        self._applied_settings(state, current.provider)
         return current.tuned_model_id, self.providers[current.provider].predict(current.tuned_model_id, text)
 
     def force_unlock(self, lock_id: str) -> dict:

@@ -437,11 +437,16 @@ def test_a_plain_http_endpoint_from_the_environment_is_refused_naming_the_variab
     assert "TUNER_GEMINI_ENDPOINT: 'http://evil.example:8080'" in result.err, result.err
 
 
-def test_import_with_changed_provider_settings_is_refused_before_any_call(gemini, emulator, other_emulator):
+@pytest.mark.parametrize("command", [("import", "other", "made-by-hand"), ("predict", "reviews", "Great!"),
+                                     ("eval", "reviews")])
+def test_a_direct_provider_call_with_changed_settings_is_refused_before_any_call(gemini, emulator, other_emulator,
+                                                                                 command):
     assert gemini.run("apply", "--auto-approve").code == 0
-    second = ONE + "  other:\n    dataset: {train: ../data/train.jsonl}\n"
+    second = ONE.replace("dataset: {train: ../data/train.jsonl}",
+                         "dataset: {train: ../data/train.jsonl, validation: ../data/valid.jsonl}")
+    second += "  other:\n    dataset: {train: ../data/train.jsonl}\n"
     gemini.spec(spec(emulator, second).replace(emulator.url, other_emulator.url))
-    result = gemini.run("import", "other", "made-by-hand")
+    result = gemini.run(*command)
     assert result.code == 1
-    assert "the settings of provider gemini changed since the last apply" in result.err
+    assert "the settings of provider gemini changed since the last apply" in result.err, result.err
     assert other_emulator.stats["requests"] == 0
