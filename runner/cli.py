@@ -402,8 +402,10 @@ def output(config, workspace, name, as_json):
     if as_json:
         click.echo(json.dumps(outputs, indent=2, sort_keys=True))
         return
+    from runner.render import terminal_safe
+
     for model_name, out in outputs.items():
-        click.echo(f"{model_name} = {out['tuned_model_id']}")
+        click.echo(terminal_safe(f"{model_name} = {out['tuned_model_id']}"))
 
 
 @cli.command("eval")

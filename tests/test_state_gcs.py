@@ -388,3 +388,15 @@ def test_two_processes_never_lose_a_write(gcs, workspace):
     assert final.read().serial == len(writes) == 10
     assert final.generation == writes[-1]["generation"]
     assert final.lock_info() is None
+
+
+def test_migrate_keeps_the_recorded_provider_settings(workspace, tmp_path):
+    """Dropping them would make the next plan show every provider's settings as new, and skip its refresh."""
+    local = LocalBackend(tmp_path / "state", workspace)
+    local.lock("apply")
+    state = local.read()
+    state.providers["gemini"] = {"endpoint": "https://gemini.example", "api_key_env": "GOOGLE_API_KEY"}
+    local.write(state)
+    local.unlock()
+    assert migrate(local, backend(workspace)).providers == state.providers
+    assert backend(workspace).read().providers == state.providers

@@ -45,7 +45,7 @@ def migrate(source: StateBackend, target: StateBackend, lock_timeout: float = 0.
         _check_target(original, source.display, current, target.display)
         migrated = State(lineage=original.lineage, serial=max(original.serial, current.serial),
                          workspace=target.workspace, tool_version=original.tool_version,
-                         models=copy.deepcopy(original.models))
+                         models=copy.deepcopy(original.models), providers=copy.deepcopy(original.providers))
         target.write(migrated)
         return migrated
 
