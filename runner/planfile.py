@@ -24,8 +24,8 @@ FORMAT = "tuner-plan"
 FORMAT_VERSION = 1
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json"
 REMEDY = "run `tuner plan --out FILE` again and review the new plan"
-# (in the file, made afresh without refresh): what a refresh at plan time explains. A model gone at its
-# provider is re-created; one edited outside tuner is updated back. Nothing else may differ.
+# (action in the plan file, action of a plan made now without refresh) pairs that a refresh at plan time
+# explains: a model gone at its provider is re-created; one edited outside tuner is updated back.
 EXPLAINED_BY_REFRESH = frozenset({(CREATE, NOOP), (CREATE, UPDATE), (CREATE, REPLACE), (UPDATE, NOOP)})
 
 
