@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -128,12 +128,12 @@ class Project:
 
     def _plan(self, models, state, observed, targets) -> Plan:
         capabilities = {m.provider: self.providers[m.provider].capabilities for m in models}
-        return self._priced(plan(models, state, capabilities, observed, targets, self.settings(models, state)),
-                            models)
+        settings = self.settings({m.provider for m in models}, state)
+        return self._priced(plan(models, state, capabilities, observed, targets, settings), models)
 
-    def settings(self, models, state: State) -> dict[str, dict]:
-        """provider -> its recorded settings, for every provider the models (or state) use; never a secret."""
-        names = {m.provider for m in models} | {i.provider for r in state.models.values() for i in instances_of(r)}
+    def settings(self, providers: Iterable[str], state: State) -> dict[str, dict]:
+        """provider -> the settings it records, for these providers and those state uses; never a secret."""
+        names = set(providers) | {i.provider for r in state.models.values() for i in instances_of(r)}
         current = {name: self._settings_of(name) for name in sorted(names)}
         return {name: settings for name, settings in current.items() if settings}
 
@@ -177,7 +177,7 @@ class Project:
         them is applied."""
         names = {rec.current.provider for rec in state.models.values() if rec.current}
         names |= {m.provider for m in self.config.models}
-        changed = {c.provider for c in settings_changes(state.providers, self.settings(self.config.models, state))}
+        changed = {c.provider for c in settings_changes(state.providers, self.settings(names, state))}
         return Observation({name: tuple(self.providers[name].list_models()) for name in sorted(names - changed)},
                            skipped=tuple(sorted(names & changed)))
 
@@ -217,7 +217,7 @@ class Project:
             if guarded:
                 raise PlanError(f"refusing to destroy {', '.join(guarded)}: lifecycle.prevent_destroy is set",
                                 remedy="set prevent_destroy: false and apply that first, if destruction is intended")
-            return plan([], state, {}, None, targets, self.settings([], state))
+            return plan([], state, {}, None, targets, self.settings((), state))
 
         return self._execute("destroy", make_plan, [], confirm, reporter, parallelism, lock_timeout, None)
 
