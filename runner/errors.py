@@ -5,6 +5,9 @@ The CLI prints these without a traceback and exits 1; anything else is a bug and
 
 from __future__ import annotations
 
+import functools
+import importlib
+
 
 class TunerError(Exception):
     """Base of every expected failure."""
@@ -88,3 +91,34 @@ class DatasetChangedError(ProviderError):
     def __init__(self, message: str):
         super().__init__(message, kind=ProviderError.FATAL, code="DATASET_CHANGED",
                          remedy="run `tuner plan` again to review the data as it is now, then apply that plan")
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """True for a refused, reset or timed-out connection, whichever HTTP library the SDK used, also when it
+    ends a client's own retries (google.api_core's RetryError keeps the last failure as `cause`)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException) and is_network_error(cause):
+        return True
+    return isinstance(exc, _network_error_classes())
+
+
+@functools.cache
+def _network_error_classes() -> tuple[type[BaseException], ...]:
+    # requests carries google-generativeai (REST) and google-cloud-storage; google-genai sends with httpx or
+    # its fork httpx2, whichever is installed (the 3.x releases depend on httpx2), so neither is imported
+    # unconditionally; google-auth wraps the failures of a token refresh.
+    classes: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module, name in (("requests.exceptions", "ConnectionError"), ("requests.exceptions", "Timeout"),
+                         ("httpx", "TransportError"), ("httpx2", "TransportError"),
+                         ("google.auth.exceptions", "TransportError")):
+        try:
+            classes.append(getattr(importlib.import_module(module), name))
+        except ImportError:
+            continue
+    return tuple(classes)
+
+
+def first_line(text: object) -> str:
+    """The first line of an error's text (SDK messages can carry whole HTTP responses)."""
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else type(text).__name__

@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Callable
 
-from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError
+from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, first_line, is_network_error
 from runner.identity import Owner, model_digest
 from runner.providers import ProviderContext
 from runner.providers.base import (
@@ -146,9 +146,11 @@ class GeminiProvider:
                                  remedy="fix the field the message names, then plan and apply again")
         if isinstance(exc, gexc.NotFound):
             return ProviderError(message, ProviderError.FATAL, "NOT_FOUND")
-        if _is_network_error(exc):
+        if is_network_error(exc):
             return ProviderError(f"cannot reach the Gemini API at {self.endpoint or 'the default endpoint'}: "
-                                 f"{message}", ProviderError.RETRYABLE, "UNAVAILABLE")
+                                 f"{first_line(message)}", ProviderError.RETRYABLE, "UNAVAILABLE",
+                                 remedy=f"check the network, or the endpoint (providers.gemini.endpoint, "
+                                        f"{ENDPOINT_ENV})")
         return ProviderError(f"{type(exc).__name__}: {message}", ProviderError.FATAL)
 
     def _redact(self, text: str) -> str:
@@ -272,11 +274,3 @@ def _progress(tuned) -> float | None:
 def _field(value, name: str):
     """The SDK decodes some nested messages to dataclasses and others (snapshots) to plain dicts."""
     return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
-
-
-def _is_network_error(exc: Exception) -> bool:
-    try:
-        import requests
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout)

@@ -15,7 +15,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 
-from runner.errors import ProviderError
+from runner.errors import ProviderError, first_line, is_network_error
 from runner.identity import Owner
 from runner.providers import ProviderContext
 from runner.providers.base import (
@@ -56,8 +56,10 @@ def create(context: ProviderContext) -> VertexProvider:
 class VertexProvider:
     name = "vertex"
 
-    def __init__(self, settings: dict, environ: dict | None = None):
+    def __init__(self, settings: dict, environ: dict | None = None, storage_retry=None):
         self._environ = os.environ if environ is None else environ
+        # google-cloud-storage's retry (None: its default, up to 120 s of backoff); tests inject a short one.
+        self._storage_retry = storage_retry
         self.project = settings.get("project")
         self.location = settings.get("location", DEFAULT_LOCATION)
         self.staging_bucket = settings.get("staging_bucket")
@@ -148,6 +150,17 @@ class VertexProvider:
     def _call(self, fn: Callable, *, on_not_found: Callable | None = None):
         return guarded(fn, self._map_error, on_not_found)
 
+    def _storage_call(self, fn: Callable):
+        return guarded(fn, self._map_storage_error)
+
+    def _map_storage_error(self, exc: Exception) -> ProviderError:
+        if is_network_error(exc):
+            host = self._environ.get("STORAGE_EMULATOR_HOST") or "storage.googleapis.com"
+            return ProviderError(f"cannot reach Cloud Storage at {host} to stage datasets in {self.staging_bucket}: "
+                                 f"{first_line(exc)}", ProviderError.RETRYABLE, "UNAVAILABLE",
+                                 remedy="check the network (or STORAGE_EMULATOR_HOST when using an emulator)")
+        return self._map_error(exc)
+
     def _map_error(self, exc: Exception) -> ProviderError:
         from google.api_core import exceptions as gexc
         from google.auth import exceptions as auth_exc
@@ -175,9 +188,11 @@ class VertexProvider:
                 return ProviderError(message, ProviderError.FATAL, "FAILED_PRECONDITION")
             return ProviderError(message, ProviderError.FATAL, status or "INVALID_ARGUMENT",
                                  remedy="fix the field the message names, then plan and apply again")
-        if _is_network_error(exc):
-            return ProviderError(f"cannot reach Vertex AI at {self.endpoint or 'the default endpoint'}: {message}",
-                                 ProviderError.RETRYABLE, "UNAVAILABLE")
+        if is_network_error(exc):
+            return ProviderError(f"cannot reach Vertex AI at {self.endpoint or 'the default endpoint'}: "
+                                 f"{first_line(message)}", ProviderError.RETRYABLE, "UNAVAILABLE",
+                                 remedy=f"check the network, or the endpoint (providers.vertex.endpoint, "
+                                        f"{ENDPOINT_ENV})")
         return ProviderError(f"{type(exc).__name__}: {message}", ProviderError.FATAL)
 
     # -- datasets --------------------------------------------------------------------------------------
@@ -188,16 +203,19 @@ class VertexProvider:
         reused, so an object's name always matches its content."""
         _, prefix = _split_gcs(self.staging_bucket)
         name = f"{prefix}datasets/{model.dataset_info(which).sha256}.jsonl"
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        retry = self._storage_retry or DEFAULT_RETRY  # the upload's default too, as it names a generation
         blob = self._bucket().blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
         uri = f"gs://{blob.bucket.name}/{name}"
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".jsonl") as staging:
             _write_vertex_jsonl(model.examples(which), staging)
             staging.flush()
-            if self._call(blob.exists):
+            if self._storage_call(lambda: blob.exists(retry=retry)):
                 return uri
             try:
-                self._call(lambda: blob.upload_from_filename(staging.name, content_type="application/jsonl",
-                                                             if_generation_match=0))
+                self._storage_call(lambda: blob.upload_from_filename(
+                    staging.name, content_type="application/jsonl", if_generation_match=0, retry=retry))
             except ProviderError as error:
                 if error.code != "FAILED_PRECONDITION":
                     raise  # 412: another run uploaded the same content meanwhile, which is just as good
@@ -331,8 +349,3 @@ def _split_gcs(uri: str | None) -> tuple[str, str]:
     return bucket, (prefix.strip("/") + "/") if prefix.strip("/") else ""
 
 
-def _is_network_error(exc: Exception) -> bool:
-    import httpx
-    import requests
-
-    return isinstance(exc, httpx.TransportError | requests.exceptions.ConnectionError | requests.exceptions.Timeout)

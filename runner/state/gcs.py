@@ -21,7 +21,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from runner.errors import StateError, StateLockedError
+from runner.errors import StateError, StateLockedError, first_line, is_network_error
 from runner.state.model import State, locked_error
 
 if TYPE_CHECKING:
@@ -46,7 +46,8 @@ def default_client() -> storage.Client:
 class GcsBackend:
     def __init__(self, bucket: str, prefix: str, workspace: str,
                  client_factory: Callable[[], storage.Client] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic):
+                 sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
+                 retry=None):
         self.bucket_name = bucket
         self.workspace = workspace
         self.object_name = _join(prefix, f"{workspace}.json")
@@ -56,6 +57,8 @@ class GcsBackend:
         self._client_factory = client_factory or default_client
         self._sleep = sleep
         self._monotonic = monotonic
+        # None keeps each google-cloud-storage call's own retry (up to 120 s of backoff); tests inject a short one.
+        self._retry = {} if retry is None else {"retry": retry}
         self._bucket_handle: storage.Bucket | None = None
         self._lock_id: str | None = None
         # Generation of the state object as this run last saw it (0: absent); None until the first read.
@@ -76,7 +79,7 @@ class GcsBackend:
 
     def exists(self) -> bool:
         with self._errors(f"read {self.display}", READ):
-            return self._bucket().blob(self.object_name).exists()
+            return self._bucket().blob(self.object_name).exists(**self._retry)
 
     def write(self, state: State) -> None:
         """Back up the version read, bump the serial, and upload only if nobody wrote in between."""
@@ -99,7 +102,8 @@ class GcsBackend:
                 # A server-side copy of exactly the generation read, refused (412, or 404 when that generation
                 # is gone) once a newer one is live: the backup is then left alone and the write refused here.
                 bucket.copy_blob(bucket.blob(self.object_name), bucket, self.backup_name,
-                                 source_generation=self.generation, if_source_generation_match=self.generation)
+                                 source_generation=self.generation, if_source_generation_match=self.generation,
+                                 **self._retry)
             except (PreconditionFailed, NotFound):
                 raise self._changed_error(self._download(self.object_name)[1]) from None
 
@@ -111,7 +115,7 @@ class GcsBackend:
             blob = self._bucket().blob(self.object_name)
             try:
                 blob.upload_from_string(payload, content_type="application/json",
-                                        if_generation_match=self.generation)
+                                        if_generation_match=self.generation, **self._retry)
                 return blob.generation
             except PreconditionFailed:
                 current, generation = self._download(self.object_name)
@@ -156,7 +160,7 @@ class GcsBackend:
         with self._errors(f"lock {self.display}", CREATE):
             try:
                 self._bucket().blob(self.lock_name).upload_from_string(
-                    payload, content_type="application/json", if_generation_match=0)
+                    payload, content_type="application/json", if_generation_match=0, **self._retry)
                 return True
             except PreconditionFailed:
                 # Also where a create retried by the client after a lost response lands: then the lock is ours.
@@ -199,7 +203,7 @@ class GcsBackend:
 
         # Already released, or replaced since it was read (the precondition): either way not ours to delete.
         with self._errors(f"unlock {self.display}", DELETE), suppress(NotFound, PreconditionFailed):
-            self._bucket().blob(self.lock_name).delete(if_generation_match=generation)
+            self._bucket().blob(self.lock_name).delete(if_generation_match=generation, **self._retry)
 
     def _locked_error(self) -> StateLockedError:
         return locked_error(self.display, self.lock_info() or {})
@@ -217,7 +221,7 @@ class GcsBackend:
         with self._errors(f"read {self._url(name)}", READ):
             blob = self._bucket().blob(name)
             try:
-                return blob.download_as_bytes(), blob.generation
+                return blob.download_as_bytes(**self._retry), blob.generation
             except NotFound as exc:
                 if _bucket_missing(exc):
                     raise
@@ -234,27 +238,28 @@ class GcsBackend:
         try:
             yield
         except (api.Forbidden, api.Unauthorized) as exc:
-            raise StateError(f"cannot {action}: permission denied ({_first_line(exc)})",
+            raise StateError(f"cannot {action}: permission denied ({first_line(exc)})",
                              remedy=f"grant the account tuner runs as {permission} on {bucket} "
                                     f"({ALL_PERMISSIONS_ROLE} includes all the state backend needs)") from None
         except api.NotFound as exc:  # a missing object is handled by the callers: this is the bucket
             raise StateError(f"cannot {action}: bucket {bucket} does not exist or is not visible "
-                             f"({_first_line(exc)})",
+                             f"({first_line(exc)})",
                              remedy=f"check the bucket name, or create it: `gcloud storage buckets create {bucket}`"
                              ) from None
         except (api.GoogleAPICallError, api.RetryError) as exc:  # 5xx/429 still failing after the client's retries
-            raise StateError(f"cannot {action}: Cloud Storage failed ({_first_line(exc)})",
+            if is_network_error(exc):
+                raise _unreachable(action, exc) from None
+            raise StateError(f"cannot {action}: Cloud Storage failed ({first_line(exc)})",
                              remedy="run the command again in a moment; nothing was written") from None
         except auth.DefaultCredentialsError:
             raise StateError(f"cannot {action}: no Google credentials found",
                              remedy="run `gcloud auth application-default login`, or set "
                                     "GOOGLE_APPLICATION_CREDENTIALS to a service account key file") from None
         except auth.GoogleAuthError as exc:
-            raise StateError(f"cannot {action}: authentication failed ({_first_line(exc)})",
+            raise StateError(f"cannot {action}: authentication failed ({first_line(exc)})",
                              remedy="refresh the credentials: `gcloud auth application-default login`") from None
         except http.RequestException as exc:
-            raise StateError(f"cannot {action}: Cloud Storage is unreachable ({_first_line(exc)})",
-                             remedy="check the network (or STORAGE_EMULATOR_HOST when using an emulator)") from None
+            raise _unreachable(action, exc) from None
 
     def _url(self, name: str) -> str:
         return f"gs://{self.bucket_name}/{name}"
@@ -265,11 +270,11 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}/{name}" if prefix else name
 
 
+def _unreachable(action: str, exc: BaseException) -> StateError:
+    return StateError(f"cannot {action}: Cloud Storage is unreachable ({first_line(exc)})",
+                      remedy="check the network (or STORAGE_EMULATOR_HOST when using an emulator)")
+
+
 def _bucket_missing(exc: Exception) -> bool:
     # GCS answers 404 for a missing object and a missing bucket alike; only the message tells them apart.
     return "bucket does not exist" in str(exc).lower()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,100 @@
+"""An unreachable service (a closed port on 127.0.0.1) is a one-line error with a remedy on every provider
+and on the GCS state backend: exit 1, no traceback, never "internal error"."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from google.api_core.retry import Retry
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+
+from runner.errors import ProviderError, StateError
+from runner.providers.vertex import VertexProvider
+from runner.state.gcs import GcsBackend
+
+# One attempt, then give up: the storage client's own retry would otherwise back off for 120 s.
+NO_STORAGE_RETRY = Retry(timeout=0.0)
+
+
+@pytest.fixture
+def closed_url() -> str:
+    """The URL of a port that was free a moment ago and is now closed: connecting is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def assert_one_line_error_with_remedy(result, says: str) -> None:
+    assert result.code == 1, result.output
+    assert "internal error" not in result.err and "Traceback" not in result.err, result.err
+    lines = [line for line in result.err.splitlines() if not line.startswith("Warning:")]
+    assert len(lines) == 2, result.err
+    assert lines[0].startswith("Error: ") and says in lines[0], result.err
+    assert lines[1].startswith("  -> "), result.err
+
+
+VERTEX_SPEC = """\
+providers:
+  vertex: {project: p, location: us-central1, staging_bucket: gs://b/t}
+defaults: {provider: vertex, base_model: gemini-2.5-flash}
+models:
+  reviews:
+    dataset: {train: ../data/train.jsonl}
+"""
+
+GEMINI_SPEC = """\
+providers:
+  gemini: {api_key_env: TUNER_TEST_GEMINI_KEY, endpoint: %s}
+defaults:
+  provider: gemini
+  base_model: models/gemini-1.5-flash-001-tuning
+  hyperparameters: {epoch_count: 10, batch_size: 16, learning_rate: 0.5}
+models:
+  reviews:
+    dataset: {train: ../data/train.jsonl}
+"""
+
+
+@pytest.mark.parametrize("command", [("refresh",), ("plan", "--refresh")])
+def test_vertex_unreachable_is_a_clear_error(project, closed_url, monkeypatch, command):
+    monkeypatch.setenv("TUNER_VERTEX_ENDPOINT", closed_url)
+    project.spec(VERTEX_SPEC)
+    result = project.run(*command)
+    assert_one_line_error_with_remedy(result, f"cannot reach Vertex AI at {closed_url}")
+    assert "TUNER_VERTEX_ENDPOINT" in result.err
+
+
+@pytest.mark.parametrize("command", [("refresh",), ("plan", "--refresh")])
+def test_gemini_unreachable_is_a_clear_error(project, closed_url, monkeypatch, command):
+    monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", "key")
+    monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
+    project.spec(GEMINI_SPEC % closed_url)
+    result = project.run(*command)
+    assert_one_line_error_with_remedy(result, f"cannot reach the Gemini API at {closed_url}")
+    assert "providers.gemini.endpoint" in result.err
+
+
+def test_vertex_staging_with_cloud_storage_unreachable_is_a_retryable_error(project, closed_url, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", closed_url)
+    provider = VertexProvider({"project": "p", "staging_bucket": "gs://b/t", "endpoint": "http://127.0.0.1:9"},
+                              storage_retry=NO_STORAGE_RETRY)
+    with pytest.raises(ProviderError) as unreachable:
+        provider.stage_dataset(project.root / "data" / "train.jsonl", "0" * 64, "input", "output")
+    assert unreachable.value.kind == ProviderError.RETRYABLE
+    assert f"cannot reach Cloud Storage at {closed_url}" in unreachable.value.message
+    assert "\n" not in unreachable.value.message
+    assert "STORAGE_EMULATOR_HOST" in unreachable.value.remedy
+
+
+def test_gcs_state_backend_unreachable_is_a_state_error(closed_url, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", closed_url)
+    backend = GcsBackend("b", "st", "default", retry=NO_STORAGE_RETRY,
+                         client_factory=lambda: storage.Client(project="p", credentials=AnonymousCredentials()))
+    with pytest.raises(StateError) as unreachable:
+        backend.read()
+    assert "Cloud Storage is unreachable" in unreachable.value.message
+    assert "\n" not in unreachable.value.message
+    assert "STORAGE_EMULATOR_HOST" in unreachable.value.remedy
