@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from runner.errors import TunerError
 
 
 class LoopbackServer:
@@ -32,7 +35,10 @@ class LoopbackServer:
         if self._server is not None:
             return self
         self._load()
-        self._server = _Server(("127.0.0.1", self._port), _Handler)
+        try:
+            self._server = _Server(("127.0.0.1", self._port), _Handler)
+        except OSError as exc:
+            raise _bind_error(self._port, exc) from None
         self._server.app = self
         # A short poll interval makes stop() prompt: shutdown() waits for the serving loop to notice.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=self.thread_name,
@@ -64,6 +70,13 @@ class LoopbackServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def _bind_error(port: int, exc: OSError) -> TunerError:
+    remedy = "stop what listens there, or choose another port with --port (0 picks a free one)"
+    if exc.errno == errno.EADDRINUSE:
+        return TunerError(f"port {port} on 127.0.0.1 is already in use", remedy=remedy)
+    return TunerError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", remedy=remedy)
 
 
 def run_until_interrupted(emulator: LoopbackServer, title: str) -> None:

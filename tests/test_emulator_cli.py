@@ -1,0 +1,22 @@
+"""`tuner emulator ...` on a port that is taken says so, for every emulator."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+
+@pytest.mark.parametrize("which", ["gemini", "vertex"])
+def test_a_port_in_use_is_a_clear_error(project, which):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = project.run("emulator", which, "--port", str(port))
+    assert result.code == 1, result.output
+    assert "internal error" not in result.err, result.err
+    assert result.err.splitlines() == [
+        f"Error: port {port} on 127.0.0.1 is already in use",
+        "  -> stop what listens there, or choose another port with --port (0 picks a free one)",
+    ]
