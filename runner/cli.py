@@ -77,16 +77,31 @@ def validate(config, workspace, allow_small_dataset, as_json):
 
     Exit 0 when everything is valid, 1 otherwise, listing every problem as file:line[:column].
     """
+    if as_json:
+        _validate_json(config, workspace, allow_small_dataset)
+        return
     resolution = _project(config, workspace, allow_small_dataset).validate()
     _warn(resolution.warnings)
     models = resolution.models
-    if as_json:
-        click.echo(json.dumps({"valid": True, "warnings": resolution.warnings, "models": [
-            {"name": m.name, "provider": m.provider, "fingerprint": m.fingerprint, "dataset": m.dataset_record()}
-            for m in models]}, indent=2, sort_keys=True))
-        return
     examples = sum(m.train.examples + (m.validation.examples if m.validation else 0) for m in models)
     click.echo(f"Valid: {len(models)} model(s), {examples} examples checked.")
+
+
+def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
+    """validate --json: every problem and warning as a diagnostic on stdout, invalid or not."""
+    from runner.errors import diagnostic
+
+    try:
+        resolution = _project(config, workspace, allow_small_dataset).validate()
+    except (SpecError, DatasetError) as error:
+        click.echo(json.dumps({"valid": False, "diagnostics": [diagnostic(p) for p in error.problems]}, indent=2,
+                              sort_keys=True))
+        sys.exit(EXIT_ERROR)
+    click.echo(json.dumps({"valid": True, "warnings": resolution.warnings,
+                           "diagnostics": [diagnostic(w, "warning") for w in resolution.warnings],
+                           "models": [{"name": m.name, "provider": m.provider, "fingerprint": m.fingerprint,
+                                       "dataset": m.dataset_record()} for m in resolution.models]},
+                          indent=2, sort_keys=True))
 
 
 @cli.command()

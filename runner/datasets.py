@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from runner.errors import DatasetChangedError, DatasetError
+from runner.errors import DatasetChangedError, DatasetError, Problem
 
 try:  # the optional compiled scanner (runner/_fastscan.c); without it the same results, only slower
     from runner import _fastscan
@@ -67,8 +67,8 @@ def open_examples(path: Path, display: str, input_key: str, output_key: str, sha
             try:
                 digest.update(_canonical(example.input.encode(), example.output.encode()))
             except UnicodeEncodeError:  # refused by scan, so never planned; no SDK could send it either
-                raise DatasetError([f"{display}:{example.line}:1: unpaired surrogate in a value: not valid "
-                                    f"Unicode text"]) from None
+                raise DatasetError([Problem(display, "unpaired surrogate in a value: not valid Unicode text",
+                                            example.line, 1)]) from None
             yield example
     except DatasetError as exc:
         raise DatasetChangedError(f"{display} changed since it was planned: {exc.problems[0]}") from None
@@ -117,7 +117,7 @@ def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSu
         else:
             _scan_jsonl(path, display, input_key, output_key, tally)
     except OSError as exc:
-        raise DatasetError([f"{display}: cannot read: {exc.strerror}"]) from None
+        raise DatasetError([Problem(display, f"cannot read: {exc.strerror}")]) from None
     except DatasetError as stopped:  # a line too long to read: the problems found before it come first
         raise DatasetError(tally.report() + stopped.problems) from None
     if tally.problems:
@@ -169,7 +169,7 @@ class _Tally:
     def problem(self, line: int, column: int, reason: str) -> None:
         self.problem_count += 1
         if len(self.problems) < MAX_REPORTED:
-            self.problems.append(f"{self.display}:{line}:{column}: {reason}")
+            self.problems.append(Problem(self.display, reason, line, column))
 
     def report(self) -> list[str]:
         extra = self.problem_count - MAX_REPORTED
@@ -375,12 +375,12 @@ _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFB
 def _require_regular(status: os.stat_result, display: str) -> None:
     if not stat.S_ISREG(status.st_mode):
         kind = _KINDS.get(stat.S_IFMT(status.st_mode), "an unknown kind")
-        raise DatasetError([f"{display}: not a regular file ({kind}); a dataset must be a file"])
+        raise DatasetError([Problem(display, f"not a regular file ({kind}); a dataset must be a file")])
 
 
-def _too_long(display: str, line: int) -> str:
-    return (f"{display}:{line}:1: line longer than {MAX_LINE_BYTES} bytes, more than any provider accepts for one "
-            f"example; reading stopped here")
+def _too_long(display: str, line: int) -> Problem:
+    return Problem(display, f"line longer than {MAX_LINE_BYTES} bytes, more than any provider accepts for one "
+                            f"example; reading stopped here", line, 1)
 
 
 def _fast_loads():

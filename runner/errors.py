@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 
 
 class TunerError(Exception):
@@ -19,6 +20,42 @@ class TunerError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class Problem(str):
+    """One diagnostic, printed as `file:line[:column]: path: message`, whose parts stay readable (validate --json).
+
+    A str, so every list of problems keeps working as text; a problem written as plain text is parsed instead.
+    """
+
+    def __new__(cls, file: str, message: str, line: int | None = None, column: int | None = None,
+                path: str | None = None, severity: str = "error") -> Problem:
+        where = ":".join(str(part) for part in (file, line, column) if part is not None)
+        self = super().__new__(cls, ": ".join(part for part in (where, path, message) if part))
+        self.file, self.line, self.column, self.path, self.message, self.severity = (
+            file, line, column, path, message, severity)
+        return self
+
+    def __reduce__(self):  # pickled to and from the dataset scanner's worker processes
+        return Problem, (self.file, self.message, self.line, self.column, self.path, self.severity)
+
+
+# `file:line[:column]: [dotted.path: ]message`, the form every problem is written in.
+_PROBLEM_TEXT = re.compile(r"^(?P<file>[^:\s][^:]*?)(?::(?P<line>\d+))?(?::(?P<column>\d+))?: "
+                           r"(?:(?P<path>[A-Za-z_][\w\-]*(?:\.[\w\-]+)+|\(top level\)): )?(?P<message>.*)$", re.S)
+
+
+def diagnostic(problem: str, severity: str = "error") -> dict:
+    """A problem as {file, line, column, path, message, severity}."""
+    if not isinstance(problem, Problem):
+        match = _PROBLEM_TEXT.match(problem)
+        if match is None:
+            return {"file": None, "line": None, "column": None, "path": None, "message": problem, "severity": severity}
+        line, column = match["line"], match["column"]
+        problem = Problem(match["file"], match["message"], int(line) if line else None,
+                          int(column) if column else None, match["path"], severity)
+    return {"file": problem.file, "line": problem.line, "column": problem.column, "path": problem.path,
+            "message": problem.message, "severity": problem.severity}
 
 
 class SpecError(TunerError):

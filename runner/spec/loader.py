@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from runner.errors import SpecError
+from runner.errors import Problem, SpecError
 from runner.spec.model import Config, DatasetRef, ModelSpec
 from runner.spec.yamlsource import YamlDocument, dotted, load_yaml
 
@@ -198,15 +198,15 @@ def _display(path: Path, root: Path) -> str:
 
 def _schema_problems(doc: YamlDocument) -> list[str]:
     if not isinstance(doc.data, dict):
-        return [f"{doc.display}:1: a spec file must be a mapping with 'models' (and optional "
-                f"'defaults', 'providers'), not {type(doc.data).__name__}"]
+        return [Problem(doc.display, f"a spec file must be a mapping with 'models' (and optional 'defaults', "
+                                     f"'providers'), not {type(doc.data).__name__}", 1)]
     problems = []
     for error in sorted(_validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
         problems.append(_describe(error, doc))
     return sorted(set(problems), key=problems.index)
 
 
-def _describe(error, doc: YamlDocument) -> str:
+def _describe(error, doc: YamlDocument) -> Problem:
     """One schema error as `file:line: field.path: reason`, pointing at the offending key itself."""
     from jsonschema.exceptions import best_match
 
@@ -220,13 +220,16 @@ def _describe(error, doc: YamlDocument) -> str:
             allowed = sorted(_allowed_keys(error.schema))
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" (did you mean {close[0]}?)" if close else f" (allowed: {', '.join(allowed)})" if allowed else ""
-            return f"{doc.where(path + (key,))}: {dotted(path + (key,))}: unknown key{hint}"
+            return _problem(doc, path + (key,), f"unknown key{hint}")
     if "propertyNames" in error.schema_path:
         key = error.instance
-        return (f"{doc.where(path + (key,))}: {dotted(path + (key,))}: invalid name {key!r}: "
-                f"use lowercase letters, digits and '-', start with a letter, at most 32 characters")
-    field = dotted(path) or "(top level)"
-    return f"{doc.where(path)}: {field}: {error.message}"
+        return _problem(doc, path + (key,), f"invalid name {key!r}: use lowercase letters, digits and '-', start "
+                                            f"with a letter, at most 32 characters")
+    return _problem(doc, path, error.message)
+
+
+def _problem(doc: YamlDocument, path: tuple, message: str) -> Problem:
+    return Problem(doc.display, message, doc.line_of(path), path=dotted(path) or "(top level)")
 
 
 def _allowed_keys(schema: dict) -> set[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from runner.errors import SpecError
+from runner.errors import Problem, SpecError
 
 Path_ = tuple  # a field path such as ("models", "x", "hyperparameters", "batch_size")
 
@@ -44,27 +44,28 @@ def load_yaml(path: Path, display: str) -> YamlDocument:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SpecError([f"{display}:1: not valid UTF-8 (byte {exc.start})"]) from None
+        raise SpecError([Problem(display, f"not valid UTF-8 (byte {exc.start})", 1)]) from None
     except OSError as exc:
-        raise SpecError([f"{display}: cannot read: {exc.strerror}"]) from None
+        raise SpecError([Problem(display, f"cannot read: {exc.strerror}")]) from None
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
-        raise SpecError([f"{display}:{line}: NUL character in YAML"])
+        raise SpecError([Problem(display, "NUL character in YAML", line)])
     try:
         depth, line = _nesting(text)
         if depth > MAX_DEPTH:
-            raise SpecError([f"{display}:{line}: nesting deeper than {MAX_DEPTH} levels"])
+            raise SpecError([Problem(display, f"nesting deeper than {MAX_DEPTH} levels", line)])
         node = yaml.compose(text, Loader=_Loader)
     except yaml.reader.ReaderError as exc:  # a forbidden character: blame its own line
         line = text.count("\n", 0, exc.position) + 1
-        raise SpecError([f"{display}:{line}: invalid YAML: unacceptable character #x{exc.character:04x}"]) from None
+        reason = f"invalid YAML: unacceptable character #x{exc.character:04x}"
+        raise SpecError([Problem(display, reason, line)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         reason = exc.problem or exc.context or "invalid YAML"
-        raise SpecError([f"{display}:{line}: invalid YAML: {reason}"]) from None
+        raise SpecError([Problem(display, f"invalid YAML: {reason}", line)]) from None
     except yaml.YAMLError as exc:
-        raise SpecError([f"{display}:1: invalid YAML: {exc}"]) from None
+        raise SpecError([Problem(display, f"invalid YAML: {exc}", 1)]) from None
     doc = YamlDocument(path=path, display=display, data=None)
     if node is None:
         return doc
@@ -78,28 +79,28 @@ def load_yaml(path: Path, display: str) -> YamlDocument:
 def _construct(node: yaml.Node, path: Path_, doc: YamlDocument, problems: list[str], depth: int = 0):
     doc.values += 1
     if doc.values > MAX_VALUES:  # aliases of aliases expand exponentially: a "billion laughs" spec
-        raise SpecError([f"{doc.display}:{node.start_mark.line + 1}: the spec expands to more than {MAX_VALUES:,} "
-                         f"values (YAML aliases repeating aliases?)"])
+        raise SpecError([Problem(doc.display, f"the spec expands to more than {MAX_VALUES:,} values (YAML aliases "
+                                              f"repeating aliases?)", node.start_mark.line + 1)])
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if depth > 64:
-        problems.append(f"{doc.display}:{node.start_mark.line + 1}: nesting deeper than 64 levels")
+        problems.append(Problem(doc.display, "nesting deeper than 64 levels", node.start_mark.line + 1))
         return None
     if isinstance(node, yaml.MappingNode):
         result: dict = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                problems.append(f"{doc.display}:{key_node.start_mark.line + 1}: mapping keys must be plain strings")
+                problems.append(Problem(doc.display, "mapping keys must be plain strings",
+                                        key_node.start_mark.line + 1))
                 continue
             key = key_node.value
             if key == "<<":
-                problems.append(f"{doc.display}:{key_node.start_mark.line + 1}: YAML merge keys (<<) are not supported")
+                problems.append(Problem(doc.display, "YAML merge keys (<<) are not supported",
+                                        key_node.start_mark.line + 1))
                 continue
             if key in result:
                 first = doc.lines[path + (key,)]
-                problems.append(
-                    f"{doc.display}:{key_node.start_mark.line + 1}: {dotted(path + (key,))}: "
-                    f"duplicate key (first defined on line {first})"
-                )
+                problems.append(Problem(doc.display, f"duplicate key (first defined on line {first})",
+                                        key_node.start_mark.line + 1, path=dotted(path + (key,))))
                 continue
             doc.lines[path + (key,)] = key_node.start_mark.line + 1
             result[key] = _construct(value_node, path + (key,), doc, problems, depth + 1)
@@ -110,14 +111,16 @@ def _construct(node: yaml.Node, path: Path_, doc: YamlDocument, problems: list[s
 
 
 def _scalar(node: yaml.ScalarNode, path: Path_, doc: YamlDocument, problems: list[str]):
-    where = f"{doc.display}:{node.start_mark.line + 1}: {dotted(path) or '(top level)'}"
+    def problem(message: str) -> None:
+        problems.append(Problem(doc.display, message, node.start_mark.line + 1, path=dotted(path) or "(top level)"))
+
     try:
         value = _Loader("").construct_object(node, deep=True)
     except Exception as exc:  # odd tagged scalars raise Value, Index, Key or AttributeError alike
-        problems.append(f"{where}: cannot read value {node.value[:40]!r} ({type(exc).__name__})")
+        problem(f"cannot read value {node.value[:40]!r} ({type(exc).__name__})")
         return None
     if isinstance(value, float) and not math.isfinite(value):
-        problems.append(f"{where}: {node.value!r} is not a finite number")
+        problem(f"{node.value!r} is not a finite number")
         return None
     return value
 
