@@ -26,6 +26,7 @@ from runner.providers.base import (
     checked_key_variable,
     guarded,
 )
+from runner.sdkwarnings import quiet_sdk_banners
 
 DEFAULT_KEY_ENV = "GOOGLE_API_KEY"
 ENDPOINT_ENV = "TUNER_GEMINI_ENDPOINT"
@@ -44,6 +45,7 @@ _STATES = {"CREATING": CREATING, "ACTIVE": ACTIVE, "FAILED": FAILED}
 # tuner owns retries (bounded, jittered, quota-aware); the SDK's own 60 s retry loop would hide faults.
 REQUEST = {"retry": None, "timeout": 60.0}
 _configure_lock = threading.Lock()
+quiet_sdk_banners()  # google-generativeai is imported lazily, on first use
 
 
 def create(context: ProviderContext) -> GeminiProvider:

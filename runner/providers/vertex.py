@@ -29,6 +29,7 @@ from runner.providers.base import (
     guarded,
     is_loopback,
 )
+from runner.sdkwarnings import quiet_sdk_banners
 
 ENDPOINT_ENV = "TUNER_VERTEX_ENDPOINT"
 TOKEN_ENV = "TUNER_VERTEX_ACCESS_TOKEN"  # e.g. from `gcloud auth print-access-token`, for CI without ADC
@@ -47,6 +48,7 @@ _STATES = {
 }
 _LIVE = ("JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_UPDATING", "JOB_STATE_PAUSED",
          "JOB_STATE_SUCCEEDED")
+quiet_sdk_banners()  # google-genai and google-cloud-storage are imported lazily, on first use
 
 
 def create(context: ProviderContext) -> VertexProvider:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from runner.errors import StateError, StateLockedError, first_line, is_network_error
+from runner.sdkwarnings import quiet_sdk_banners
 from runner.state.model import State, locked_error
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 EMULATOR_PROJECT = "tuner-local"
 ALL_PERMISSIONS_ROLE = "roles/storage.objectAdmin"
 READ, CREATE, DELETE = "storage.objects.get", "storage.objects.create", "storage.objects.delete"
+quiet_sdk_banners()  # google-cloud-storage is imported lazily, on first use
 
 
 def default_client() -> storage.Client:

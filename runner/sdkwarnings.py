@@ -1,0 +1,16 @@
+"""The Google SDKs announce their own support policy on import (FutureWarning banners on stderr): a user of
+tuner should see tuner's output only. The filters are narrow, by category and origin, so any other warning
+still shows."""
+
+from __future__ import annotations
+
+import warnings
+
+
+def quiet_sdk_banners() -> None:
+    """Call before importing a Google SDK. Idempotent: an identical filter replaces itself."""
+    # google-generativeai warns with a stacklevel that names the importing module, so its message marks it.
+    warnings.filterwarnings("ignore", category=FutureWarning,
+                            message=r"\s*All support for the `google\.generativeai` package has ended")
+    # google.api_core: "You are using a Python version ... Google will stop supporting".
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core\._python_version_support")
