@@ -50,7 +50,8 @@ def stored(name: str) -> storage.Blob | None:
 def instance(tuned_model_id: str = "tuned-1") -> Instance:
     return Instance(tuned_model_id=tuned_model_id, provider="local", fingerprint="f" * 16, status=ACTIVE,
                     base_model="base", display_name="Sentiment é", description="", hyperparameters={"epochs": 2},
-                    dataset={"train": {"path": "data/train.jsonl", "sha256": "0" * 64, "examples": 60}},
+                    dataset={"train": {"path": "data/train.jsonl", "sha256": "0" * 64, "examples": 60},
+                             "input_key": "text_input", "output_key": "output"},
                     created_at="2026-11-25T00:00:00Z", updated_at="2026-11-25T00:00:00Z",
                     metrics={"validation_accuracy": 0.9})
 

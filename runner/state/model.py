@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 import orjson
 
@@ -62,9 +62,60 @@ class Instance:
                                 self.hyperparameters, self.dataset, self.prevent_destroy)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Instance:
-        known = {f.name for f in fields(cls)} - {"history"}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: dict, where: str = "instance") -> Instance:
+        """From untrusted JSON: every field's type is checked (ShapeError names the first wrong one)."""
+        _expect(data, dict, where)
+        for name, types in _INSTANCE_TYPES.items():  # isinstance inline: ~20 ms more for 10,000 models
+            value = data.get(name, MISSING)
+            if value is MISSING:
+                if name in _INSTANCE_REQUIRED:
+                    raise ShapeError(f"{where}.{name}: missing")
+            elif not isinstance(value, types):
+                _expect(value, types, f"{where}.{name}")
+        _check_dataset(data["dataset"], f"{where}.dataset")
+        _check_metrics(data.get("metrics", {}), f"{where}.metrics")
+        return cls(**{k: v for k, v in data.items() if k in _INSTANCE_TYPES})
+
+
+class ShapeError(ValueError):
+    """A state document whose structure is not what tuner writes: corrupt input."""
+
+
+# Instance's annotations, as the JSON types that carry them.
+_JSON_TYPES = {"str": str, "str | None": (str, type(None)), "dict": dict, "bool": bool}
+_INSTANCE_TYPES = {f.name: _JSON_TYPES[f.type] for f in fields(Instance)}
+_INSTANCE_REQUIRED = frozenset(f.name for f in fields(Instance) if f.default is MISSING
+                               and f.default_factory is MISSING)
+_TYPE_NAMES = {str: "a string", dict: "an object", list: "a list", bool: "true or false", int: "an integer",
+               type(None): "null", float: "a number"}
+
+
+_STATE_TYPES = {"lineage": str, "serial": int, "workspace": str, "tool_version": str, "models": dict}
+_STATE_REQUIRED = ("lineage", "serial")
+
+
+def _expect(value, types, where: str) -> None:
+    # bool is an int to Python, never to a state file
+    if not isinstance(value, types) or (isinstance(value, bool) and types in (int, (int, float))):
+        wanted = " or ".join(_TYPE_NAMES[t] for t in (types if isinstance(types, tuple) else (types,)))
+        raise ShapeError(f"{where}: must be {wanted}, not {_TYPE_NAMES.get(type(value), type(value).__name__)}")
+
+
+def _check_dataset(dataset: dict, where: str) -> None:
+    for key in ("input_key", "output_key"):
+        _expect(dataset.get(key), str, f"{where}.{key}")
+    _expect(dataset.get("train"), dict, f"{where}.train")
+    _expect(dataset["train"].get("sha256"), str, f"{where}.train.sha256")
+    if dataset.get("validation") is not None:
+        _expect(dataset["validation"], dict, f"{where}.validation")
+        _expect(dataset["validation"].get("sha256"), str, f"{where}.validation.sha256")
+
+
+def _check_metrics(metrics: dict, where: str) -> None:
+    if metrics.get("accuracy") is not None:
+        _expect(metrics["accuracy"], (int, float), f"{where}.accuracy")
+    if "eval_set" in metrics:
+        _expect(metrics["eval_set"], dict, f"{where}.eval_set")
 
 
 @dataclass
@@ -96,11 +147,19 @@ class ModelRecord:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> ModelRecord:
-        current = Instance.from_dict(data) if "tuned_model_id" in data else None
-        pending = Instance.from_dict(data["pending"]) if data.get("pending") else None
-        return cls(current, pending, [Instance.from_dict(d) for d in data.get("deposed", [])],
-                   list(data.get("history", [])))
+    def from_dict(cls, data: dict, where: str = "record") -> ModelRecord:
+        _expect(data, dict, where)
+        current = Instance.from_dict(data, where) if "tuned_model_id" in data else None
+        pending = Instance.from_dict(data["pending"], f"{where}.pending") if data.get("pending") else None
+        deposed, history = data.get("deposed", []), data.get("history", [])
+        _expect(deposed, list, f"{where}.deposed")
+        _expect(history, list, f"{where}.history")
+        for index, entry in enumerate(history):
+            _expect(entry, dict, f"{where}.history[{index}]")
+            _expect(entry.get("tuned_model_id"), str, f"{where}.history[{index}].tuned_model_id")
+            _expect(entry.get("metrics") or {}, dict, f"{where}.history[{index}].metrics")
+        return cls(current, pending, [Instance.from_dict(d, f"{where}.deposed[{i}]") for i, d in enumerate(deposed)],
+                   list(history))
 
 
 def _instance_dict(instance: Instance) -> dict:
@@ -165,15 +224,20 @@ class State:
     def from_json(cls, raw: bytes, where: str) -> State:
         try:
             data = json.loads(raw)
+            _expect(data, dict, "the document")
             if data.get("format_version") != FORMAT_VERSION:
                 raise StateError(f"{where}: state format {data.get('format_version')!r} is not supported by "
                                  f"tuner {__version__} (expects {FORMAT_VERSION})")
+            for key, types in _STATE_TYPES.items():
+                if key in data or key in _STATE_REQUIRED:
+                    _expect(data.get(key), types, key)
             return cls(
                 lineage=data["lineage"],
-                serial=int(data["serial"]),
+                serial=data["serial"],
                 workspace=data.get("workspace", "default"),
                 tool_version=data.get("tool_version", ""),
-                models={name: ModelRecord.from_dict(rec) for name, rec in data.get("models", {}).items()},
+                models={name: ModelRecord.from_dict(rec, f"models.{name}")
+                        for name, rec in data.get("models", {}).items()},
                 providers=_recorded_providers(data.get("providers", {})),
             )
         except StateError:
