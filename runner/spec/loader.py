@@ -92,9 +92,9 @@ def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
 
 def _read_file(path: Path, root: Path) -> FileSpec:
     doc = load_yaml(path, _display(path, root))
-    if doc.data is None:
+    if doc.data is None and not doc.problems:
         return FileSpec()
-    problems = _schema_problems(doc)
+    problems = doc.problems + _schema_problems(doc)
     if problems:
         raise SpecError(problems)
     file_spec = FileSpec()
@@ -197,12 +197,16 @@ def _display(path: Path, root: Path) -> str:
 
 
 def _schema_problems(doc: YamlDocument) -> list[str]:
+    if () in doc.refused:  # the whole document was an unreadable value, already reported
+        return []
     if not isinstance(doc.data, dict):
         return [Problem(doc.display, f"a spec file must be a mapping with 'models' (and optional 'defaults', "
                                      f"'providers'), not {type(doc.data).__name__}", 1)]
     problems = []
     for error in sorted(_validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
-        problems.append(_describe(error, doc))
+        path = tuple(error.absolute_path)
+        if not any(path[:len(refused)] == refused for refused in doc.refused):  # already reported as unreadable
+            problems.append(_describe(error, doc))
     return sorted(set(problems), key=problems.index)
 
 
@@ -211,7 +215,7 @@ def _describe(error, doc: YamlDocument) -> Problem:
     from jsonschema.exceptions import best_match
 
     while error.validator in ("oneOf", "anyOf") and error.context:
-        error = best_match(error.context)
+        error = best_match(_in_matching_branches(error.context))
     path = tuple(error.absolute_path)
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
         match = _UNKNOWN_KEY.search(error.message)
@@ -221,11 +225,22 @@ def _describe(error, doc: YamlDocument) -> Problem:
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" (did you mean {close[0]}?)" if close else f" (allowed: {', '.join(allowed)})" if allowed else ""
             return _problem(doc, path + (key,), f"unknown key{hint}")
+    if "propertyNames" in error.schema_path and path[-1:] == ("for_each",):
+        key = error.instance
+        return _problem(doc, path + (key,), f"invalid key {key!r}: use lowercase letters, digits and '-', starting "
+                                            f"and ending with a letter or digit (it becomes part of the model name)")
     if "propertyNames" in error.schema_path:
         key = error.instance
         return _problem(doc, path + (key,), f"invalid name {key!r}: use lowercase letters, digits and '-', start "
                                             f"with a letter, at most 32 characters")
     return _problem(doc, path, error.message)
+
+
+def _in_matching_branches(errors: list) -> list:
+    """The errors of the oneOf/anyOf branches whose type the value has (a list's errors, not "is not of type
+    'object'"), so the message names what is wrong inside the value; all of them when no branch matches."""
+    inside = [e for e in errors if not (e.validator == "type" and not e.relative_path)]
+    return inside or errors
 
 
 def _problem(doc: YamlDocument, path: tuple, message: str) -> Problem:

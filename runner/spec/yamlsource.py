@@ -28,6 +28,10 @@ class YamlDocument:
     data: object
     lines: dict[Path_, int] = field(default_factory=dict)
     values: int = 0  # constructed so far, aliases counted each time they expand
+    # Values that could not be read (a .nan, a duplicate key...): reported here, left out of `data`, and
+    # still read past, so that every other error of the file is reported with them.
+    problems: list[str] = field(default_factory=list)
+    refused: set[Path_] = field(default_factory=set)
 
     def line_of(self, path: Path_) -> int:
         """The line of the deepest recorded ancestor of path (a missing key points at its parent)."""
@@ -69,10 +73,7 @@ def load_yaml(path: Path, display: str) -> YamlDocument:
     doc = YamlDocument(path=path, display=display, data=None)
     if node is None:
         return doc
-    problems: list[str] = []
-    doc.data = _construct(node, (), doc, problems)
-    if problems:
-        raise SpecError(problems)
+    doc.data = _construct(node, (), doc, doc.problems)
     return doc
 
 
@@ -112,6 +113,7 @@ def _construct(node: yaml.Node, path: Path_, doc: YamlDocument, problems: list[s
 
 def _scalar(node: yaml.ScalarNode, path: Path_, doc: YamlDocument, problems: list[str]):
     def problem(message: str) -> None:
+        doc.refused.add(path)
         problems.append(Problem(doc.display, message, node.start_mark.line + 1, path=dotted(path) or "(top level)"))
 
     try:
