@@ -493,13 +493,32 @@ def cost(config, workspace, name, calls_per_month, prompt_tokens_saved, input_pr
 @cli.command()
 @project_options
 @click.argument("name")
-@click.argument("text")
-def predict(config, workspace, name, text):
-    """Ask the current tuned model NAME to answer TEXT."""
+@click.argument("text", required=False)
+@click.option("--file", "text_file", metavar="PATH", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Read the text from this file (UTF-8), for texts too long for an argument.")
+def predict(config, workspace, name, text, text_file):
+    """Ask the current tuned model NAME to answer TEXT ('-' reads it from standard input).
+
+    Text read from standard input or --file loses one trailing line break, as shell substitution does.
+    """
+    if (text is None) == (text_file is None):
+        raise click.UsageError("give the text as an argument, '-' for standard input, or --file PATH")
+    try:
+        if text_file is not None:
+            text = _without_final_newline(text_file.read_text(encoding="utf-8"))
+        elif text == "-":
+            text = _without_final_newline(click.get_text_stream("stdin", encoding="utf-8").read())
+    except UnicodeDecodeError as exc:
+        raise TunerError(f"the text to predict from is not valid UTF-8 (byte {exc.start})",
+                         remedy="convert it to UTF-8") from None
     from runner.render import terminal_safe
 
     _, answer = _project(config, workspace).predict(name, text)
     click.echo(terminal_safe(answer))
+
+
+def _without_final_newline(text: str) -> str:
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def _print_error(error: TunerError) -> None:
