@@ -10,7 +10,9 @@ from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
+from runner.apply import Clock
 from runner.errors import ProviderError, StateError
+from runner.project import Project
 from runner.providers.vertex import VertexProvider
 from runner.state.gcs import GcsBackend
 
@@ -75,6 +77,39 @@ def test_gemini_unreachable_is_a_clear_error(project, closed_url, monkeypatch, c
     result = project.run(*command)
     assert_one_line_error_with_remedy(result, f"cannot reach the Gemini API at {closed_url}")
     assert "providers.gemini.endpoint" in result.err
+
+
+class NoWaitClock(Clock):
+    """apply's backoff between retries takes no real time."""
+
+    def __init__(self):
+        super().__init__()
+        self.waited: list[float] = []
+
+    def wait(self, seconds: float) -> bool:
+        self.waited.append(seconds)
+        return False
+
+
+class Events:
+    def event(self, name: str, status: str, detail: str = "") -> None:
+        pass
+
+
+@pytest.mark.parametrize("provider", ["gemini", "vertex"])
+def test_apply_gives_up_on_an_unreachable_provider_after_its_retries_with_one_line(project, closed_url, monkeypatch,
+                                                                                   provider):
+    monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", "key")
+    monkeypatch.setenv("TUNER_VERTEX_ENDPOINT", closed_url)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", closed_url)  # anonymous storage client: no credentials lookup
+    monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
+    project.spec(GEMINI_SPEC % closed_url if provider == "gemini" else VERTEX_SPEC)
+    clock = NoWaitClock()
+    _, result = Project.open(None, None).apply(None, None, lambda plan: True, Events(), clock=clock)
+    message = result.failures["reviews"]
+    assert "cannot reach" in message and closed_url in message and "gave up after 8 attempts" in message
+    assert "check the network" in message and "\n" not in message
+    assert len(clock.waited) == 7  # the retries backed off, on the injected clock
 
 
 def test_vertex_staging_with_cloud_storage_unreachable_is_a_retryable_error(project, closed_url, monkeypatch):
