@@ -3,6 +3,7 @@ and on the GCS state backend: exit 1, no traceback, never "internal error"."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -15,6 +16,7 @@ from runner.errors import ProviderError, StateError
 from runner.project import Project
 from runner.providers.vertex import VertexProvider
 from runner.state.gcs import GcsBackend
+from tests.conftest import planned_model
 
 # One attempt, then give up: the storage client's own retry would otherwise back off for 120 s.
 NO_STORAGE_RETRY = Retry(timeout=0.0)
@@ -27,6 +29,16 @@ def closed_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def applied_settings(project, provider: str) -> None:
+    """A state whose recorded settings are the spec's, as after an apply: refresh then calls the provider
+    (settings never applied are not followed, see test_gemini_provider's settings tests)."""
+    settings = Project.open(None, None).providers[provider].recorded_settings()
+    state = {"format_version": 1, "lineage": "l", "serial": 1, "workspace": "default", "models": {},
+             "providers": {provider: settings}}
+    (project.root / "state").mkdir(exist_ok=True)
+    (project.root / "state" / "default.json").write_text(json.dumps(state))
 
 
 def assert_one_line_error_with_remedy(result, says: str) -> None:
@@ -64,6 +76,7 @@ models:
 def test_vertex_unreachable_is_a_clear_error(project, closed_url, monkeypatch, command):
     monkeypatch.setenv("TUNER_VERTEX_ENDPOINT", closed_url)
     project.spec(VERTEX_SPEC)
+    applied_settings(project, "vertex")
     result = project.run(*command)
     assert_one_line_error_with_remedy(result, f"cannot reach Vertex AI at {closed_url}")
     assert "TUNER_VERTEX_ENDPOINT" in result.err
@@ -74,6 +87,7 @@ def test_gemini_unreachable_is_a_clear_error(project, closed_url, monkeypatch, c
     monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", "key")
     monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
     project.spec(GEMINI_SPEC % closed_url)
+    applied_settings(project, "gemini")
     result = project.run(*command)
     assert_one_line_error_with_remedy(result, f"cannot reach the Gemini API at {closed_url}")
     assert "providers.gemini.endpoint" in result.err
@@ -113,11 +127,13 @@ def test_apply_gives_up_on_an_unreachable_provider_after_its_retries_with_one_li
 
 
 def test_vertex_staging_with_cloud_storage_unreachable_is_a_retryable_error(project, closed_url, monkeypatch):
+    project.spec(VERTEX_SPEC)
+    model = planned_model("reviews")
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", closed_url)
     provider = VertexProvider({"project": "p", "staging_bucket": "gs://b/t", "endpoint": "http://127.0.0.1:9"},
                               storage_retry=NO_STORAGE_RETRY)
     with pytest.raises(ProviderError) as unreachable:
-        provider.stage_dataset(project.root / "data" / "train.jsonl", "0" * 64, "input", "output")
+        provider.stage_dataset(model, "train")
     assert unreachable.value.kind == ProviderError.RETRYABLE
     assert f"cannot reach Cloud Storage at {closed_url}" in unreachable.value.message
     assert "\n" not in unreachable.value.message
