@@ -193,6 +193,14 @@ def destroy(config, workspace, targets, auto_approve, parallelism, lock_timeout)
                                                        lock_timeout=lock_timeout), auto_approve, verb="Destroy")
 
 
+def _confirmed(question: str, remedy: str) -> bool:
+    """Ask a yes/no question on the terminal; without a terminal, refuse (a script must say so explicitly)."""
+    if not sys.stdin.isatty():
+        raise TunerError("refusing to proceed without confirmation: standard input is not a terminal", remedy=remedy)
+    answer = click.prompt(f"{question} Only 'yes' will be accepted", default="", show_default=False)
+    return answer.strip() == "yes"
+
+
 def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
     """Show the plan, confirm, run it with progress, and report the outcome with a trustworthy exit code."""
     from runner import render
@@ -201,14 +209,8 @@ def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
 
     def confirm(the_plan) -> bool:
         _out(render.plan_text(the_plan, colour))
-        if auto_approve:
-            return True
-        if not sys.stdin.isatty():
-            raise TunerError("refusing to proceed without confirmation: standard input is not a terminal",
-                             remedy="review with `tuner plan`, then pass --auto-approve")
-        answer = click.prompt("\nDo you want to perform these actions? Only 'yes' will be accepted", default="",
-                              show_default=False)
-        return answer.strip() == "yes"
+        return auto_approve or _confirmed("\nDo you want to perform these actions?",
+                                          "review with `tuner plan`, then pass --auto-approve")
 
     reporter = render.progress_reporter()
     try:
@@ -391,11 +393,28 @@ def state_migrate(config, workspace, to, lock_timeout):
 @cli.command("force-unlock")
 @project_options
 @click.argument("lock_id")
-def force_unlock(config, workspace, lock_id):
-    """Remove a stale state lock. LOCK_ID is shown in the 'state is locked' message."""
-    holder = _project(config, workspace).force_unlock(lock_id)
-    click.echo(f"Lock {lock_id} removed (it was held by {holder.get('operation', '?')}, pid {holder.get('pid', '?')} "
-               f"on {holder.get('host', '?')}).")
+@click.option("--force", is_flag=True,
+              help="Do not ask for confirmation, and remove the lock even if its holder still runs on this host.")
+def force_unlock(config, workspace, lock_id, force):
+    """Remove a stale state lock. LOCK_ID is shown in the 'state is locked' message.
+
+    Asks for confirmation first, and refuses the lock of a process still running on this host:
+    removing the lock of a live apply lets a second one write the same state.
+    """
+    def confirm(holder: dict) -> bool:
+        return _confirmed(f"Remove lock {lock_id}, held by {_holder_text(holder)}?",
+                          "pass --force if you are sure no tuner run still holds the lock")
+
+    holder = _project(config, workspace).force_unlock(lock_id, confirm, force)
+    if holder is None:
+        click.echo("Cancelled.")
+        sys.exit(EXIT_ERROR)
+    click.echo(f"Lock {lock_id} removed (it was held by {_holder_text(holder)}).")
+
+
+def _holder_text(holder: dict) -> str:
+    return (f"{holder.get('operation', '?')}, pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
+            f"since {holder.get('created', '?')}")
 
 
 @cli.command()

@@ -378,8 +378,22 @@ class Project:
         self._applied_settings(state, current.provider)
         return current.tuned_model_id, self.providers[current.provider].predict(current.tuned_model_id, text)
 
-    def force_unlock(self, lock_id: str) -> dict:
-        return self.backend().force_unlock(lock_id)
+    def force_unlock(self, lock_id: str, confirm: Callable[[dict], bool], force: bool = False) -> dict | None:
+        """Remove the lock LOCK_ID after confirm(holder) says yes; None when declined. A lock held by a process
+        still running on this host is refused unless forced: removing it lets a second apply run beside it."""
+        from runner.state.local import is_live_local_holder
+
+        backend = self.backend()
+        holder = backend.lock_info()
+        if not force and holder is not None and holder.get("id") == lock_id:
+            if is_live_local_holder(holder):
+                raise StateError(f"lock {lock_id} is held by {holder.get('operation', '?')}, pid {holder['pid']} on "
+                                 f"this host, which is still running",
+                                 remedy="wait for it to finish or stop it (Ctrl-C resumes safely later); "
+                                        "`tuner force-unlock --force ID` removes the lock anyway")
+            if not confirm(holder):
+                return None
+        return backend.force_unlock(lock_id)
 
 
 def _check_unmanaged(state: State, provider: str, tuned_model_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -82,14 +83,64 @@ def test_lock_timeout_waits_for_the_holder(project):
     assert waiter.wait(timeout=60) == 0
 
 
-def test_force_unlock_removes_a_stale_lock(project):
+class _Terminal(io.StringIO):
+    """Standard input as a terminal where the user types `text`."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _lock_held_elsewhere(project) -> str:
+    """A lock whose holder ran on another host: tuner cannot tell whether it still runs."""
     holder = LocalBackend(project.root / "state", "default")
     holder.lock("apply")
-    lock_id = holder.lock_info()["id"]
+    info = holder.lock_info()
+    info.update(host="ci-runner-7", pid=4242)
+    (project.root / "state" / "default.json.lock").write_text(json.dumps(info))
+    return info["id"]
+
+
+def test_force_unlock_asks_before_removing_a_lock(project, monkeypatch):
+    lock_id = _lock_held_elsewhere(project)
     assert project.run("force-unlock", "wrong-id").code == 1
+    monkeypatch.setattr(sys, "stdin", _Terminal("no\n"))
     result = project.run("force-unlock", lock_id)
-    assert result.code == 0 and lock_id in result.out
+    assert result.code == 1 and "Cancelled" in result.out + result.err
+    assert (project.root / "state" / "default.json.lock").exists()
+    monkeypatch.setattr(sys, "stdin", _Terminal("yes\n"))
+    result = project.run("force-unlock", lock_id)
+    assert result.code == 0 and lock_id in result.out and "ci-runner-7" in result.out
     assert project.run("apply", "--auto-approve").code == 0
+
+
+def test_force_unlock_without_a_terminal_refuses_unless_forced(project):
+    lock_id = _lock_held_elsewhere(project)
+    result = project.run("force-unlock", lock_id)  # pytest's stdin is not a terminal
+    assert result.code == 1 and "standard input is not a terminal" in result.err and "--force" in result.err
+    assert (project.root / "state" / "default.json.lock").exists()
+    assert project.run("force-unlock", "--force", lock_id).code == 0
+    assert not (project.root / "state" / "default.json.lock").exists()
+
+
+def test_force_unlock_refuses_the_lock_of_a_live_process_on_this_host(project, monkeypatch):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        holder = LocalBackend(project.root / "state", "default")
+        holder.lock("apply")
+        info = holder.lock_info()
+        info.update(pid=sleeper.pid, pid_start=None)
+        (project.root / "state" / "default.json.lock").write_text(json.dumps(info))
+        monkeypatch.setattr(sys, "stdin", _Terminal("yes\n"))  # even a yes does not remove a live holder's lock
+        result = project.run("force-unlock", info["id"])
+        assert result.code == 1
+        assert f"pid {sleeper.pid}" in result.err and "still running" in result.err and "--force" in result.err
+        assert (project.root / "state" / "default.json.lock").exists()
+        result = project.run("force-unlock", "--force", info["id"])
+        assert result.code == 0 and info["id"] in result.out
+        assert not (project.root / "state" / "default.json.lock").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_saved_plan_applies_exactly_and_refuses_when_configs_changed(project):

@@ -128,6 +128,12 @@ def _keep_backup(path: Path, backup: Path) -> None:
     os.replace(staging, backup)
 
 
+def is_live_local_holder(holder: dict) -> bool:
+    """True when the holder ran on this host and its process is still running (a live apply, not a stale lock)."""
+    return (holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int)
+            and not _is_dead_local_holder(holder))
+
+
 def _is_dead_local_holder(holder: dict) -> bool:
     """True only when certain: same host, and the pid is gone or now belongs to another process."""
     pid = holder.get("pid")
