@@ -96,8 +96,7 @@ class Applier:
         result = ApplyResult()
         changes = sorted((c for c in plan.changes if c.is_change), key=lambda c: _expected_cost(c, desired),
                          reverse=True)
-        for provider in {c.provider for c in changes if c.action in (CREATE, REPLACE)}:
-            self.providers[provider].preflight()
+        self.providers.preflight(c.provider for c in changes)  # all of them, before anything is submitted
         if changes and not self.state.lineage:  # the state's identity is born before any id derives from it
             self._write(self.state)
         self._record_settings(plan)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from runner import __version__
 from runner.errors import DatasetError, SpecError, TunerError
@@ -49,6 +50,33 @@ def _warn(warnings: list[str]) -> None:
 
     for warning in warnings:
         click.echo(terminal_safe(f"Warning: {warning}"), err=True)
+
+
+REFRESH_HELP = ("Ask each provider what it really holds first (one list call each; the default, as terraform "
+                "does). --refresh=false (or --no-refresh) plans from the recorded state alone, calling no "
+                "provider: for offline pull-request plans.")
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+class FlagValueCommand(click.Command):
+    """A command whose boolean flag pairs (--refresh/--no-refresh) also take terraform's spelling --refresh=false."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        pairs = {p.opts[0]: p.secondary_opts[0] for p in self.params
+                 if isinstance(p, click.Option) and p.is_flag and p.secondary_opts}
+        end = args.index("--") if "--" in args else len(args)
+        return super().parse_args(ctx, [_flag_value(arg, pairs) for arg in args[:end]] + args[end:])
+
+
+def _flag_value(arg: str, pairs: dict[str, str]) -> str:
+    name, equals, value = arg.partition("=")
+    if not equals or name not in pairs:
+        return arg
+    if value.lower() in _TRUE:
+        return name
+    if value.lower() in _FALSE:
+        return pairs[name]
+    raise click.BadParameter(f"{value!r} is not true or false", param_hint=f"'{name}'")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -104,7 +132,7 @@ def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
                           indent=2, sort_keys=True))
 
 
-@cli.command()
+@cli.command(cls=FlagValueCommand)
 @project_options
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only this model (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text (= --format json).")
@@ -114,7 +142,7 @@ def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 when changes are present.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the plan; `tuner apply FILE` then applies exactly it (or refuses if stale).")
-@click.option("--refresh", is_flag=True, help="Ask each provider what it really holds (one list call each).")
+@click.option("--refresh/--no-refresh", default=True, help=REFRESH_HELP)
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
 def plan(config, workspace, targets, as_json, markdown, output_format, detailed_exitcode, out, refresh,
          allow_small_dataset):
@@ -142,7 +170,7 @@ def plan(config, workspace, targets, as_json, markdown, output_format, detailed_
         sys.exit(EXIT_CHANGES)
 
 
-@cli.command()
+@cli.command(cls=FlagValueCommand)
 @project_options
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
@@ -151,7 +179,7 @@ def plan(config, workspace, targets, as_json, markdown, output_format, detailed_
               help="Most changes in flight at once (each provider also caps its own tuning jobs).")
 @click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS",
               help="Wait this long for another apply's lock instead of failing at once.")
-@click.option("--refresh", is_flag=True, help="Ask each provider what it really holds before planning.")
+@click.option("--refresh/--no-refresh", default=True, help=REFRESH_HELP + " Not with PLAN_FILE.")
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
 def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock_timeout, refresh,
           allow_small_dataset):
@@ -161,7 +189,8 @@ def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock
     any input changed since. Replacement is create-before-destroy. Interrupt with Ctrl-C at any time:
     state is kept, running jobs keep running, and the next apply resumes them without paying twice.
     """
-    if plan_file and (targets or refresh):
+    refresh_given = click.get_current_context().get_parameter_source("refresh") == ParameterSource.COMMANDLINE
+    if plan_file and (targets or refresh_given):
         raise click.UsageError("--target and --refresh cannot be combined with a saved plan (it is already made)")
     if plan_file:
         from runner.project import Project

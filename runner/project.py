@@ -15,7 +15,7 @@ from pathlib import Path
 from runner.apply import Applier, ApplyResult, Clock, Reporter
 from runner.datasets import HashCache
 from runner.desired import DatasetScanner, DesiredModel, Resolution, fingerprint, resolve
-from runner.errors import PlanError, StateError, TunerError
+from runner.errors import PlanError, ProviderError, StateError, TunerError
 from runner.fsutil import atomic_write
 from runner.identity import owner_tag
 from runner.plan import CREATE, REPLACE, Observation, Plan, instances_of, plan, settings_changes, unmanaged
@@ -27,6 +27,7 @@ from runner.state import Instance, LocalBackend, State
 from runner.state.migrate import StateBackend
 
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+OFFLINE_REMEDY = "or pass --refresh=false for a plan from the recorded state alone (no provider is called)"
 
 
 @dataclass
@@ -119,11 +120,11 @@ class Project:
     def validate(self) -> Resolution:
         return self.resolve()
 
-    def plan(self, targets: list[str] | None = None, refresh: bool = False) -> tuple[Plan, Resolution]:
+    def plan(self, targets: list[str] | None = None, refresh: bool = True) -> tuple[Plan, Resolution]:
         resolution = self.resolve()
         state = self.backend().read()
         _check_targets(targets, resolution.models, state)
-        observed = self.observe(state) if refresh else None
+        observed = self.observe(state, OFFLINE_REMEDY) if refresh else None
         return self._plan(resolution.models, state, observed, targets), resolution
 
     def _plan(self, models, state, observed, targets) -> Plan:
@@ -171,26 +172,33 @@ class Project:
     def save_plan(self, path: Path, the_plan: Plan, resolution: Resolution, targets: list[str] | None) -> None:
         write_plan(path, the_plan, self.workspace, self.config_relative, resolution.models, targets or [])
 
-    def observe(self, state: State) -> Observation:
+    def observe(self, state: State, offline_remedy: str | None = None) -> Observation:
         """One list call per provider in use, not one call per model. A provider whose settings differ from
         those recorded is not asked: its credentials go where new settings point only once a plan showing
-        them is applied."""
+        them is applied. Every asked provider's configuration is checked first, so one run names every
+        missing credential."""
         names = {rec.current.provider for rec in state.models.values() if rec.current}
         names |= {m.provider for m in self.config.models}
         changed = {c.provider for c in settings_changes(state.providers, self.settings(names, state))}
-        return Observation({name: tuple(self.providers[name].list_models()) for name in sorted(names - changed)},
-                           skipped=tuple(sorted(names & changed)))
+        asked = sorted(names - changed)
+        self.providers.preflight(asked, offline_remedy)
+        try:
+            return Observation({name: tuple(self.providers[name].list_models()) for name in asked},
+                               skipped=tuple(sorted(names & changed)))
+        except ProviderError as exc:
+            raise ProviderError(f"refresh failed: {exc.message}", exc.kind, exc.code,
+                                remedy="; ".join(filter(None, [exc.remedy, offline_remedy]))) from None
 
     def apply(self, plan_file: Path | None, targets: list[str] | None, confirm: Callable[[Plan], bool],
               reporter: Reporter, parallelism: int = 10, lock_timeout: float = 0.0,
-              clock: Clock | None = None, refresh: bool = False) -> tuple[Plan, ApplyResult | None]:
+              clock: Clock | None = None, refresh: bool = True) -> tuple[Plan, ApplyResult | None]:
         """Lock, (re)plan or load the saved plan, confirm, execute. Returns (plan, None) if declined."""
         resolution = self.resolve()
 
         def make_plan(state: State) -> Plan:
             if plan_file is None:
                 _check_targets(targets, resolution.models, state)
-                observed = self.observe(state) if refresh else None
+                observed = self.observe(state, OFFLINE_REMEDY) if refresh else None
                 return self._plan(resolution.models, state, observed, targets)
             document = read_plan(plan_file)
             check_fresh(document, plan_file, self.workspace, self.config_relative, state.lineage, state.serial,

@@ -244,23 +244,25 @@ def test_plan_shows_training_cost_matching_a_hand_computation(project):
     project.spec(GEMINI_PRICED)
     # tokens = 20,000 bytes / 4 + 4 framing tokens x 200 examples = 5,800; x 3 epochs = 17,400; at $10 per 1M:
     expected = 17_400 * 10.0 / 1_000_000
-    plan = json.loads(project.run("plan", "--json").out)
+    # Offline plans (no key, no provider called), as in a pull request's CI.
+    plan = json.loads(project.run("plan", "--refresh=false", "--json").out)
     assert plan["cost"]["total_usd"] == pytest.approx(expected)
     assert plan["cost"]["models"]["priced"]["training_tokens"] == 17_400
-    text = project.run("plan").out
+    text = project.run("plan", "--refresh=false").out
     assert "# training cost: ~$0.17 (17,400 training tokens = 5,800 x 3 epochs at $10.00/1M)" in text
     assert "Estimated training cost: ~$0.17" in text
-    assert "| $0.17 |" in project.run("plan", "--markdown").out
+    assert "| $0.17 |" in project.run("plan", "--no-refresh", "--markdown").out
 
 
 def test_a_plan_over_budget_fails_before_anything_is_submitted(project):
     _small_dataset(project)
     project.spec(GEMINI_PRICED + "budget: {max_plan_cost_usd: 0.10}\n")
-    result = project.run("apply", "--auto-approve")
+    result = project.run("apply", "--auto-approve", "--refresh=false")
     assert result.code == 1
     assert "the plan would cost ~$0.17 in training, over the budget of $0.10" in result.err
     assert project.state_bytes() is None
-    assert project.run("plan").code == 1
+    result = project.run("plan", "--refresh=false")
+    assert result.code == 1 and "over the budget of $0.10" in result.err
 
 
 def test_json_is_there_wherever_a_script_wants_it(project):

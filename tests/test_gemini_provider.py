@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,8 +26,6 @@ OWNER = Owner("test-lineage", "default")
 
 
 @pytest.fixture
-
-
 def emulator():
     server = GeminiEmulator(job_seconds=3.0, clock=SteppingClock(), api_keys={KEY}).start()
     yield server
@@ -58,8 +57,6 @@ ONE = """\
 
 
 @pytest.fixture
-
-
 def gemini(project, emulator, monkeypatch):
     monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", KEY)
     monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
@@ -147,16 +144,29 @@ def test_removal_deletes_the_tuned_model(gemini, emulator):
     assert gemini.state()["models"] == {}
 
 
-def test_a_model_deleted_through_the_sdk_is_detected_by_refresh(gemini, emulator):
+def test_a_model_deleted_through_the_sdk_is_recreated_by_plain_plan_and_apply(gemini, emulator):
     gemini.run("apply", "--auto-approve")
     tuned_id = gemini.state()["models"]["reviews"]["tuned_model_id"]
     sdk(emulator).delete_tuned_model(tuned_id)
     calls_before = emulator.stats["list_calls"]
-    result = gemini.run("plan", "--refresh", "--detailed-exitcode")
+    assert gemini.run("plan", "--refresh=false", "--detailed-exitcode").code == 0  # state alone cannot know
+    assert emulator.stats["list_calls"] == calls_before  # and no provider was asked
+    result = gemini.run("plan", "--detailed-exitcode")  # refresh is the default
     assert result.code == 2 and "deleted outside tuner" in result.out
     assert emulator.stats["list_calls"] == calls_before + 1  # one paged list, not one call per model
-    assert gemini.run("apply", "--auto-approve", "--refresh").code == 0
+    assert gemini.run("apply", "--auto-approve").code == 0
     assert sdk(emulator).get_tuned_model(tuned_id).state.name == "ACTIVE"
+
+
+def test_an_offline_plan_needs_no_key_and_no_reachable_provider(project, monkeypatch):
+    monkeypatch.delenv("TUNER_TEST_GEMINI_KEY", raising=False)
+    monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
+    project.spec(spec(SimpleNamespace(url="http://127.0.0.1:9"), ONE))  # port 9: nothing listens
+    result = project.run("plan", "--refresh=false", "--detailed-exitcode")
+    assert result.code == 2 and "+ reviews (gemini) will be created" in result.out
+    result = project.run("plan")
+    assert result.code == 1
+    assert "TUNER_TEST_GEMINI_KEY is not set" in result.err and "pass --refresh=false" in result.err
 
 
 def test_import_adopts_a_model_made_outside_tuner(gemini, emulator):
@@ -219,7 +229,8 @@ def test_with_faults_the_apply_completes_with_exactly_one_model_per_spec(project
         models = "".join(f"  task-{i}:\n    dataset: {{train: ../data/train.jsonl}}\n"
                          f"    hyperparameters: {{epoch_count: {i + 1}}}\n" for i in range(6))
         project.spec(spec(server, models))
-        result = project.run("apply", "--auto-approve")
+        # The seeded faults are aimed at the submit path; a refresh's list call would draw from them first.
+        result = project.run("apply", "--auto-approve", "--refresh=false")
         assert result.code == 0, result.output
         stats = server.stats
         assert stats["faults_unavailable"] > 0 and stats["ambiguous_creates"] > 0
@@ -367,8 +378,6 @@ def test_training_data_changed_since_the_plan_is_never_sent(gemini, emulator):
 # -- provider settings are part of what a plan shows (they decide where the key is sent) ------------------
 
 @pytest.fixture
-
-
 def other_emulator():
     """A second endpoint, standing for one a pull request points the provider at."""
     server = GeminiEmulator(job_seconds=3.0, clock=SteppingClock(), api_keys={KEY}).start()
@@ -418,8 +427,6 @@ def test_a_saved_plan_with_a_settings_change_applies_it_and_refuses_other_settin
 @pytest.mark.parametrize("setting, value", [("endpoint", "http://evil.example"),
                                             ("api_key_env", "HOME"),
                                             ("api_key_env", "GITHUB_TOKEN")])
-
-
 def test_an_unsafe_provider_setting_is_refused_naming_it(gemini, emulator, setting, value):
     text = spec(emulator, ONE)
     old = emulator.url if setting == "endpoint" else "TUNER_TEST_GEMINI_KEY"
@@ -450,3 +457,38 @@ def test_a_direct_provider_call_with_changed_settings_is_refused_before_any_call
     assert result.code == 1
     assert "the settings of provider gemini changed since the last apply" in result.err, result.err
     assert other_emulator.stats["requests"] == 0
+
+
+LOCAL_GEMINI_VERTEX = f"""\
+providers:
+  vertex: {{project: tuner-test, staging_bucket: gs://tuner-staging/tuner}}
+models:
+  on-this-machine:
+    provider: local
+    base_model: local/linear-ngram
+    dataset: {{train: ../data/train.jsonl}}
+  at-gemini:
+    provider: gemini
+    base_model: {BASE}
+    dataset: {{train: ../data/train.jsonl}}
+  at-vertex:
+    provider: vertex
+    base_model: gemini-2.5-flash
+    dataset: {{train: ../data/train.jsonl}}
+"""
+
+
+def test_every_provider_missing_credentials_is_named_before_anything_is_trained(project, monkeypatch):
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
+    monkeypatch.delenv("TUNER_VERTEX_ENDPOINT", raising=False)
+    monkeypatch.delenv("TUNER_VERTEX_ACCESS_TOKEN", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(project.root / "no-such-key.json"))
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)  # set for the session by the GCS fixture
+    project.spec(LOCAL_GEMINI_VERTEX)
+    for flag in ("--refresh=false", "--refresh"):
+        result = project.run("apply", "--auto-approve", flag)
+        assert result.code == 1, result.output
+        assert "GOOGLE_API_KEY" in result.err and "no-such-key.json" in result.err  # both, in one error
+        assert "Traceback" not in result.output
+        assert project.artifacts() == [] and project.state_bytes() is None  # the local model was not trained

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from tests.conftest import SENTIMENT_SPEC
 
 
@@ -13,16 +15,57 @@ def _applied(project) -> str:
     return project.state()["models"]["sentiment"]["tuned_model_id"]
 
 
-def test_model_deleted_out_of_band_is_planned_for_recreation_on_refresh(project):
+def test_plan_and_apply_refresh_by_default_so_a_model_deleted_out_of_band_is_recreated(project):
     tuned_id = _applied(project)
     shutil.rmtree(project.models_dir() / tuned_id)
-    assert project.run("plan", "--detailed-exitcode").code == 0  # recorded state alone cannot know
-    result = project.run("plan", "--refresh", "--detailed-exitcode")
+    assert project.run("plan", "--refresh=false", "--detailed-exitcode").code == 0  # recorded state cannot know
+    assert project.run("plan", "--no-refresh", "--detailed-exitcode").code == 0
+    result = project.run("plan", "--detailed-exitcode")
     assert result.code == 2
     assert "+ sentiment (local) will be created" in result.out
     assert "deleted outside tuner" in result.out
-    assert project.run("apply", "--auto-approve", "--refresh").code == 0
+    assert project.run("apply", "--auto-approve").code == 0  # no flag: apply refreshes too
     assert project.artifacts() == [tuned_id]
+    assert (project.models_dir() / tuned_id / "model.npz").exists()
+    assert project.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_plan_saved_without_refresh_says_so(project):
+    _applied(project)
+    project.run("plan", "--refresh=false", "--out", "offline.json")
+    project.run("plan", "--out", "refreshed.json")
+    assert json.loads((project.root / "offline.json").read_text())["plan"]["refreshed"] is False
+    assert json.loads((project.root / "refreshed.json").read_text())["plan"]["refreshed"] is True
+
+
+@pytest.mark.parametrize("damage", ["npz missing", "npz truncated", "meta unreadable", "meta not an object"])
+def test_a_damaged_local_artifact_is_not_active_and_apply_rebuilds_it(project, damage):
+    tuned_id = _applied(project)
+    folder = project.models_dir() / tuned_id
+    if damage == "npz missing":
+        (folder / "model.npz").unlink()
+    elif damage == "npz truncated":
+        data = (folder / "model.npz").read_bytes()
+        (folder / "model.npz").write_bytes(data[: len(data) // 2])
+    elif damage == "meta unreadable":
+        (folder / "meta.json").write_bytes(b"\xff{ not json")
+    else:
+        (folder / "meta.json").write_text("[1, 2]")
+    result = project.run("plan", "--detailed-exitcode")
+    assert result.code == 2, result.output
+    assert "+ sentiment (local) will be created" in result.out and "Traceback" not in result.output
+    assert project.run("apply", "--auto-approve").code == 0
+    assert project.run("predict", "sentiment", "great film").code == 0
+    assert project.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_refresh_true_and_bad_values_are_understood(project):
+    _applied(project)
+    assert project.run("plan", "--refresh=true", "--detailed-exitcode").code == 0
+    result = project.run("plan", "--refresh=maybe")
+    assert result.code == 1 and "'maybe' is not true or false" in result.err
+    assert "--refresh=false" in project.run("plan", "--help").out
+    assert project.run("apply", "tfplan.json", "--refresh=false").code == 1  # a saved plan is already made
 
 
 def test_refresh_records_drift_and_the_next_plan_updates_it_back(project):
@@ -31,7 +74,7 @@ def test_refresh_records_drift_and_the_next_plan_updates_it_back(project):
     meta = json.loads(meta_path.read_text())
     meta["display_name"] = "Renamed in the console"
     meta_path.write_text(json.dumps(meta))
-    change = json.loads(project.run("plan", "--refresh", "--json").out)["changes"][0]
+    change = json.loads(project.run("plan", "--json").out)["changes"][0]
     assert change["action"] == "update"
     assert change["fields"]["display_name"] == {"old": "Renamed in the console", "new": "Sentiment",
                                                 "forces_replacement": False}
@@ -56,9 +99,9 @@ def test_unmanaged_models_are_reported(project):
     shutil.copytree(project.models_dir() / tuned_id, project.models_dir() / "stray-model")
     meta_path = project.models_dir() / "stray-model" / "meta.json"
     meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "tuned_model_id": "stray-model"}))
-    result = project.run("plan", "--refresh")
+    result = project.run("plan")
     assert "stray-model exists at local but is not managed" in result.out
-    assert json.loads(project.run("plan", "--refresh", "--json").out)["unmanaged"] == [
+    assert json.loads(project.run("plan", "--json").out)["unmanaged"] == [
         {"provider": "local", "tuned_model_id": "stray-model"}]
 
 

@@ -31,8 +31,6 @@ def gcs(gcs_server):
 
 
 @pytest.fixture
-
-
 def emulator(gcs) -> Iterator[VertexEmulator]:
     server = VertexEmulator(job_seconds=3.0, clock=SteppingClock(), quota=3,
                             storage_client_factory=storage_client).start()
@@ -69,8 +67,6 @@ TWO_SHARING_DATA = """\
 
 
 @pytest.fixture
-
-
 def vertex(project, emulator, monkeypatch):
     monkeypatch.delenv("TUNER_VERTEX_ENDPOINT", raising=False)
     project.spec(spec(emulator, TWO_SHARING_DATA))
@@ -144,11 +140,11 @@ def test_description_change_updates_the_model_in_place(vertex, emulator):
     assert emulator.stats["create_accepted"] == 2
 
 
-def test_refresh_detects_a_model_deleted_outside_tuner(vertex, emulator):
+def test_plan_detects_a_model_deleted_outside_tuner(vertex, emulator):
     vertex.run("apply", "--auto-approve")
     tuned_id = vertex.state()["models"]["reviews"]["tuned_model_id"]
     sdk(emulator).models.delete(model=tuned_id)
-    result = vertex.run("plan", "--refresh", "--detailed-exitcode")
+    result = vertex.run("plan", "--detailed-exitcode")  # refresh is the default
     assert result.code == 2 and "deleted outside tuner" in result.out
 
 
@@ -252,8 +248,6 @@ def test_state_records_the_vertex_settings_and_a_project_change_is_shown_in_the_
 
 
 @pytest.mark.parametrize("where", ["spec", "environment"])
-
-
 def test_a_plain_http_vertex_endpoint_off_this_machine_is_refused(vertex, emulator, monkeypatch, where):
     if where == "spec":
         vertex.spec(spec(emulator, TWO_SHARING_DATA).replace(emulator.url, "http://evil.example"))

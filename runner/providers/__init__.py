@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.errors import SpecError
+from runner.errors import ProviderError, SpecError
 from runner.providers.base import Provider
 
 _MODULES = {
@@ -41,3 +42,16 @@ class Providers:
         if name not in self._instances:
             self._instances[name] = get_provider(name, ProviderContext(self.root, self.settings.get(name) or {}))
         return self._instances[name]
+
+    def preflight(self, names: Iterable[str], remedy: str | None = None) -> None:
+        """Check every named provider can be used (credentials, settings) before anything is paid for, and
+        report every problem in one error: fixing one missing variable per run would waste runs (and work)."""
+        problems = []
+        for name in sorted(set(names)):
+            try:
+                self[name].preflight()
+            except ProviderError as exc:
+                problems.append((name, exc))
+        if problems:
+            raise ProviderError("; ".join(f"{name}: {exc.message}" for name, exc in problems),
+                                remedy="; ".join(filter(None, [*(exc.remedy for _, exc in problems), remedy])))

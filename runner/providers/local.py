@@ -1,13 +1,15 @@
 """The local provider: trains on this machine with the embedded n-gram trainer. Offline, free, no key.
 
 Artifacts live in <root>/.tuner/models/<tuned-model-id>/ (git-ignored): model.npz and meta.json.
-A job is complete exactly when meta.json exists, because it is written last and atomically.
+A model exists exactly when meta.json is readable (it is written last and atomically) and model.npz has the
+size meta.json records; anything less (deleted or truncated weights, a damaged meta.json) is rebuilt.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -61,10 +63,12 @@ class LocalProvider:
     def submit(self, model, tuned_model_id: str, owner: Owner) -> str:
         """Trains to completion in the calling worker thread; the handle is the artifact folder."""
         folder = self._folder(tuned_model_id)
-        meta = self._meta(tuned_model_id)
+        meta = self._read_meta(tuned_model_id)
         if meta is not None:
             self._check_owner(tuned_model_id, meta, owner)
-            raise AlreadyExistsError(f"local model {tuned_model_id} already exists")
+            if self._complete(tuned_model_id, meta):
+                raise AlreadyExistsError(f"local model {tuned_model_id} already exists")
+        shutil.rmtree(folder, ignore_errors=True)  # a damaged or half-written artifact is rebuilt from scratch
         examples = [(e.input, e.output) for e in model.examples("train")]
         from runner.trainer import train  # numpy is imported only when something is trained
 
@@ -81,7 +85,8 @@ class LocalProvider:
         meta = {"tuned_model_id": tuned_model_id, "display_name": model.display_name,
                 "description": model.description, "base_model": model.base_model, "mode": tuned.mode,
                 "fingerprint": model.fingerprint, "examples": len(examples), "hyperparameters": hp,
-                "owner": {"tag": owner.tag, "lineage": owner.lineage, "workspace": owner.workspace}}
+                "owner": {"tag": owner.tag, "lineage": owner.lineage, "workspace": owner.workspace},
+                "model_bytes": (folder / "model.npz").stat().st_size}
         atomic_write(folder / "meta.json", json.dumps(meta, indent=2, sort_keys=True).encode())
         return str(folder.relative_to(self.directory.parent.parent))
 
@@ -98,15 +103,21 @@ class LocalProvider:
 
     def delete(self, tuned_model_id: str, handle: str | None, owner: Owner) -> None:
         folder = self._folder(tuned_model_id)
-        meta = self._meta(tuned_model_id)
+        meta = self._read_meta(tuned_model_id)
         if meta is not None:
             self._check_owner(tuned_model_id, meta, owner)
         shutil.rmtree(folder, ignore_errors=True)
 
     def list_models(self) -> list[ObservedModel]:
+        """One directory listing; per model a read of its small meta.json and a stat (never a read) of its
+        weights. A damaged artifact is not listed: it is not a model anyone can use."""
+        try:
+            names = sorted(entry.name for entry in os.scandir(self.directory)
+                           if entry.is_dir() and ID.fullmatch(entry.name))  # anything else is not a tuner model
+        except FileNotFoundError:
+            return []
         observed = []
-        for meta_path in sorted(self.directory.glob("*/meta.json")):
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        for meta in filter(None, map(self._meta, names)):
             observed.append(ObservedModel(meta["tuned_model_id"], meta["display_name"], meta["description"],
                                           ACTIVE, meta.get("base_model", ""), meta.get("hyperparameters", {}),
                                           _owner_tag(meta)))
@@ -139,10 +150,25 @@ class LocalProvider:
         return folder
 
     def _meta(self, tuned_model_id: str) -> dict | None:
+        """meta.json of a complete artifact, or None when it is missing, unreadable or its weights are not
+        the size it records (deleted, truncated or still being written)."""
+        meta = self._read_meta(tuned_model_id)
+        return meta if meta is not None and self._complete(tuned_model_id, meta) else None
+
+    def _read_meta(self, tuned_model_id: str) -> dict | None:
         try:
-            return json.loads((self._folder(tuned_model_id) / "meta.json").read_text(encoding="utf-8"))
-        except FileNotFoundError:
+            meta = json.loads((self._folder(tuned_model_id) / "meta.json").read_bytes())
+        except (OSError, ValueError):
             return None
+        return meta if _well_formed(meta) else None
+
+    def _complete(self, tuned_model_id: str, meta: dict) -> bool:
+        """A stat, never a read: the weights exist with the size meta.json recorded (when it records one)."""
+        try:
+            weights = (self._folder(tuned_model_id) / "model.npz").stat().st_size
+        except OSError:
+            return False
+        return weights > 0 and weights == meta.get("model_bytes", weights)
 
     @staticmethod
     def _check_owner(tuned_model_id: str, meta: dict, owner: Owner) -> None:
@@ -154,7 +180,7 @@ class LocalProvider:
     def _require(self, tuned_model_id: str) -> dict:
         meta = self._meta(tuned_model_id)
         if meta is None:
-            raise ProviderError(f"local model {tuned_model_id} not found in {self.directory}",
+            raise ProviderError(f"local model {tuned_model_id} not found (or damaged) in {self.directory}",
                                 code="NOT_FOUND", remedy="run `tuner apply` to create it")
         return meta
 
@@ -162,3 +188,9 @@ class LocalProvider:
 def _owner_tag(meta: dict) -> str | None:
     owner = meta.get("owner")
     return owner.get("tag") if isinstance(owner, dict) else None
+
+
+def _well_formed(meta: object) -> bool:
+    return (isinstance(meta, dict) and all(isinstance(meta.get(key), str)
+                                           for key in ("tuned_model_id", "display_name", "description"))
+            and isinstance(meta.get("hyperparameters", {}), dict) and isinstance(meta.get("model_bytes", 0), int))
