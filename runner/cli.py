@@ -407,14 +407,21 @@ def emulator_vertex(port, job_seconds, fault_rate, seed, state_file):
 @project_options
 @click.option("--to", "to", type=click.Choice(["gcs", "local"]), required=True,
               help="gcs: copy state/<workspace>.json to the configured GCS backend; local: the reverse.")
+@click.option("--bucket", default=None, metavar="NAME", help="The GCS bucket, when the specs do not name it yet.")
+@click.option("--prefix", default="", metavar="PATH", help="The object prefix in --bucket.")
 @click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS")
-def state_migrate(config, workspace, to, lock_timeout):
+def state_migrate(config, workspace, to, bucket, prefix, lock_timeout):
     """Move a workspace's state between the local file and the GCS backend, keeping its lineage.
 
-    The GCS location comes from `backend: {gcs: {bucket, prefix}}` in the specs. Both states are locked
-    while copying; a target holding a different history is refused. Switch the spec's backend after.
+    The GCS location comes from `backend: {gcs: {bucket, prefix}}` in the specs, or from --bucket/--prefix
+    before the specs name it. Both states are locked while copying; a target holding a different history
+    is refused. The copy left behind is marked as moved: commands refuse it until the specs name the
+    backend the state now lives in (change the spec before or after migrating).
     """
-    source, target, state = _project(config, workspace).migrate_state(to, lock_timeout)
+    if prefix and not bucket:
+        raise click.UsageError("--prefix needs --bucket")
+    gcs = {"bucket": bucket, "prefix": prefix} if bucket else None
+    source, target, state = _project(config, workspace).migrate_state(to, lock_timeout, gcs)
     click.echo(f"Migrated {len(state.models)} model(s) from {source} to {target} (lineage {state.lineage}, "
                f"serial {state.serial}).")
 

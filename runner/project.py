@@ -86,25 +86,47 @@ class Project:
             self._providers = Providers(self.root, self.config.providers)
         return self._providers
 
-    def backend(self, kind: str | None = None) -> StateBackend:
-        """The configured state backend (local file unless the specs say `backend: {gcs: ...}`)."""
-        kind = kind or next(iter(self.config.backend), "local")
+    @property
+    def backend_kind(self) -> str:
+        return next(iter(self.config.backend), "local")
+
+    def backend(self, kind: str | None = None, gcs: dict | None = None) -> StateBackend:
+        """The configured state backend (local file unless the specs say `backend: {gcs: ...}`); `gcs` names
+        a GCS location the specs do not (yet) name."""
+        kind = kind or self.backend_kind
         if kind == "gcs":
-            settings = self.config.backend.get("gcs")
+            settings = gcs or self.config.backend.get("gcs")
             if not settings:
                 raise StateError("no GCS backend is configured",
-                                 remedy="add `backend: {gcs: {bucket: NAME, prefix: PATH}}` to a spec file")
+                                 remedy="add `backend: {gcs: {bucket: NAME, prefix: PATH}}` to a spec file, or "
+                                        "pass --bucket NAME [--prefix PATH]")
             from runner.state.gcs import GcsBackend
 
             return GcsBackend(settings["bucket"], settings.get("prefix", ""), self.workspace)
         return LocalBackend(self.root / "state", self.workspace, display_root=self.root)
 
-    def migrate_state(self, to: str, lock_timeout: float = 0.0) -> tuple[str, str, State]:
+    def migrate_state(self, to: str, lock_timeout: float = 0.0, gcs: dict | None = None) -> tuple[str, str, State]:
         """Copy the workspace's state from the other backend into `to` (gcs or local), keeping its lineage."""
         from runner.state.migrate import migrate
 
-        source, target = self.backend("local" if to == "gcs" else "gcs"), self.backend(to)
+        source, target = self.backend("local" if to == "gcs" else "gcs", gcs), self.backend(to, gcs)
         return source.display, target.display, migrate(source, target, lock_timeout)
+
+    def read_state(self, backend: StateBackend) -> State:
+        """The configured backend's state, refused when this workspace's state lives elsewhere (Terraform's
+        "backend configuration changed"): a plan against an empty or stale backend would re-pay for every
+        model. With GCS configured this costs one stat of the local file; with the local default, nothing."""
+        state = backend.read()
+        if state.moved_to:
+            raise StateError(f"the state of workspace {self.workspace!r} in {backend.display} was migrated to "
+                             f"{state.moved_to}, but the specs still name {backend.display}",
+                             remedy=f"name the new backend in a spec file ({_backend_block(state.moved_to)}), or "
+                                    f"bring the state back with `tuner state migrate --to {self.backend_kind}`")
+        if self.backend_kind != "local":
+            local = self.backend("local")
+            if local.exists():
+                _check_left_behind(state, backend.display, local.read(), local.display, self.workspace)
+        return state
 
     def resolve(self) -> Resolution:
         cache = HashCache(self.root / ".tuner" / "cache" / "datasets.json")
@@ -122,7 +144,7 @@ class Project:
 
     def plan(self, targets: list[str] | None = None, refresh: bool = True) -> tuple[Plan, Resolution]:
         resolution = self.resolve()
-        state = self.backend().read()
+        state = self.read_state(self.backend())
         _check_targets(targets, resolution.models, state)
         observed = self.observe(state, OFFLINE_REMEDY) if refresh else None
         return self._plan(resolution.models, state, observed, targets), resolution
@@ -235,7 +257,7 @@ class Project:
         backend = self.backend()
         backend.lock(operation, timeout=lock_timeout)
         try:
-            state = backend.read()
+            state = self.read_state(backend)
             the_plan = make_plan(state)
             if not the_plan.has_changes or not confirm(the_plan):
                 return the_plan, None
@@ -270,7 +292,7 @@ class Project:
         backend = self.backend()
         backend.lock("eval", timeout=lock_timeout)
         try:
-            state = backend.read()
+            state = self.read_state(backend)
             record = state.models.get(name)
             if record is None or record.current is None:
                 raise StateError(f"{name} has no current model to evaluate", remedy="run `tuner apply` first")
@@ -323,7 +345,7 @@ class Project:
         backend = self.backend()
         backend.lock("refresh", timeout=lock_timeout)
         try:
-            state = backend.read()
+            state = self.read_state(backend)
             observation = self.observe(state)
             notes = refresh_state(state, observation, Clock().now)
             notes += [f"{name}: not refreshed: its settings changed since the last apply (see `tuner plan`); "
@@ -342,7 +364,7 @@ class Project:
         backend = self.backend()
         backend.lock("import", timeout=lock_timeout)
         try:
-            state = backend.read()
+            state = self.read_state(backend)
             record = state.models.get(name)
             if record is not None and record.current is not None:
                 raise StateError(f"{name} already manages {record.current.tuned_model_id}",
@@ -365,10 +387,11 @@ class Project:
 
     def state(self) -> State:
         backend = self.backend()
-        if not backend.exists():
+        state = self.read_state(backend)
+        if not state.lineage:
             raise StateError(f"no state yet for workspace {self.workspace!r} ({backend.display})",
                              remedy="run `tuner apply` first")
-        return backend.read()
+        return state
 
     def _declared(self, name: str) -> DesiredModel:
         """NAME's desired model (specs and datasets checked), or an error saying it is not declared."""
@@ -444,6 +467,33 @@ def _protected(models: list[DesiredModel], state: State) -> frozenset[str]:
     declared = {m.name: m.prevent_destroy for m in models}
     recorded = {name: bool(r.current and r.current.prevent_destroy) for name, r in state.models.items()}
     return frozenset(name for name, protected in (recorded | declared).items() if protected)
+
+
+def _backend_block(location: str) -> str:
+    """The spec text that names the backend holding `location` (a state's display name)."""
+    if not location.startswith("gs://"):
+        return "no `backend:` block: the local state file"
+    bucket, _, name = location.removeprefix("gs://").partition("/")
+    return f"`backend: {{gcs: {{bucket: {bucket}, prefix: {name.rpartition('/')[0]}}}}}`"
+
+
+def _check_left_behind(state: State, where: str, local: State, local_where: str, workspace: str) -> None:
+    """With a remote backend configured, a local state file may hold this workspace's real history."""
+    if local.moved_to or not local.models:
+        return  # migrated away (its history is the configured one), or nothing a plan could lose
+    remedy = f"copy it there with `tuner state migrate --to gcs` (or remove {local_where} if it is not wanted)"
+    if not state.lineage:
+        raise StateError(f"the configured backend {where} holds no state for workspace {workspace!r}, but "
+                         f"{local_where} does ({len(local.models)} model(s)): a plan would re-create every model",
+                         remedy=remedy)
+    if local.lineage != state.lineage:
+        raise StateError(f"{where} and {local_where} hold different states for workspace {workspace!r} "
+                         f"(lineages {state.lineage} and {local.lineage})",
+                         remedy=f"keep one: remove {local_where} if {where} is the state to use; otherwise move "
+                                f"{where} away and run `tuner state migrate --to gcs`")
+    if local.serial > state.serial:
+        raise StateError(f"{local_where} is newer than the configured backend {where} (serial {local.serial} > "
+                         f"{state.serial}): the state changed locally after it was migrated", remedy=remedy)
 
 
 def _check_budget(the_plan: Plan, limit: float | None) -> None:

@@ -95,3 +95,67 @@ def test_migrate_without_a_configured_gcs_backend_says_how_to_configure_it(proje
     project.run("apply", "--auto-approve")
     result = project.run("state", "migrate", "--to", "gcs")
     assert result.code == 1 and "add `backend: {gcs: {bucket: NAME, prefix: PATH}}`" in result.err
+
+
+def _applied_locally(project) -> dict:
+    assert project.run("apply", "--auto-approve").code == 0
+    return project.state()
+
+
+def _name_backend(project, prefix: str) -> None:
+    project.spec(with_backend(project.root.joinpath("configs/models.yaml").read_text(), prefix))
+
+
+def test_a_spec_naming_an_empty_gcs_backend_is_refused_until_the_state_is_migrated(project, prefix):
+    local = _applied_locally(project)
+    artifacts = project.artifacts()
+    _name_backend(project, prefix)
+    for command in (["plan"], ["apply", "--auto-approve"], ["destroy", "--auto-approve"], ["refresh"],
+                    ["state", "list"]):
+        result = project.run(*command)
+        assert result.code == 1, (command, result.output)
+        assert "holds no state for workspace 'default', but state/default.json does" in result.err
+        assert "tuner state migrate --to gcs" in result.err and "to add" not in result.out
+    assert state_blob(prefix) is None and project.artifacts() == artifacts and project.state() == local
+    assert project.run("state", "migrate", "--to", "gcs").code == 0
+    assert project.run("plan", "--detailed-exitcode").code == 0
+    assert project.run("apply", "--auto-approve").code == 0 and project.artifacts() == artifacts
+
+
+def test_migrate_first_then_the_spec(project, prefix):
+    _applied_locally(project)
+    result = project.run("state", "migrate", "--to", "gcs", "--bucket", BUCKET, "--prefix", prefix)
+    assert result.code == 0, result.output
+    result = project.run("plan")  # the spec still says local, whose state now lives in GCS
+    assert result.code == 1 and "to add" not in result.out
+    assert f"was migrated to gs://{BUCKET}/{prefix}/default.json" in result.err
+    assert f"backend: {{gcs: {{bucket: {BUCKET}, prefix: {prefix}}}}}" in result.err
+    _name_backend(project, prefix)
+    assert project.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_migrating_back_to_local_is_refused_until_the_spec_follows(project, prefix):
+    _applied_locally(project)
+    _name_backend(project, prefix)
+    assert project.run("state", "migrate", "--to", "gcs").code == 0
+    assert project.run("state", "migrate", "--to", "local").code == 0
+    result = project.run("plan")  # the spec still names GCS, whose state moved back to the local file
+    assert result.code == 1 and "was migrated to state/default.json" in result.err
+    spec_path = project.root / "configs" / "models.yaml"
+    spec_path.write_text(spec_path.read_text().split("\n", 2)[2])  # drop the two lines with_backend added
+    assert project.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_two_different_states_for_one_workspace_are_refused(project, prefix):
+    _applied_locally(project)
+    other = project.root / "elsewhere"
+    shutil.copytree(project.root / "configs", other / "configs")
+    shutil.copytree(project.root / "data", other / "data")
+    (other / "configs" / "models.yaml").write_text(with_backend((other / "configs" / "models.yaml").read_text(),
+                                                                prefix))
+    made_in_gcs = subprocess.run([sys.executable, "-m", "runner", "apply", "--auto-approve"], cwd=other, env=_env(),
+                                 capture_output=True, text=True)
+    assert made_in_gcs.returncode == 0, made_in_gcs.stderr
+    _name_backend(project, prefix)
+    result = project.run("plan")
+    assert result.code == 1 and "hold different states" in result.err

@@ -29,9 +29,11 @@ class StateBackend(Protocol):
 
 def migrate(source: StateBackend, target: StateBackend, lock_timeout: float = 0.0) -> State:
     """Copy source's state into target, holding both locks, and return the state as written to target.
+    The source is then marked as moved (moved_to), so a command still configured for it refuses to use it.
 
-    Allowed when the target has no state (or another lineage's state recording no models, so nothing is
-    lost), or the same lineage at a lower serial; anything else would overwrite history the source lacks.
+    Allowed when the target has no state (or another lineage's state recording no models, or a copy left
+    behind by an earlier migration, so nothing is lost), or the same lineage at a lower serial; anything
+    else would overwrite history the source lacks.
     """
     if source.display == target.display:
         raise StateError(f"cannot migrate {source.display} onto itself",
@@ -43,16 +45,21 @@ def migrate(source: StateBackend, target: StateBackend, lock_timeout: float = 0.
                              remedy="check the source backend and workspace name")
         current = target.read()
         _check_target(original, source.display, current, target.display)
+        if original.moved_to:
+            raise StateError(f"nothing to migrate: {source.display} was already migrated to {original.moved_to}",
+                             remedy=f"migrate from {original.moved_to} instead")
         migrated = State(lineage=original.lineage, serial=max(original.serial, current.serial),
                          workspace=target.workspace, tool_version=original.tool_version,
                          models=copy.deepcopy(original.models), providers=copy.deepcopy(original.providers))
         target.write(migrated)
+        original.moved_to = target.display
+        source.write(original)
         return migrated
 
 
 def _check_target(original: State, source: str, current: State, target: str) -> None:
-    if not current.lineage:
-        return  # never written
+    if not current.lineage or current.moved_to:
+        return  # never written, or a copy left behind by an earlier migration: its history lives elsewhere
     if current.lineage != original.lineage:
         if not current.models:
             return  # another history, but one recording nothing: overwriting it loses nothing

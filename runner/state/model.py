@@ -89,7 +89,8 @@ _TYPE_NAMES = {str: "a string", dict: "an object", list: "a list", bool: "true o
                type(None): "null", float: "a number"}
 
 
-_STATE_TYPES = {"lineage": str, "serial": int, "workspace": str, "tool_version": str, "models": dict}
+_STATE_TYPES = {"lineage": str, "serial": int, "workspace": str, "tool_version": str, "models": dict,
+                "moved_to": str}
 _STATE_REQUIRED = ("lineage", "serial")
 
 
@@ -175,6 +176,7 @@ class State:
     # provider -> its non-secret settings (endpoint, key variable name, project...) as last applied:
     # a plan shows any difference before a credential is sent where new settings point.
     providers: dict[str, dict] = field(default_factory=dict)
+    moved_to: str = ""  # set by `tuner state migrate` on the copy left behind: where this history now lives
 
     @classmethod
     def new(cls, workspace: str) -> State:
@@ -215,6 +217,8 @@ class State:
         }
         if self.providers:
             data["providers"] = self.providers
+        if self.moved_to:
+            data["moved_to"] = self.moved_to
         # orjson: the same stable, sorted, two-space layout as json.dumps(indent=2), without the pure-Python
         # encoder that indent forces on the standard library (50 ms a write at a thousand models).
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
@@ -238,6 +242,7 @@ class State:
                 models={name: ModelRecord.from_dict(rec, f"models.{name}")
                         for name, rec in data.get("models", {}).items()},
                 providers=_recorded_providers(data.get("providers", {})),
+                moved_to=data.get("moved_to", ""),
             )
         except StateError:
             raise
