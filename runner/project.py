@@ -20,14 +20,14 @@ from runner.fsutil import atomic_write
 from runner.identity import owner_tag
 from runner.plan import CREATE, REPLACE, Observation, Plan, instances_of, plan, settings_changes, unmanaged
 from runner.planfile import check_conforms, check_fresh, plan_from_dict, read_plan, write_plan
-from runner.providers import Providers
+from runner.providers import Providers, either
 from runner.refresh import refresh_state
 from runner.spec import Config, load_config
 from runner.state import Instance, LocalBackend, State
 from runner.state.migrate import StateBackend
 
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-OFFLINE_REMEDY = "or pass --refresh=false for a plan from the recorded state alone (no provider is called)"
+OFFLINE_REMEDY = "pass --refresh=false for a plan from the recorded state alone (no provider is called)"
 
 
 @dataclass
@@ -209,7 +209,7 @@ class Project:
                                skipped=tuple(sorted(names & changed)))
         except ProviderError as exc:
             raise ProviderError(f"refresh failed: {exc.message}", exc.kind, exc.code,
-                                remedy="; ".join(filter(None, [exc.remedy, offline_remedy]))) from None
+                                remedy=either(exc.remedy, offline_remedy)) from None
 
     def apply(self, plan_file: Path | None, targets: list[str] | None, confirm: Callable[[Plan], bool],
               reporter: Reporter, parallelism: int = 10, lock_timeout: float = 0.0,

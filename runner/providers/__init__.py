@@ -54,4 +54,9 @@ class Providers:
                 problems.append((name, exc))
         if problems:
             raise ProviderError("; ".join(f"{name}: {exc.message}" for name, exc in problems),
-                                remedy="; ".join(filter(None, [*(exc.remedy for _, exc in problems), remedy])))
+                                remedy=either("; ".join(filter(None, (exc.remedy for _, exc in problems))), remedy))
+
+
+def either(remedy: str | None, alternative: str | None) -> str | None:
+    """Two remedies as one line: the first, or else the alternative."""
+    return "; or ".join(filter(None, (remedy, alternative))) or None
