@@ -99,6 +99,17 @@ class Project:
         path.write_text(json.dumps(state))
         return foreign
 
+    def record_applied_settings(self, provider: str) -> None:
+        """A state whose recorded settings of PROVIDER are the spec's, as after an apply: refresh then calls the
+        provider (settings never applied are not followed until a plan showing them is applied)."""
+        from runner.project import Project as Engine
+
+        settings = Engine.open(None, None).providers[provider].recorded_settings()
+        state = {"format_version": 1, "lineage": "l", "serial": 1, "workspace": "default", "models": {},
+                 "providers": {provider: settings}}
+        (self.root / "state").mkdir(exist_ok=True)
+        (self.root / "state" / "default.json").write_text(json.dumps(state))
+
     def state_bytes(self, workspace: str = "default") -> bytes | None:
         path = self.root / "state" / f"{workspace}.json"
         return path.read_bytes() if path.exists() else None

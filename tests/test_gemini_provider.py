@@ -164,6 +164,7 @@ def test_an_offline_plan_needs_no_key_and_no_reachable_provider(project, monkeyp
     project.spec(spec(SimpleNamespace(url="http://127.0.0.1:9"), ONE))  # port 9: nothing listens
     result = project.run("plan", "--refresh=false", "--detailed-exitcode")
     assert result.code == 2 and "+ reviews (gemini) will be created" in result.out
+    project.record_applied_settings("gemini")  # so a refresh would call it
     result = project.run("plan")
     assert result.code == 1
     assert "TUNER_TEST_GEMINI_KEY is not set" in result.err and "pass --refresh=false" in result.err
@@ -412,7 +413,8 @@ def test_a_spec_only_change_of_endpoint_and_key_variable_is_a_change_and_refresh
     assert other_emulator.stats["requests"] == 0  # nothing, least of all the key, went to the new endpoint
     assert gemini.run("apply", "--auto-approve").code == 0
     assert gemini.state()["providers"]["gemini"]["endpoint"] == other_emulator.url
-    assert gemini.run("plan", "--detailed-exitcode").code == 0
+    # Applied: now a refresh may call the new endpoint (which does not know this key, so plan offline).
+    assert gemini.run("plan", "--refresh=false", "--detailed-exitcode").code == 0
 
 
 def test_a_saved_plan_with_a_settings_change_applies_it_and_refuses_other_settings(gemini, emulator,

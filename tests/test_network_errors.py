@@ -3,7 +3,6 @@ and on the GCS state backend: exit 1, no traceback, never "internal error"."""
 
 from __future__ import annotations
 
-import json
 import socket
 
 import pytest
@@ -29,16 +28,6 @@ def closed_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-def applied_settings(project, provider: str) -> None:
-    """A state whose recorded settings are the spec's, as after an apply: refresh then calls the provider
-    (settings never applied are not followed, see test_gemini_provider's settings tests)."""
-    settings = Project.open(None, None).providers[provider].recorded_settings()
-    state = {"format_version": 1, "lineage": "l", "serial": 1, "workspace": "default", "models": {},
-             "providers": {provider: settings}}
-    (project.root / "state").mkdir(exist_ok=True)
-    (project.root / "state" / "default.json").write_text(json.dumps(state))
 
 
 def assert_one_line_error_with_remedy(result, says: str) -> None:
@@ -75,8 +64,9 @@ models:
 @pytest.mark.parametrize("command", [("refresh",), ("plan", "--refresh")])
 def test_vertex_unreachable_is_a_clear_error(project, closed_url, monkeypatch, command):
     monkeypatch.setenv("TUNER_VERTEX_ENDPOINT", closed_url)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", closed_url)  # staging credentials pass preflight; nothing listens
     project.spec(VERTEX_SPEC)
-    applied_settings(project, "vertex")
+    project.record_applied_settings("vertex")
     result = project.run(*command)
     assert_one_line_error_with_remedy(result, f"cannot reach Vertex AI at {closed_url}")
     assert "TUNER_VERTEX_ENDPOINT" in result.err
@@ -87,7 +77,7 @@ def test_gemini_unreachable_is_a_clear_error(project, closed_url, monkeypatch, c
     monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", "key")
     monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
     project.spec(GEMINI_SPEC % closed_url)
-    applied_settings(project, "gemini")
+    project.record_applied_settings("gemini")
     result = project.run(*command)
     assert_one_line_error_with_remedy(result, f"cannot reach the Gemini API at {closed_url}")
     assert "providers.gemini.endpoint" in result.err
