@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from runner.providers import Providers, either
 from runner.refresh import refresh_state
 from runner.spec import Config, load_config
 from runner.state import Instance, LocalBackend, State
-from runner.state.migrate import StateBackend
+from runner.state.base import StateBackend
 
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 OFFLINE_REMEDY = "pass --refresh=false for a plan from the recorded state alone (no provider is called)"
@@ -113,10 +114,24 @@ class Project:
         return source.display, target.display, migrate(source, target, lock_timeout)
 
     def read_state(self, backend: StateBackend) -> State:
-        """The configured backend's state, refused when this workspace's state lives elsewhere (Terraform's
-        "backend configuration changed"): a plan against an empty or stale backend would re-pay for every
-        model. With GCS configured this costs one stat of the local file; with the local default, nothing."""
+        """The configured backend's state, read without the lock (plan, show), checked as _check_home says."""
         state = backend.read()
+        self._check_home(state, backend)
+        return state
+
+    @contextmanager
+    def locked_state(self, operation: str, lock_timeout: float) -> Iterator[tuple[StateBackend, State]]:
+        """The configured backend locked for `operation` and its state read under the lock (checked as
+        _check_home says); the lock is released on every path out, Ctrl-C included."""
+        backend = self.backend()
+        with backend.locked(operation, lock_timeout) as state:
+            self._check_home(state, backend)
+            yield backend, state
+
+    def _check_home(self, state: State, backend: StateBackend) -> None:
+        """Refuse a state when this workspace's state lives elsewhere (Terraform's "backend configuration
+        changed"): a plan against an empty or stale backend would re-pay for every model. With GCS configured
+        this costs one stat of the local file; with the local default, nothing."""
         if state.moved_to:
             raise StateError(f"the state of workspace {self.workspace!r} in {backend.display} was migrated to "
                              f"{state.moved_to}, but the specs still name {backend.display}",
@@ -126,7 +141,6 @@ class Project:
             local = self.backend("local")
             if local.exists():
                 _check_left_behind(state, backend.display, local.read(), local.display, self.workspace)
-        return state
 
     def resolve(self) -> Resolution:
         cache = HashCache(self.root / ".tuner" / "cache" / "datasets.json")
@@ -254,10 +268,7 @@ class Project:
     def _execute(self, operation: str, make_plan: Callable[[State], Plan], models: list[DesiredModel],
                  confirm: Callable[[Plan], bool], reporter: Reporter, parallelism: int, lock_timeout: float,
                  clock: Clock | None) -> tuple[Plan, ApplyResult | None]:
-        backend = self.backend()
-        backend.lock(operation, timeout=lock_timeout)
-        try:
-            state = self.read_state(backend)
+        with self.locked_state(operation, lock_timeout) as (backend, state):
             the_plan = make_plan(state)
             if not the_plan.has_changes or not confirm(the_plan):
                 return the_plan, None
@@ -268,8 +279,6 @@ class Project:
                 return the_plan, applier.run(the_plan, desired)
             finally:
                 self.write_outputs(state)  # even after a failure or Ctrl-C: it says what is current now
-        finally:
-            backend.unlock()
 
     @property
     def outputs_path(self) -> Path:
@@ -289,10 +298,7 @@ class Project:
         model = self._declared(name)
         if model.eval_set is None:
             raise PlanError(f"{name} has no eval set", remedy="set eval.dataset (or dataset.validation) in its spec")
-        backend = self.backend()
-        backend.lock("eval", timeout=lock_timeout)
-        try:
-            state = self.read_state(backend)
+        with self.locked_state("eval", lock_timeout) as (backend, state):
             record = state.models.get(name)
             if record is None or record.current is None:
                 raise StateError(f"{name} has no current model to evaluate", remedy="run `tuner apply` first")
@@ -305,8 +311,6 @@ class Project:
             current = score(record.current.tuned_model_id)
             record.current.metrics = current
             backend.write(state)
-        finally:
-            backend.unlock()
         if against is None:
             return current, None, ""
         if against == "previous":
@@ -342,10 +346,7 @@ class Project:
 
     def refresh(self, lock_timeout: float = 0.0) -> tuple[list[str], tuple[tuple[str, str], ...]]:
         """Update state from what providers hold; returns notes and the unmanaged models seen."""
-        backend = self.backend()
-        backend.lock("refresh", timeout=lock_timeout)
-        try:
-            state = self.read_state(backend)
+        with self.locked_state("refresh", lock_timeout) as (backend, state):
             observation = self.observe(state)
             notes = refresh_state(state, observation, Clock().now)
             notes += [f"{name}: not refreshed: its settings changed since the last apply (see `tuner plan`); "
@@ -354,17 +355,12 @@ class Project:
                 backend.write(state)
                 self.write_outputs(state)
             return notes, unmanaged(state, observation)
-        finally:
-            backend.unlock()
 
     def import_model(self, name: str, tuned_model_id: str, lock_timeout: float = 0.0) -> tuple[Instance, list[str]]:
         """Adopt an existing tuned model under a configured name, recording what its provider reports."""
         model = self._declared(name)
         provider = self.providers[model.provider]
-        backend = self.backend()
-        backend.lock("import", timeout=lock_timeout)
-        try:
-            state = self.read_state(backend)
+        with self.locked_state("import", lock_timeout) as (backend, state):
             record = state.models.get(name)
             if record is not None and record.current is not None:
                 raise StateError(f"{name} already manages {record.current.tuned_model_id}",
@@ -382,8 +378,6 @@ class Project:
             backend.write(state)
             self.write_outputs(state)
             return instance, notes
-        finally:
-            backend.unlock()
 
     def state(self) -> State:
         backend = self.backend()
@@ -410,21 +404,9 @@ class Project:
         return current.tuned_model_id, self.providers[current.provider].predict(current.tuned_model_id, text)
 
     def force_unlock(self, lock_id: str, confirm: Callable[[dict], bool], force: bool = False) -> dict | None:
-        """Remove the lock LOCK_ID after confirm(holder) says yes; None when declined. A lock held by a process
-        still running on this host is refused unless forced: removing it lets a second apply run beside it."""
-        from runner.state.local import is_live_local_holder
-
-        backend = self.backend()
-        holder = backend.lock_info()
-        if not force and holder is not None and holder.get("id") == lock_id:
-            if is_live_local_holder(holder):
-                raise StateError(f"lock {lock_id} is held by {holder.get('operation', '?')}, pid {holder['pid']} on "
-                                 f"this host, which is still running",
-                                 remedy="wait for it to finish or stop it (Ctrl-C resumes safely later); "
-                                        "`tuner force-unlock --force ID` removes the lock anyway")
-            if not confirm(holder):
-                return None
-        return backend.force_unlock(lock_id)
+        """Remove the lock LOCK_ID after confirm(holder) says yes; None when declined (see
+        StateBackend.force_unlock for the rules)."""
+        return self.backend().force_unlock(lock_id, confirm, force)
 
 
 def _check_unmanaged(state: State, provider: str, tuned_model_id: str) -> None:

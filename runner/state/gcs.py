@@ -11,19 +11,15 @@ google-cloud-storage is imported inside the methods: it costs the CLI start-up t
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from runner.errors import StateError, StateLockedError, first_line, is_network_error
+from runner.errors import StateError, first_line, is_network_error
 from runner.sdkwarnings import quiet_sdk_banners
-from runner.state.model import State, locked_error
+from runner.state.base import StateBackend
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -45,57 +41,40 @@ def default_client() -> storage.Client:
     return storage.Client()
 
 
-class GcsBackend:
+class GcsBackend(StateBackend):
+    """Unlike the local backend, a stale lock is never broken automatically: its holder ran on another machine,
+    whose processes cannot be checked from here. `tuner force-unlock` clears it."""
+
     def __init__(self, bucket: str, prefix: str, workspace: str,
                  client_factory: Callable[[], storage.Client] | None = None,
                  sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
                  retry=None):
         self.bucket_name = bucket
-        self.workspace = workspace
         self.object_name = _join(prefix, f"{workspace}.json")
         self.backup_name = f"{self.object_name}.backup"
         self.lock_name = f"{self.object_name}.lock"
-        self.display = self._url(self.object_name)
+        super().__init__(workspace, self._url(self.object_name), sleep, monotonic)
         self._client_factory = client_factory or default_client
-        self._sleep = sleep
-        self._monotonic = monotonic
         # None keeps each google-cloud-storage call's own retry (up to 120 s of backoff); tests inject a short one.
         self._retry = {} if retry is None else {"retry": retry}
         self._bucket_handle: storage.Bucket | None = None
-        self._lock_id: str | None = None
         # Generation of the state object as this run last saw it (0: absent); None until the first read.
         self.generation: int | None = None
 
     # -- state ---------------------------------------------------------------------------------------
-    def read(self) -> State:
-        """The recorded state, or a new empty one (not yet written) when there is none."""
-        raw, self.generation = self._download(self.object_name)
-        if raw is None:
-            return State.new(self.workspace)
-        try:
-            return State.from_json(raw, self.display)
-        except StateError as exc:
-            if exc.remedy is None:  # an unsupported format version: the message already says what to do
-                raise
-            raise StateError(exc.message, remedy=self._restore_remedy()) from None
-
     def exists(self) -> bool:
         with self._errors(f"read {self.display}", READ):
             return self._bucket().blob(self.object_name).exists(**self._retry)
 
-    def write(self, state: State) -> None:
-        """Back up the version read, bump the serial, and upload only if nobody wrote in between."""
-        if self._lock_id is None:
-            raise StateError("internal: state written without holding the lock")
-        if self.generation is None:
-            raise StateError("internal: state written without reading it first")
-        self._backup_current()
-        state.next_version()
-        self.generation = self._upload_state(state.to_json())
+    def _load(self) -> bytes | None:
+        raw, self.generation = self._download(self.object_name)
+        return raw
 
-    def _backup_current(self) -> None:
+    def _keep_backup(self) -> None:
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
+        if self.generation is None:
+            raise StateError("internal: state written without reading it first")
         if not self.generation:
             return  # nothing recorded yet, so no previous version to keep
         with self._errors(f"back up {self.display} to {self._url(self.backup_name)}", f"{READ} and {CREATE}"):
@@ -109,7 +88,8 @@ class GcsBackend:
             except (PreconditionFailed, NotFound):
                 raise self._changed_error(self._download(self.object_name)[1]) from None
 
-    def _upload_state(self, payload: bytes) -> int:
+    def _store(self, payload: bytes) -> None:
+        """Upload only if the state is still the generation this run last read or wrote."""
         from google.api_core.exceptions import PreconditionFailed
 
         # Replacing an existing object needs storage.objects.delete as well as create.
@@ -118,12 +98,12 @@ class GcsBackend:
             try:
                 blob.upload_from_string(payload, content_type="application/json",
                                         if_generation_match=self.generation, **self._retry)
-                return blob.generation
+                self.generation = blob.generation
             except PreconditionFailed:
                 current, generation = self._download(self.object_name)
-                if current == payload:  # our own upload, retried by the client after its response was lost
-                    return generation
-                raise self._changed_error(generation) from None
+                if current != payload:  # else our own upload, retried by the client after its response was lost
+                    raise self._changed_error(generation) from None
+                self.generation = generation
 
     def _changed_error(self, now: int) -> StateError:
         return StateError(
@@ -139,24 +119,8 @@ class GcsBackend:
                 f"(`gcloud storage ls -a {self.display}`)")
 
     # -- lock ----------------------------------------------------------------------------------------
-    def lock(self, operation: str, timeout: float = 0.0) -> None:
-        """Take the lock or fail at once (or after `timeout` seconds) naming who holds it.
-
-        Unlike the local backend, a stale lock is never broken automatically: its holder ran on another
-        machine, whose processes cannot be checked from here. `tuner force-unlock` clears it.
-        """
-        lock_id = str(uuid.uuid4())
-        info = {"id": lock_id, "operation": operation, "pid": os.getpid(), "host": socket.gethostname(),
-                "who": os.environ.get("USER", ""), "created": datetime.now(UTC).isoformat(timespec="seconds")}
-        payload = json.dumps(info, indent=2).encode("utf-8")
-        deadline = self._monotonic() + timeout
-        while not self._try_lock(lock_id, payload):
-            if self._monotonic() >= deadline:
-                raise self._locked_error()
-            self._sleep(min(1.0, max(0.05, deadline - self._monotonic())))
-        self._lock_id = lock_id
-
-    def _try_lock(self, lock_id: str, payload: bytes) -> bool:
+    def _create_lock(self, lock_id: str, payload: bytes) -> bool:
+        """if_generation_match=0: GCS grants the create to exactly one caller."""
         from google.api_core.exceptions import PreconditionFailed
 
         with self._errors(f"lock {self.display}", CREATE):
@@ -168,47 +132,15 @@ class GcsBackend:
                 # Also where a create retried by the client after a lost response lands: then the lock is ours.
                 return (self.lock_info() or {}).get("id") == lock_id
 
-    def unlock(self) -> None:
-        if self._lock_id is None:
-            return
-        try:
-            holder, generation = self._read_lock()
-            if holder and holder.get("id") == self._lock_id:
-                self._delete_lock(generation)
-        finally:
-            self._lock_id = None
+    def _read_lock(self) -> tuple[bytes | None, int]:
+        return self._download(self.lock_name)
 
-    def lock_info(self) -> dict | None:
-        return self._read_lock()[0]
-
-    def force_unlock(self, lock_id: str) -> dict:
-        holder, generation = self._read_lock()
-        if holder is None:
-            raise StateError(f"{self.display} is not locked")
-        if holder.get("id") != lock_id:
-            raise StateError(f"lock id {lock_id!r} does not match the lock held ({holder.get('id')!r})",
-                             remedy="copy the id from the 'state is locked' message")
-        self._delete_lock(generation)
-        return holder
-
-    def _read_lock(self) -> tuple[dict | None, int]:
-        raw, generation = self._download(self.lock_name)
-        if raw is None:
-            return None, 0
-        try:
-            return json.loads(raw), generation
-        except ValueError:
-            return {"id": "?", "note": "unreadable lock object"}, generation
-
-    def _delete_lock(self, generation: int) -> None:
+    def _delete_lock(self, token: int) -> None:
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
         # Already released, or replaced since it was read (the precondition): either way not ours to delete.
         with self._errors(f"unlock {self.display}", DELETE), suppress(NotFound, PreconditionFailed):
-            self._bucket().blob(self.lock_name).delete(if_generation_match=generation, **self._retry)
-
-    def _locked_error(self) -> StateLockedError:
-        return locked_error(self.display, self.lock_info() or {})
+            self._bucket().blob(self.lock_name).delete(if_generation_match=token, **self._retry)
 
     # -- storage access ------------------------------------------------------------------------------
     def _bucket(self) -> storage.Bucket:

@@ -7,24 +7,10 @@ target's own write(), so its serial moves past the source's and its backup/preco
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Protocol
 
 from runner.errors import StateError
+from runner.state.base import StateBackend
 from runner.state.model import State
-
-
-class StateBackend(Protocol):
-    """What LocalBackend and GcsBackend share."""
-
-    workspace: str
-    display: str
-
-    def read(self) -> State: ...
-    def write(self, state: State) -> None: ...
-    def lock(self, operation: str, timeout: float = 0.0) -> None: ...
-    def unlock(self) -> None: ...
 
 
 def migrate(source: StateBackend, target: StateBackend, lock_timeout: float = 0.0) -> State:
@@ -38,12 +24,10 @@ def migrate(source: StateBackend, target: StateBackend, lock_timeout: float = 0.
     if source.display == target.display:
         raise StateError(f"cannot migrate {source.display} onto itself",
                          remedy="name a different backend, bucket/prefix or workspace as the target")
-    with _locked(source, lock_timeout), _locked(target, lock_timeout):
-        original = source.read()
+    with source.locked("migrate", lock_timeout) as original, target.locked("migrate", lock_timeout) as current:
         if not original.lineage:  # only a state that was never written has no lineage
             raise StateError(f"nothing to migrate: {source.display} holds no state",
                              remedy="check the source backend and workspace name")
-        current = target.read()
         _check_target(original, source.display, current, target.display)
         if original.moved_to:
             raise StateError(f"nothing to migrate: {source.display} was already migrated to {original.moved_to}",
@@ -73,11 +57,3 @@ def _check_target(original: State, source: str, current: State, target: str) -> 
             f"{current.serial}, so it is as new or newer (already migrated?)",
             remedy="nothing to do; to go back the other way, migrate with source and target swapped")
 
-
-@contextmanager
-def _locked(backend: StateBackend, timeout: float) -> Iterator[None]:
-    backend.lock("migrate", timeout=timeout)
-    try:
-        yield
-    finally:
-        backend.unlock()

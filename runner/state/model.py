@@ -13,22 +13,12 @@ import orjson
 
 from runner import __version__
 from runner.desired import model_attributes
-from runner.errors import StateError, StateLockedError
+from runner.errors import StateError
 
 FORMAT_VERSION = 1
 SUBMITTING, CREATING, ACTIVE, FAILED = "submitting", "creating", "active", "failed"
 REJECTED = "rejected"  # tuned fine, but below the spec's quality gate: kept, never promoted
 HISTORY_KEPT = 10
-
-
-def locked_error(display: str, holder: dict) -> StateLockedError:
-    """What every backend says when another process holds the lock: who, where, since when, what to do."""
-    return StateLockedError(
-        f"state {display} is locked by {holder.get('operation', '?')} "
-        f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('created', '?')})",
-        remedy=f"wait for it to finish, pass --lock-timeout SECONDS to wait, or if it is stale run "
-               f"`tuner force-unlock {holder.get('id', '?')}`",
-    )
 
 
 @dataclass
