@@ -132,8 +132,8 @@ class StateBackend(ABC):
         """Remove the lock LOCK_ID after confirm(holder) says yes, and return its holder; None when declined.
         A lock held by a process still running on this host is refused unless forced: removing it lets a
         second apply run beside it. `force` also skips the confirmation."""
-        holder = self._held(lock_id)[0]
         if not force:
+            holder = self._held(lock_id)[0]
             if is_live_local_holder(holder):
                 raise StateError(f"lock {lock_id} is held by {holder.get('operation', '?')}, pid {holder['pid']} on "
                                  f"this host, which is still running",
@@ -141,7 +141,7 @@ class StateBackend(ABC):
                                         "`tuner force-unlock --force ID` removes the lock anyway")
             if not confirm(holder):
                 return None
-        holder, token = self._held(lock_id)  # read again: the answer may have taken a while
+        holder, token = self._held(lock_id)  # (again after asking: an answer can take a while)
         self._delete_lock(token)
         return holder
 
