@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from runner.state import LocalBackend
 from tests.conftest import SENTIMENT_SPEC, _env
 
@@ -203,3 +205,17 @@ def test_ctrl_c_stops_cleanly_and_releases_the_lock(project):
     project.state()  # parses
     assert project.run("apply", "--auto-approve").code == 0
     assert _active(project) == {"alpha", "bravo", "charlie"}
+
+
+@pytest.mark.parametrize("command", [["apply", "--auto-approve"], ["destroy", "--auto-approve"], ["refresh"],
+                                     ["import", "sentiment", "tuned-elsewhere"], ["eval", "sentiment"]])
+def test_a_command_refused_under_the_lock_releases_it(project, command):
+    """Every locked command reads and checks the state under the lock, and leaves no lock when it refuses."""
+    moved = {"format_version": 1, "lineage": "l", "serial": 2, "workspace": "default", "models": {},
+             "moved_to": "gs://team-state/tuner/default.json"}
+    (project.root / "state").mkdir()
+    (project.root / "state" / "default.json").write_text(json.dumps(moved))
+    result = project.run(*command)
+    assert result.code == 1
+    assert "was migrated to gs://team-state/tuner/default.json" in result.err
+    assert not (project.root / "state" / "default.json.lock").exists()
