@@ -9,8 +9,8 @@ import tracemalloc
 
 import pytest
 
-from runner import datasets
 from runner.datasets import MAX_REPORTED, HashCache, open_examples, scan
+from runner.datasets import reader as datasets
 from runner.errors import DatasetChangedError, DatasetError
 
 

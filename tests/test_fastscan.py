@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner import datasets
+from runner.datasets import reader as datasets
 
 fastscan = pytest.importorskip("runner._fastscan")
 
