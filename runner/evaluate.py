@@ -10,6 +10,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from runner.datasets import open_examples
+
 MAX_LABELS = 50  # outputs drawn from at most this many distinct values are treated as labels
 
 
@@ -38,7 +40,7 @@ def evaluate(examples: Iterable[tuple[str, str]], predict: Callable[[str], str],
 
 def evaluate_model(model, predict: Callable[[str], str]) -> dict:
     """Score one tuned model of `model` (a DesiredModel with an eval set) through `predict`."""
-    examples = [(e.input, e.output) for e in model.examples("eval")]
+    examples = [(e.input, e.output) for e in open_examples(model.eval_set)]
     return evaluate(examples, predict, model.eval_set.sha256, consistency=model.eval_consistency)
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runner.apply import Applier, ApplyResult, Clock, Reporter
-from runner.datasets import HashCache
-from runner.desired import DatasetScanner, DesiredModel, Resolution, fingerprint, resolve
+from runner.datasets import DatasetScanner, HashCache
+from runner.desired import DesiredModel, Resolution, fingerprint, resolve
 from runner.errors import PlanError, ProviderError, StateError, TunerError
 from runner.fsutil import atomic_write
 from runner.identity import owner_tag

@@ -10,7 +10,9 @@ import tracemalloc
 import pytest
 
 from runner.datasets import MAX_REPORTED, HashCache, open_examples, scan
+from runner.datasets import cache as cache_module
 from runner.datasets import reader as datasets
+from runner.datasets.ref import stat_key
 from runner.errors import DatasetChangedError, DatasetError
 
 
@@ -21,6 +23,11 @@ def write_jsonl(path, rows):
 
 def rows(n, label=lambda i: "yes" if i % 2 else "no"):
     return [{"text_input": f"example number {i}", "output": label(i)} for i in range(n)]
+
+
+def content_facts(ref):
+    """What a ref says of the examples, leaving out which file it read."""
+    return ref.sha256, ref.examples, ref.max_input_chars, ref.max_output_chars, ref.text_bytes, ref.warnings
 
 
 def problems_of(path, input_key="text_input", output_key="output"):
@@ -63,7 +70,7 @@ def test_blank_lines_bom_and_crlf_are_tolerated(tmp_path):
     messy = tmp_path / "b.jsonl"
     body = "\r\n\r\n".join(json.dumps(r) for r in rows(60))
     messy.write_bytes(b"\xef\xbb\xbf" + body.encode() + b"\r\n   \r\n")
-    assert scan(messy, "b", "text_input", "output") == clean
+    assert content_facts(scan(messy, "b", "text_input", "output")) == content_facts(clean)
 
 
 def test_canonical_hash_ignores_serialisation_but_not_content(tmp_path):
@@ -121,13 +128,12 @@ def test_duplicates_are_warnings_with_line_numbers(tmp_path):
 def test_cache_answers_by_stat_and_misses_after_an_edit(tmp_path):
     path = write_jsonl(tmp_path / "a.jsonl", rows(60))
     cache = HashCache(tmp_path / "cache.json")
-    key = cache.key(path, "text_input", "output")
-    summary = scan(path, "a", "text_input", "output")
-    cache.put(key, summary)
+    ref = scan(path, "a", "text_input", "output")
+    cache.put(ref)
     cache.save()
-    assert HashCache(tmp_path / "cache.json").get(key) == summary
+    assert HashCache(tmp_path / "cache.json").get(path, "a", "text_input", "output", stat_key(os.stat(path))) == ref
     write_jsonl(path, rows(61))
-    assert HashCache(tmp_path / "cache.json").get(cache.key(path, "text_input", "output")) is None
+    assert HashCache(tmp_path / "cache.json").get(path, "a", "text_input", "output", stat_key(os.stat(path))) is None
 
 
 SMALL = """\
@@ -264,40 +270,40 @@ def test_the_verifying_reader_yields_every_example_of_the_planned_content(tmp_pa
     else:
         write_jsonl(path, rows(60))
     planned = scan(path, path.name, "text_input", "output")
-    examples = list(open_examples(path, path.name, "text_input", "output", planned.sha256))
+    examples = list(open_examples(planned))
     assert len(examples) == planned.examples
 
 
 def test_the_verifying_reader_refuses_a_file_changed_since_its_hash_was_planned(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", rows(60))
-    planned = scan(path, "d.jsonl", "text_input", "output").sha256
+    planned = scan(path, "data/d.jsonl", "text_input", "output")
     write_jsonl(path, rows(60, label=lambda i: "yes"))
-    actual = scan(path, "d.jsonl", "text_input", "output").sha256
+    actual = scan(path, "data/d.jsonl", "text_input", "output").sha256
     with pytest.raises(DatasetChangedError) as caught:
-        list(open_examples(path, "data/d.jsonl", "text_input", "output", planned))
-    assert str(caught.value) == (f"data/d.jsonl changed since it was planned: planned sha256:{planned[:12]}, "
+        list(open_examples(planned))
+    assert str(caught.value) == (f"data/d.jsonl changed since it was planned: planned sha256:{planned.sha256[:12]}, "
                                  f"now sha256:{actual[:12]}")
     assert "tuner plan" in caught.value.remedy
 
 
 def test_the_verifying_reader_refuses_a_file_gone_or_unreadable_since_the_plan(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", rows(60))
-    planned = scan(path, "d.jsonl", "text_input", "output").sha256
+    planned = scan(path, "d.jsonl", "text_input", "output")
     path.unlink()
     os.mkfifo(path)
     with pytest.raises(DatasetChangedError, match=r"^d.jsonl changed since it was planned: d.jsonl: not a regular"):
-        list(open_examples(path, "d.jsonl", "text_input", "output", planned))
+        list(open_examples(planned))
     path.unlink()
     with pytest.raises(DatasetChangedError, match=r"^d.jsonl changed since it was planned: cannot read: No such"):
-        list(open_examples(path, "d.jsonl", "text_input", "output", planned))
+        list(open_examples(planned))
 
 
 def test_the_verifying_reader_stops_at_text_no_provider_could_be_sent(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", rows(60))
-    planned = scan(path, "d.jsonl", "text_input", "output").sha256
+    planned = scan(path, "d.jsonl", "text_input", "output")
     path.write_text(path.read_text() + '{"text_input": "\\ud800", "output": "x"}\n', encoding="utf-8")
     with pytest.raises(DatasetChangedError, match=r"^d.jsonl changed since it was planned: d.jsonl:61:1: unpaired"):
-        list(open_examples(path, "d.jsonl", "text_input", "output", planned))
+        list(open_examples(planned))
 
 
 def test_a_fifo_swapped_in_between_the_check_and_the_open_is_refused_without_blocking(tmp_path, monkeypatch):
@@ -312,3 +318,32 @@ def test_a_fifo_swapped_in_between_the_check_and_the_open_is_refused_without_blo
     reader.start()
     reader.join(timeout=10)  # a blocking open would never return
     assert outcome == [["swapped.jsonl: not a regular file (a FIFO); a dataset must be a file"]]
+
+
+def cached_ref(cache_file, ref):
+    return HashCache(cache_file).get(ref.path, ref.display, ref.input_key, ref.output_key, ref.stat)
+
+
+def test_the_hash_cache_answers_only_for_the_code_version_that_wrote_it(tmp_path, monkeypatch):
+    ref = scan(write_jsonl(tmp_path / "a.jsonl", rows(60)), "a.jsonl", "text_input", "output")
+    cache = HashCache(tmp_path / "cache.json")
+    cache.put(ref)
+    cache.save()
+    assert cached_ref(tmp_path / "cache.json", ref) == ref
+    monkeypatch.setattr(cache_module, "CODE_VERSION", "canonical-0|tuner-0.0.0")  # read by another version
+    assert cached_ref(tmp_path / "cache.json", ref) is None
+
+
+def test_a_hash_cache_from_before_versioning_is_ignored_not_trusted(project):
+    """The unversioned cache an earlier tuner wrote, with a hash that is not the file's: rescanned."""
+    cache_file = project.root / ".tuner" / "cache" / "datasets.json"
+    train = project.root / "data" / "train.jsonl"
+    true_hash = scan(train, "data/train.jsonl", "text_input", "output").sha256
+    assert project.run("validate").code == 0
+    st = os.stat(train)
+    legacy_key = f"{train}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}|text_input|output"
+    forged = {legacy_key: {"sha256": "0" * 64, "examples": 60, "warnings": []}}
+    cache_file.write_text(json.dumps(forged), encoding="utf-8")
+    result = project.run("validate", "--json")
+    [model] = json.loads(result.out)["models"]
+    assert model["dataset"]["train"]["sha256"] == true_hash

@@ -1,4 +1,4 @@
-"""Datasets: streamed reading, validation with file:line:column, canonical content hash, stat-keyed cache.
+"""Reading datasets: streamed, validated with file:line:column, hashed in a canonical form, verified on reading.
 
 The canonical hash covers exactly what is trained on: the sequence of (input, output) pairs after the key
 mapping, each length-prefixed in UTF-8. Key order, whitespace, escaping, extra keys, blank lines, a BOM,
@@ -15,10 +15,11 @@ import re
 import stat
 from array import array
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from runner.datasets.ref import DatasetRef, stat_key
 from runner.errors import DatasetChangedError, DatasetError, Problem
 
 try:  # the optional compiled scanner (runner/_fastscan.c); without it the same results, only slower
@@ -40,30 +41,20 @@ BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
-class DatasetSummary:
-    sha256: str
-    examples: int
-    warnings: tuple[str, ...] = field(default=())
-    max_input_chars: int = 0  # the longest example, for providers' per-example limits
-    max_output_chars: int = 0
-    text_bytes: int = 0  # UTF-8 bytes of all inputs and outputs, for providers' request-size limits
-
-
-@dataclass(frozen=True)
 class Example:
     line: int
     input: str
     output: str
 
 
-def open_examples(path: Path, display: str, input_key: str, output_key: str, sha256: str) -> Iterator[Example]:
+def open_examples(ref: DatasetRef) -> Iterator[Example]:
     """Every example of a dataset, checked against the canonical hash its plan recorded: every read that
     feeds a provider goes through here. The hash of exactly the examples yielded is computed as they stream
     (no second pass) and the stream raises DatasetChangedError at its end if it differs; consumers read it
     whole before they submit anything, so a job never trains on data its plan did not show."""
-    digest = hashlib.sha256()
+    display, digest = ref.display, hashlib.sha256()
     try:
-        for example in _iter_examples(path, display, input_key, output_key):
+        for example in _iter_examples(ref.path, display, ref.input_key, ref.output_key):
             try:
                 digest.update(_canonical(example.input.encode(), example.output.encode()))
             except UnicodeEncodeError:  # refused by scan, so never planned; no SDK could send it either
@@ -74,8 +65,8 @@ def open_examples(path: Path, display: str, input_key: str, output_key: str, sha
         raise DatasetChangedError(f"{display} changed since it was planned: {exc.problems[0]}") from None
     except OSError as exc:
         raise DatasetChangedError(f"{display} changed since it was planned: cannot read: {exc.strerror}") from None
-    if digest.hexdigest() != sha256:
-        raise DatasetChangedError(f"{display} changed since it was planned: planned sha256:{sha256[:12]}, "
+    if digest.hexdigest() != ref.sha256:
+        raise DatasetChangedError(f"{display} changed since it was planned: planned sha256:{ref.sha256[:12]}, "
                                   f"now sha256:{digest.hexdigest()[:12]}")
 
 
@@ -103,14 +94,16 @@ def _block_examples(block: bytes, first_line: int, input_key: str, output_key: s
             yield item
 
 
-def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSummary:
-    """Validate the whole file in one streaming pass; return its canonical hash and count.
+def scan(path: Path, display: str, input_key: str, output_key: str, file_stat: str | None = None) -> DatasetRef:
+    """Validate the whole file in one streaming pass; return its canonical hash, count and sizes as a ref.
+    `file_stat` is the file's stat_key taken before reading, when the caller has it.
 
     Raises DatasetError listing up to MAX_REPORTED problems as `file:line:column: reason`, then a count.
     Memory: 8 bytes per example (a fingerprint for duplicate detection), nothing else kept.
     """
     tally = _Tally(display)
     try:
+        file_stat = file_stat or stat_key(os.stat(path))
         if path.suffix == ".csv":
             for line, item in _iter_csv(path, display, input_key, output_key):
                 tally.add(line, item)
@@ -124,8 +117,13 @@ def scan(path: Path, display: str, input_key: str, output_key: str) -> DatasetSu
         raise DatasetError(tally.report())
     duplicates = _duplicate_warnings(display, tally.fingerprints,
                                      lambda repeated: _lines_of(path, display, input_key, output_key, repeated))
-    return DatasetSummary(tally.digest.hexdigest(), tally.count, tuple(duplicates), tally.max_input,
-                          tally.max_output, tally.text_bytes)
+    return DatasetRef(path, display, input_key, output_key, file_stat, tally.digest.hexdigest(), tally.count,
+                      tally.max_input, tally.max_output, tally.text_bytes, tuple(duplicates))
+
+
+# Bumped whenever what scan() computes changes (the canonical form below, what it validates or reports), so
+# hashes cached by an earlier version are recomputed rather than trusted.
+CANONICAL_VERSION = 1
 
 
 def _canonical(inp: bytes, out: bytes) -> bytes:
@@ -556,54 +554,3 @@ def _csv_example(number: int, row: list[str], positions: list[int], keys: tuple[
             return position + 1, f"{key!r} is empty"
         values.append(row[position])
     return Example(number, values[0], values[1])
-
-
-class HashCache:
-    """Summaries of valid datasets keyed by (path, size, mtime, ctime, inode, key mapping).
-
-    A warm plan re-reads nothing whose stat is unchanged. The cache lives under .tuner/ (git-ignored).
-    """
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        self._entries: dict[str, dict] | None = None
-        self._dirty = False
-
-    def _load(self) -> dict[str, dict]:
-        if self._entries is None:
-            self._entries = {}
-            if self.path and self.path.exists():
-                try:
-                    self._entries = json.loads(self.path.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    self._entries = {}  # a corrupt cache is only a slower plan
-        return self._entries
-
-    @staticmethod
-    def key(path: Path, input_key: str, output_key: str, stat: os.stat_result | None = None) -> str:
-        st = stat or os.stat(path)
-        # ctime too: a write sets it and nothing can set it back, as a tool restoring mtime can
-        return f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}|{input_key}|{output_key}"
-
-    def get(self, key: str) -> DatasetSummary | None:
-        entry = self._load().get(key)
-        if not entry:
-            return None
-        try:
-            return DatasetSummary(**{**entry, "warnings": tuple(entry.get("warnings", ()))})
-        except TypeError:
-            return None  # written by another version: rescan
-
-    def put(self, key: str, summary: DatasetSummary) -> None:
-        self._load()[key] = asdict(summary)
-        self._dirty = True
-
-    def save(self) -> None:
-        if not (self.path and self._dirty):
-            return
-        from runner.fsutil import atomic_write
-
-        live = {k: v for k, v in self._load().items() if os.path.exists(k.split("|", 1)[0])}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path, json.dumps(live, sort_keys=True).encode())
-        self._dirty = False

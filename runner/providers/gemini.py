@@ -11,6 +11,7 @@ import re
 import threading
 from collections.abc import Callable
 
+from runner.datasets import open_examples
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, first_line, is_network_error
 from runner.identity import Owner, model_digest
 from runner.providers import ProviderContext
@@ -82,13 +83,13 @@ class GeminiProvider:
                             f"{DISPLAY_NAME_MAX}")
         for info in filter(None, (model.train, model.validation)):
             if info.max_input_chars > INPUT_CHARS_MAX:
-                problems.append(f"{info.path}: an input has {info.max_input_chars} characters; the Gemini API "
+                problems.append(f"{info.display}: an input has {info.max_input_chars} characters; the Gemini API "
                                 f"allows {INPUT_CHARS_MAX}")
             if info.max_output_chars > OUTPUT_CHARS_MAX:
-                problems.append(f"{info.path}: an output has {info.max_output_chars} characters; the Gemini API "
+                problems.append(f"{info.display}: an output has {info.max_output_chars} characters; the Gemini API "
                                 f"allows {OUTPUT_CHARS_MAX}")
         if model.train.text_bytes > REQUEST_BYTES_MAX:
-            problems.append(f"{model.train.path}: {model.train.text_bytes} bytes of examples; the Gemini API "
+            problems.append(f"{model.train.display}: {model.train.text_bytes} bytes of examples; the Gemini API "
                             f"takes at most {REQUEST_BYTES_MAX} bytes inline (4 MB)")
         return problems
 
@@ -162,7 +163,7 @@ class GeminiProvider:
     # -- jobs --------------------------------------------------------------------------------------------
     def submit(self, model, tuned_model_id: str, owner: Owner) -> str:
         _check_owner(checked(TUNED_ID, tuned_model_id, "Gemini tuned model id"), owner, strict=True)
-        examples = [{"text_input": e.input, "output": e.output} for e in model.examples("train")]
+        examples = [{"text_input": e.input, "output": e.output} for e in open_examples(model.train)]
         hp = model.hyperparameters
         base = model.base_model if model.base_model.startswith("models/") else f"models/{model.base_model}"
         operation = self._call(

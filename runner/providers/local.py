@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from runner import __version__
+from runner.datasets import open_examples
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError
 from runner.fsutil import atomic_write
 from runner.identity import Owner
@@ -69,7 +70,7 @@ class LocalProvider:
             if self._complete(tuned_model_id, meta):
                 raise AlreadyExistsError(f"local model {tuned_model_id} already exists")
         shutil.rmtree(folder, ignore_errors=True)  # a damaged or half-written artifact is rebuilt from scratch
-        examples = [(e.input, e.output) for e in model.examples("train")]
+        examples = [(e.input, e.output) for e in open_examples(model.train)]
         from runner.trainer import train  # numpy is imported only when something is trained
 
         hp = model.hyperparameters

@@ -15,6 +15,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 
+from runner.datasets import open_examples
 from runner.errors import ProviderError, first_line, is_network_error
 from runner.identity import Owner
 from runner.providers import ProviderContext
@@ -204,14 +205,15 @@ class VertexProvider:
         looked up: a file changed since the plan raises DatasetChangedError and nothing is uploaded or
         reused, so an object's name always matches its content."""
         _, prefix = _split_gcs(self.staging_bucket)
-        name = f"{prefix}datasets/{model.dataset_info(which).sha256}.jsonl"
+        dataset = model.dataset(which)
+        name = f"{prefix}datasets/{dataset.sha256}.jsonl"
         from google.cloud.storage.retry import DEFAULT_RETRY
 
         retry = self._storage_retry or DEFAULT_RETRY  # the upload's default too, as it names a generation
         blob = self._bucket().blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
         uri = f"gs://{blob.bucket.name}/{name}"
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".jsonl") as staging:
-            _write_vertex_jsonl(model.examples(which), staging)
+            _write_vertex_jsonl(open_examples(dataset), staging)
             staging.flush()
             if self._storage_call(lambda: blob.exists(retry=retry)):
                 return uri

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from runner.errors import Problem, SpecError
-from runner.spec.model import Config, DatasetRef, ModelSpec
+from runner.spec.model import Config, DatasetSpec, ModelSpec
 from runner.spec.yamlsource import YamlDocument, dotted, load_yaml
 
 MODEL_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -133,7 +133,7 @@ def _spec_from_dict(data: dict) -> ModelSpec:
     for key in ("train", "validation"):
         dataset[key] = Path(dataset[key]) if dataset[key] is not None else None
     eval_dataset = Path(data["eval_dataset"]) if data["eval_dataset"] is not None else None
-    return ModelSpec(**{**data, "dataset": DatasetRef(**dataset), "eval_dataset": eval_dataset})
+    return ModelSpec(**{**data, "dataset": DatasetSpec(**dataset), "eval_dataset": eval_dataset})
 
 
 class SpecCache:
@@ -331,7 +331,7 @@ def _build(name: str, fields: dict, doc: YamlDocument, at: tuple, root: Path) ->
         base_model=fields["base_model"],
         display_name=fields.get("display_name", name),
         description=fields.get("description", ""),
-        dataset=DatasetRef(
+        dataset=DatasetSpec(
             train=train,
             validation=validation,
             input_key=dataset.get("input_key", "text_input"),

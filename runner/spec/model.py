@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class DatasetRef:
+class DatasetSpec:
+    """A model's dataset block as declared; the datasets room makes each file a DatasetRef."""
+
     train: Path  # absolute
     validation: Path | None
     input_key: str = "text_input"
@@ -22,7 +24,7 @@ class ModelSpec:
     base_model: str
     display_name: str
     description: str
-    dataset: DatasetRef
+    dataset: DatasetSpec
     hyperparameters: dict
     prevent_destroy: bool
     source: str  # "configs/a.yaml:12", where the model is declared

@@ -1,0 +1,107 @@
+"""Scanning the datasets that specs name: each distinct (file, key mapping) once, cache first, the rest on
+every core."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.datasets.cache import HashCache
+from runner.datasets.reader import scan
+from runner.datasets.ref import DatasetRef, stat_key
+from runner.errors import DatasetError
+
+if TYPE_CHECKING:  # the room reads specs' dataset fields only; it needs no spec parsing
+    from runner.spec import ModelSpec
+
+PARALLEL_MIN_BYTES = 16 << 20  # below this, starting worker processes costs more than it saves
+
+DatasetKey = tuple[Path, str, str]  # (absolute path, input key, output key)
+
+
+class DatasetScanner:
+    """Scans the datasets that models name, each distinct (file, key mapping) once. The cache answers for
+    files whose stat is unchanged; the rest are scanned on every core, starting while the specs are still
+    being read: add() is called as each spec file is loaded, results() once all are."""
+
+    def __init__(self, root: Path, cache: HashCache):
+        self.root, self.cache = root, cache
+        self._declared: set[DatasetKey] = set()
+        self._stats: dict[DatasetKey, str] = {}
+        self._cached: dict[DatasetKey, DatasetRef] = {}
+        self._missing: list[str] = []
+        self._queued: list[DatasetKey] = []  # to scan, not yet handed to a worker
+        self._queued_bytes = 0
+        self._futures: dict = {}
+        self._pool = None
+
+    def add(self, specs: list[ModelSpec]) -> None:
+        for spec in specs:
+            for path in (spec.dataset.train, spec.dataset.validation, spec.eval_dataset):
+                if path is not None:
+                    self._declare((path, spec.dataset.input_key, spec.dataset.output_key), spec)
+        if self._pool is None and self._queued_bytes >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("fork"))
+        if self._pool is not None:
+            for key in self._queued:
+                self._futures[key] = self._pool.submit(_scan_one, self._job(key))
+            self._queued.clear()
+
+    def _declare(self, key: DatasetKey, spec: ModelSpec) -> None:
+        if key in self._declared:
+            return
+        self._declared.add(key)
+        path, input_key, output_key = key
+        try:
+            status = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            self._missing.append(f"{spec.source}: models.{spec.name}.dataset: {self._display(path)}: file not found")
+            return
+        self._stats[key] = stat_key(status)
+        ref = self.cache.get(path, self._display(path), input_key, output_key, self._stats[key])
+        if ref is not None:
+            self._cached[key] = ref
+        else:
+            self._queued.append(key)
+            self._queued_bytes += status.st_size
+
+    def _display(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _job(self, key: DatasetKey) -> tuple:
+        path, input_key, output_key = key
+        return path, self._display(path), input_key, output_key, self._stats[key]
+
+    def results(self, specs: list[ModelSpec]) -> tuple[dict[DatasetKey, DatasetRef], list[str], list[str]]:
+        """(refs by key, problems, warnings) for every dataset the specs name; the workers stop."""
+        self.add(specs)
+        try:
+            outcomes = {key: _scan_one(self._job(key)) for key in self._queued}
+            outcomes |= {key: future.result() for key, future in self._futures.items()}
+        finally:
+            self.close()
+        refs, problems = dict(self._cached), list(self._missing)
+        for key, outcome in outcomes.items():
+            if isinstance(outcome, DatasetRef):
+                refs[key] = outcome
+                self.cache.put(outcome)
+            else:
+                problems.extend(outcome)
+        warnings = [w for key in self._declared if key in refs for w in refs[key].warnings]
+        return refs, problems, warnings
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def _scan_one(job: tuple) -> DatasetRef | list[str]:
+    try:
+        return scan(*job)
+    except DatasetError as exc:
+        return exc.problems
