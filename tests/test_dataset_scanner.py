@@ -1,0 +1,40 @@
+"""The datasets room's scanner: one DatasetRef per distinct (file, key mapping), in process or on a pool."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.datasets import DatasetRef, DatasetScanner, HashCache, scan
+from runner.datasets import scanner as scanner_module
+from runner.spec import DatasetSpec, ModelSpec
+from tests.test_datasets import content_facts, rows, write_jsonl
+
+
+def spec(name: str, train, validation=None, input_key="text_input") -> ModelSpec:
+    return ModelSpec(name=name, provider="local", base_model="b", display_name=name, description="",
+                     dataset=DatasetSpec(train, validation, input_key=input_key), hyperparameters={},
+                     prevent_destroy=False, source=f"configs/m.yaml:{len(name)}")
+
+
+@pytest.mark.parametrize("on_a_pool", [False, True], ids=["in-process", "process-pool"])
+def test_each_distinct_file_and_key_mapping_becomes_one_ref_and_problems_name_the_model(tmp_path, monkeypatch,
+                                                                                          on_a_pool):
+    if on_a_pool:
+        monkeypatch.setattr(scanner_module, "PARALLEL_MIN_BYTES", 0)
+    data = tmp_path / "data"
+    data.mkdir()
+    shared = write_jsonl(data / "shared.jsonl", rows(60))
+    renamed = write_jsonl(data / "renamed.jsonl", [{"q": r["text_input"], "output": r["output"]} for r in rows(60)])
+    (data / "bad.jsonl").write_text("not json\n", encoding="utf-8")
+    specs = [spec("a", shared), spec("b", shared, validation=data / "gone.jsonl"), spec("c", renamed, input_key="q"),
+             spec("d", data / "bad.jsonl")]
+    scanner = DatasetScanner(tmp_path, HashCache(None))
+    scanner.add(specs[:2])  # as the first spec file is read; the rest come with results()
+    refs, problems, _ = scanner.results(specs)
+    assert set(refs) == {(shared, "text_input", "output"), (renamed, "q", "output")}
+    ref = refs[(shared, "text_input", "output")]
+    assert isinstance(ref, DatasetRef) and (ref.path, ref.display) == (shared, "data/shared.jsonl")
+    assert content_facts(ref) == content_facts(scan(shared, "x", "text_input", "output"))
+    assert refs[(renamed, "q", "output")].sha256 == ref.sha256  # the same pairs under another key mapping
+    assert sorted(problems) == ["configs/m.yaml:1: models.b.dataset: data/gone.jsonl: file not found",
+                                "data/bad.jsonl:1:1: invalid JSON: Expecting value"]
