@@ -10,9 +10,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
-from runner.datasets import DatasetRef, DatasetScanner, HashCache
+from runner.datasets import DatasetRef, DatasetScanner
 from runner.errors import DatasetError, SpecError, TunerError
 from runner.providers import Providers
 from runner.spec import Config, ModelSpec
@@ -100,13 +99,12 @@ class Resolution:
     warnings: list[str]
 
 
-def resolve(config: Config, root: Path, providers: Providers, cache: HashCache,
-            allow_small_dataset: bool = False, scanner: DatasetScanner | None = None) -> Resolution:
-    """Scan every dataset once (cache permitting) and build the desired models.
+def resolve(config: Config, providers: Providers, scanner: DatasetScanner,
+            allow_small_dataset: bool = False) -> Resolution:
+    """Build the desired models from the specs and the refs the scanner returns for their datasets.
 
     Raises SpecError/DatasetError with every problem found; nothing is half-resolved.
     """
-    scanner = scanner or DatasetScanner(root, cache)
     refs, problems, warnings = scanner.results(config.models)
     models = []
     for spec in config.models:
@@ -140,7 +138,6 @@ def resolve(config: Config, root: Path, providers: Providers, cache: HashCache,
         problems.extend(provider_problems)
         if not provider_problems:
             models.append(model)
-    cache.save()
     if problems:
         error_class = DatasetError if any(_is_dataset_problem(p) for p in problems) else SpecError
         raise error_class(problems, remedy="fix the problems above; nothing was submitted")

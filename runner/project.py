@@ -148,7 +148,7 @@ class Project:
         try:
             if self._config is None:  # datasets start scanning while the rest of the specs are read
                 self._config = self._load_config(on_file=scanner.add)
-            return resolve(self.config, self.root, self.providers, cache, self.allow_small_dataset, scanner)
+            return resolve(self.config, self.providers, scanner, self.allow_small_dataset)
         finally:
             scanner.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from runner.datasets import DatasetRef, DatasetScanner, HashCache, scan
@@ -28,7 +30,7 @@ def test_each_distinct_file_and_key_mapping_becomes_one_ref_and_problems_name_th
     (data / "bad.jsonl").write_text("not json\n", encoding="utf-8")
     specs = [spec("a", shared), spec("b", shared, validation=data / "gone.jsonl"), spec("c", renamed, input_key="q"),
              spec("d", data / "bad.jsonl")]
-    scanner = DatasetScanner(tmp_path, HashCache(None))
+    scanner = DatasetScanner(tmp_path, HashCache(tmp_path / "cache.json"))
     scanner.add(specs[:2])  # as the first spec file is read; the rest come with results()
     refs, problems, _ = scanner.results(specs)
     assert set(refs) == {(shared, "text_input", "output"), (renamed, "q", "output")}
@@ -36,5 +38,7 @@ def test_each_distinct_file_and_key_mapping_becomes_one_ref_and_problems_name_th
     assert isinstance(ref, DatasetRef) and (ref.path, ref.display) == (shared, "data/shared.jsonl")
     assert content_facts(ref) == content_facts(scan(shared, "x", "text_input", "output"))
     assert refs[(renamed, "q", "output")].sha256 == ref.sha256  # the same pairs under another key mapping
+    stored = json.loads((tmp_path / "cache.json").read_text())["refs"]  # results() saves what it scanned
+    assert set(stored) == {HashCache.key(r.path, r.stat, r.input_key, r.output_key) for r in refs.values()}
     assert sorted(problems) == ["configs/m.yaml:1: models.b.dataset: data/gone.jsonl: file not found",
                                 "data/bad.jsonl:1:1: invalid JSON: Expecting value"]

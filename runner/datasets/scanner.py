@@ -77,7 +77,8 @@ class DatasetScanner:
         return path, self._display(path), input_key, output_key, self._stats[key]
 
     def results(self, specs: list[ModelSpec]) -> tuple[dict[DatasetKey, DatasetRef], list[str], list[str]]:
-        """(refs by key, problems, warnings) for every dataset the specs name; the workers stop."""
+        """(refs by key, problems, warnings) for every dataset the specs name; the workers stop and the
+        cache keeps what was scanned."""
         self.add(specs)
         try:
             outcomes = {key: _scan_one(self._job(key)) for key in self._queued}
@@ -91,6 +92,7 @@ class DatasetScanner:
                 self.cache.put(outcome)
             else:
                 problems.extend(outcome)
+        self.cache.save()
         warnings = [w for key in self._declared if key in refs for w in refs[key].warnings]
         return refs, problems, warnings
 
