@@ -347,3 +347,20 @@ def test_a_hash_cache_from_before_versioning_is_ignored_not_trusted(project):
     result = project.run("validate", "--json")
     [model] = json.loads(result.out)["models"]
     assert model["dataset"]["train"]["sha256"] == true_hash
+
+
+@pytest.mark.parametrize("damage", [{"examples": "many"}, {"sha256": None}, {"warnings": "w"}, {"extra": 1}])
+def test_a_damaged_hash_cache_entry_is_only_a_slower_plan(project, damage):
+    cache_file = project.root / ".tuner" / "cache" / "datasets.json"
+    assert project.run("validate").code == 0
+    stored = json.loads(cache_file.read_text())
+    for entry in stored["refs"].values():
+        entry.update(damage)
+    cache_file.write_text(json.dumps(stored), encoding="utf-8")
+    result = project.run("validate", "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    [model] = report["models"]
+    assert report["warnings"] == []
+    assert model["dataset"]["train"] == scan(project.root / "data" / "train.jsonl", "data/train.jsonl",
+                                             "text_input", "output").record()

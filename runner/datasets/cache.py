@@ -42,13 +42,10 @@ class HashCache:
 
     def get(self, path: Path, display: str, input_key: str, output_key: str, file_stat: str) -> DatasetRef | None:
         entry = self._load().get(self.key(path, file_stat, input_key, output_key))
-        if not isinstance(entry, dict):
-            return None
-        try:
-            return DatasetRef(path, display, input_key, output_key, file_stat,
-                              **{**entry, "warnings": tuple(entry.get("warnings", ()))})
-        except TypeError:
-            return None
+        if not _well_formed(entry):
+            return None  # damaged: scanned again
+        return DatasetRef(path, display, input_key, output_key, file_stat,
+                          **{**entry, "warnings": tuple(entry["warnings"])})
 
     def put(self, ref: DatasetRef) -> None:
         self._load()[self.key(ref.path, ref.stat, ref.input_key, ref.output_key)] = {
@@ -65,3 +62,14 @@ class HashCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, json.dumps({"version": CODE_VERSION, "refs": live}, sort_keys=True).encode())
         self._dirty = False
+
+
+_ENTRY_TYPES = {"sha256": str, "examples": int, "max_input_chars": int, "max_output_chars": int, "text_bytes": int,
+                "warnings": list}
+
+
+def _well_formed(entry) -> bool:
+    """Exactly the fields put() writes, of its types: anything else is not trusted as a dataset's facts."""
+    return (isinstance(entry, dict) and entry.keys() == _ENTRY_TYPES.keys()
+            and all(type(entry[name]) is kind for name, kind in _ENTRY_TYPES.items())
+            and all(type(warning) is str for warning in entry["warnings"]))
