@@ -59,8 +59,12 @@ def python_path(block: bytes) -> datasets._Tally:
 def test_what_the_compiled_scanner_accepts_the_python_path_accepts_identically(rows):
     block = b"\n".join(rows)
     result = fastscan.scan_block(block, *KEYS)
-    if result is None:
-        return  # refused: the Python path decides, with its precise messages
+    if result is None:  # refused: the Python path decides, with its precise messages
+        assert any(fastscan.scan_block(row, *KEYS) is None for row in rows), "refused a block of clean lines"
+        reference = python_path(block)
+        blank = sum(not row.strip() for row in rows)
+        assert reference.count + reference.problem_count + blank == len(rows), "a line neither counted nor blamed"
+        return
     canonical, prints, count, max_input, max_output, text_bytes = result
     reference = python_path(block)
     assert reference.problems == []

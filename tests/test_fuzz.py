@@ -376,6 +376,21 @@ def test_one_corrupted_jsonl_line_is_blamed_on_exactly_that_line(number, line):
     if result.code == 1:
         assert problems_of(result) and all(p.startswith(f"data/train.jsonl:{number}:") for p in problems_of(result)), \
             result.err
+    else:
+        assert is_blank_or_example(line), f"accepted as an example: {line!r}"
+
+
+def is_blank_or_example(line: bytes) -> bool:
+    """What a valid JSONL line is, told independently of tuner's scanners: blank, or a JSON object whose
+    text_input and output are strings with text."""
+    if not line.strip():
+        return True
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError is one
+        return False
+    return isinstance(record, dict) and all(isinstance(record.get(key), str) and record[key].strip()
+                                            for key in ("text_input", "output"))
 
 
 def _csv_lines() -> list[bytes]:
@@ -403,6 +418,10 @@ def test_one_corrupted_csv_row_is_blamed_on_exactly_that_line(number, row):
     if result.code == 1:
         assert problems_of(result) and all(p.startswith(f"data/train.csv:{number}:") for p in problems_of(result)), \
             result.err
+    else:
+        fields = row.decode("utf-8").split(",")  # unquoted: the split is the CSV parse; extra columns are ignored
+        blank = not any(field.strip() for field in fields)
+        assert blank or (len(fields) >= 2 and fields[0].strip() and fields[1].strip()), f"accepted: {row!r}"
 
 
 # -- property: failing input never touches state ------------------------------------------------------------
