@@ -70,7 +70,6 @@ class RetryPolicy:
 @dataclass
 class ApplyResult:
     failures: dict[str, str] = field(default_factory=dict)  # name -> message
-    done: list[str] = field(default_factory=list)
     interrupted: bool = False
 
 
@@ -135,8 +134,6 @@ class Applier:
             result.failures[change.name] = f"internal error (a bug in tuner): {type(error).__name__}: {error}"
         elif future.result() is not None:
             result.failures[change.name] = future.result()
-        else:
-            result.done.append(change.name)
 
     @property
     def owner(self) -> Owner:

@@ -312,23 +312,16 @@ def break_even(training_usd: float, calls_per_month: float, prompt_price_per_1k_
 
 
 def break_even_from_tokens(training_usd: float, calls_per_month: float, prompt_tokens_saved: int,
-                           input_price_per_million: float, extra_output_tokens: int = 0,
-                           output_price_per_million: float = 0.0, *, common_price_per_1k_calls: float = 0.0,
-                           months: int | None = None) -> BreakEven:
-    """break_even from what tuning changes per call, in tokens.
+                           input_price_per_million: float, months: int | None = None) -> BreakEven:
+    """break_even from the prompt tokens tuning saves per call.
 
-    A tuned model no longer needs the instructions and few-shot examples in every prompt
-    (prompt_tokens_saved input tokens per call) and may answer longer or shorter (extra_output_tokens,
-    negative if shorter). Tuned models are billed at the base model's rates (documented for the Gemini API;
-    secondary sources say the same of Vertex AI), so one price per direction applies to both options.
-    Only the difference is priced unless common_price_per_1k_calls adds what both options pay alike (the
-    rest of the prompt, the answer).
+    A tuned model no longer needs the instructions and few-shot examples in every prompt (prompt_tokens_saved
+    input tokens per call). Tuned models are billed at the base model's rates (documented for the Gemini API;
+    secondary sources say the same of Vertex AI), so only the saved tokens are priced: what both options pay
+    alike (the rest of the prompt, the answer) cancels out.
     """
     saved_per_1k = 1000 * prompt_tokens_saved * input_price_per_million / 1_000_000
-    extra_per_1k = 1000 * extra_output_tokens * output_price_per_million / 1_000_000
-    prompted = common_price_per_1k_calls + saved_per_1k + max(0.0, -extra_per_1k)
-    tuned = common_price_per_1k_calls + max(0.0, extra_per_1k)
-    return break_even(training_usd, calls_per_month, prompted, tuned, months)
+    return break_even(training_usd, calls_per_month, saved_per_1k, 0.0, months)
 
 
 def _default_horizon(payback: float | None) -> int:

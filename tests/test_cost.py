@@ -57,14 +57,12 @@ def test_whole_month_break_even_is_not_pushed_a_month_late_by_float_noise():
 
 
 def test_break_even_from_tokens_prices_the_prompt_tokens_a_tuned_model_no_longer_needs():
-    # 500 instruction tokens dropped per call at $0.30/1M input -> $0.15 per 1,000 calls;
-    # 20 more output tokens per call at $2.50/1M -> $0.05 per 1,000 calls. Net $0.10 per 1,000 calls.
-    b = break_even_from_tokens(20.0, 10_000, prompt_tokens_saved=500, input_price_per_million=0.30,
-                               extra_output_tokens=20, output_price_per_million=2.50)
+    # 500 instruction tokens dropped per call at $0.30/1M input -> $0.15 per 1,000 calls, $1.50 a month.
+    b = break_even_from_tokens(15.0, 10_000, prompt_tokens_saved=500, input_price_per_million=0.30)
 
-    assert b.monthly_saving_usd == pytest.approx(1.00)
-    assert b.months_to_pay_back == pytest.approx(20.0)
-    assert b.break_even_month == 20
+    assert b.monthly_saving_usd == pytest.approx(1.50)
+    assert b.months_to_pay_back == pytest.approx(10.0)
+    assert b.break_even_month == 10
 
 
 # -- never pays back -----------------------------------------------------------------------------------

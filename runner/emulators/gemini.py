@@ -118,10 +118,6 @@ class ApiError(Exception):
     def http_code(self) -> int:
         return STATUS_CODES[self.status][0]
 
-    @property
-    def rpc_code(self) -> int:
-        return STATUS_CODES[self.status][1]
-
     def body(self) -> dict:
         error: dict[str, Any] = {"code": self.http_code, "message": self.message, "status": self.status}
         if self.details:

@@ -57,7 +57,7 @@ def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
                         remedy="run from the project root or pass --config DIR")
     files = sorted(p for p in config_dir.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
     cache = SpecCache(cache_path, root)
-    config = Config(files=files)
+    config = Config()
     problems: list[str] = []
     declared: dict[str, str] = {}  # model name -> where it was declared
     setting_sources: dict[str, str] = {}

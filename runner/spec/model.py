@@ -41,4 +41,3 @@ class Config:
     providers: dict[str, dict] = field(default_factory=dict)  # provider name -> settings
     backend: dict = field(default_factory=dict)  # {"gcs": {"bucket": ..., "prefix": ...}} or {} for local
     budget: dict = field(default_factory=dict)  # {"max_plan_cost_usd": 50}
-    files: list[Path] = field(default_factory=list)  # every spec file read, sorted
