@@ -242,6 +242,31 @@ def test_faults_are_seeded_and_a_failed_create_creates_nothing(clock):
     assert stats["faults_slow"] > 0
 
 
+def _outcomes(order: list[str], clock: FakeClock) -> dict[str, list[str]]:
+    """What each of three attempts to create each model meets, trying the models in ORDER."""
+    outcomes: dict[str, list[str]] = {name: [] for name in order}
+    with GeminiEmulator(job_seconds=JOB_SECONDS, clock=clock, fault_rate=0.5, seed=7, fault_delay_seconds=0.0,
+                        ambiguous_create_rate=0.5, quota=100) as flaky:
+        _configure(flaky)
+        for _ in range(3):
+            for name in order:
+                try:
+                    _create(name, request_options=NO_RETRY)
+                    outcomes[name].append("created")
+                except exceptions.GoogleAPICallError as error:
+                    outcomes[name].append(type(error).__name__)
+    return outcomes
+
+
+def test_a_fault_depends_on_the_request_and_its_attempt_not_on_what_other_requests_came_first(clock):
+    names = [f"order-{index}" for index in range(8)]
+
+    forward, backward = _outcomes(names, clock), _outcomes(names[::-1], clock)
+
+    assert forward == backward  # threads interleave requests differently on every run: faults must not care
+    assert {"created", "ServiceUnavailable", "Conflict"} <= {o for attempts in forward.values() for o in attempts}
+
+
 def test_an_ambiguous_create_is_found_by_the_sdk_retry(clock):
     with GeminiEmulator(job_seconds=JOB_SECONDS, clock=clock, ambiguous_create_rate=1.0) as ambiguous:
         _configure(ambiguous)

@@ -223,14 +223,18 @@ def test_eight_models_with_a_quota_of_five_all_finish(project, monkeypatch):
 
 
 def test_with_faults_the_apply_completes_with_exactly_one_model_per_spec(project, monkeypatch):
-    server = GeminiEmulator(job_seconds=3.0, clock=SteppingClock(), api_keys={KEY}, fault_rate=0.1, seed=7,
+    # Reproducible whatever the threads' timing: faults follow each request and its attempt, the tuned model ids
+    # (which the requests carry) derive from a fixed lineage, and jobs end at once, so how many polls a job takes
+    # does not depend on how the threads' reads of a shared clock interleave.
+    server = GeminiEmulator(job_seconds=0.0, clock=SteppingClock(), api_keys={KEY}, fault_rate=0.1, seed=7,
                             fault_delay_seconds=0.05, ambiguous_create_rate=0.2).start()
     try:
         monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", KEY)
         models = "".join(f"  task-{i}:\n    dataset: {{train: ../data/train.jsonl}}\n"
                          f"    hyperparameters: {{epoch_count: {i + 1}}}\n" for i in range(6))
         project.spec(spec(server, models))
-        # The seeded faults are aimed at the submit path; a refresh's list call would draw from them first.
+        project.record_applied_settings("gemini")
+        # Faults on the apply's own calls: submissions, polls and their retries.
         result = project.run("apply", "--auto-approve", "--refresh=false")
         assert result.code == 0, result.output
         stats = server.stats

@@ -8,9 +8,11 @@ Jobs run on an injectable clock and are settled lazily on every read: CREATING f
 ACTIVE, or FAILED when a training example's output is POISON_OUTPUT. An ACTIVE model is really trained
 with runner.trainer, and generateContent answers with its prediction.
 
-Faults are drawn from a seeded random.Random, one draw pair per request, so a run is reproducible:
-503 UNAVAILABLE with probability fault_rate (nothing is created), a slow answer with probability
-fault_rate / 2, and with ambiguous_create_rate a create that succeeds but is answered 503.
+Faults are decided by a hash of (seed, the request, its attempt number), so a run is reproducible however
+threads interleave their requests: 503 UNAVAILABLE with probability fault_rate (nothing is created), a slow
+answer with probability fault_rate / 2, and with ambiguous_create_rate a create that succeeds but is answered
+503. The attempt number counts identical requests (method, path, query without the key, body), so a retry of a
+faulted request draws afresh.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -229,6 +232,7 @@ class _Request:
     query: dict[str, str]
     body: bytes
     int_enums: bool
+    attempt: bytes = b""  # this request's identity and attempt number, for fault draws
 
     def json(self) -> dict:
         if not self.body.strip():
@@ -299,7 +303,7 @@ class GeminiEmulator(LoopbackServer):
         self._clock = clock
         self._lock = threading.RLock()
         self._train_lock = threading.Lock()
-        self._faults = random.Random(seed)
+        self._attempts: dict[bytes, int] = {}  # request identity -> how many times it was received
         self._names = random.Random(f"names:{seed}")
         self._models: dict[str, _Record] = {}
         self._trained: OrderedDict[str, trainer.TunedModel] = OrderedDict()
@@ -334,10 +338,11 @@ class GeminiEmulator(LoopbackServer):
             return self._emulator_route(method, url.path)
         self._count("requests")
         try:
-            self._inject_faults()
+            attempt = self._attempt(method, url.path, query, body)
+            self._inject_faults(attempt)
             key = self._authenticate(headers, query)
             handler, params = self._route(method, url.path)
-            request = _Request(key, params, query, body, "enum-encoding=int" in query.get("$alt", ""))
+            request = _Request(key, params, query, body, "enum-encoding=int" in query.get("$alt", ""), attempt)
             return 200, handler(request)
         except ApiError as error:
             with self._lock:
@@ -353,10 +358,26 @@ class GeminiEmulator(LoopbackServer):
             return 200, self.stats
         return 404, ApiError("NOT_FOUND", f"No emulator endpoint {method} {path}.").body()
 
-    def _inject_faults(self) -> None:
+    def _attempt(self, method: str, path: str, query: dict[str, str], body: bytes) -> bytes:
+        """The request's identity and how many times it has been received, or b"" when no fault is drawn."""
+        if not (self.fault_rate or self.ambiguous_create_rate):
+            return b""
+        identity = hashlib.sha256("\0".join([method, path, *sorted(f"{k}={v}" for k, v in query.items()
+                                                                     if k != "key")]).encode() + b"\0" + body)
         with self._lock:
-            fail = self._faults.random() < self.fault_rate
-            slow = self._faults.random() < self.fault_rate / 2
+            count = self._attempts[identity.digest()] = self._attempts.get(identity.digest(), 0) + 1
+        return identity.digest() + count.to_bytes(8, "big")
+
+    def _chance(self, fault: str, attempt: bytes) -> float:
+        """A uniform draw in [0, 1), fixed by the seed, the kind of fault and the request's attempt."""
+        digest = hashlib.sha256(f"{self.seed}\0{fault}\0".encode() + attempt).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    def _inject_faults(self, attempt: bytes) -> None:
+        if not self.fault_rate:
+            return
+        fail = self._chance("unavailable", attempt) < self.fault_rate
+        slow = self._chance("slow", attempt) < self.fault_rate / 2
         if slow:
             self._count("faults_slow")
             time.sleep(self.fault_delay_seconds)
@@ -419,7 +440,7 @@ class GeminiEmulator(LoopbackServer):
                 raise ApiError("ALREADY_EXISTS", f"Tuned model tunedModels/{model_id} already exists.")
             self._check_quota(request.key, now)
             model = self._add_model(model_id, fields, request.key, now)
-            ambiguous = self.ambiguous_create_rate > 0 and self._faults.random() < self.ambiguous_create_rate
+            ambiguous = self._chance("ambiguous", request.attempt) < self.ambiguous_create_rate
         if ambiguous:  # the job was accepted, but the client only sees a 503
             self._count("ambiguous_creates")
             raise _unavailable()
