@@ -12,7 +12,6 @@ another state's identity (runner.identity) is never adopted and never deleted.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan
 from runner.providers.base import ACTIVE as JOB_ACTIVE
 from runner.providers.base import FAILED as JOB_FAILED
 from runner.providers.base import Provider
+from runner.retry import Interrupted, RetryPolicy
 from runner.state.model import ACTIVE, CREATING, FAILED, REJECTED, SUBMITTING, Instance, State
 
 
@@ -54,27 +54,9 @@ class Clock:
 
 
 @dataclass
-class RetryPolicy:
-    """Exponential backoff with full jitter. Quota waits start from the provider's poll interval (a slot
-    frees when a job finishes); transient errors start from at most one second."""
-
-    attempts: int = 8  # transient errors, per call
-    transient_base_seconds: float = 1.0
-    cap_seconds: float = 60.0
-    rng: random.Random = field(default_factory=lambda: random.Random(0))
-
-    def delay(self, attempt: int, base: float, cap: float | None = None) -> float:
-        return self.rng.uniform(base / 2, min(cap or self.cap_seconds, base * 2 ** min(attempt, 16)))
-
-
-@dataclass
 class ApplyResult:
     failures: dict[str, str] = field(default_factory=dict)  # name -> message
     interrupted: bool = False
-
-
-class Interrupted(Exception):
-    """A stop was requested while waiting; the job is left running and recorded in state."""
 
 
 class Applier:
@@ -351,30 +333,10 @@ class Applier:
     # -- retries -------------------------------------------------------------------------------------
     def _call(self, provider: Provider, fn, name: str = ""):
         """Quota errors wait and retry without limit; transient ones retry with bounded backoff."""
-        poll_seconds = provider.capabilities.poll_seconds
-        attempt = 0
-        while True:
-            try:
-                return fn()
-            except ProviderError as exc:
-                if exc.kind == ProviderError.FATAL:
-                    raise
-                if exc.kind == ProviderError.RETRYABLE and attempt + 1 >= self.retry.attempts:
-                    raise replace_message(exc, f"{exc.message} (gave up after {attempt + 1} attempts)") from None
-                if exc.kind == ProviderError.QUOTA:  # a slot frees when a job ends: never wait much past a poll
-                    delay = self.retry.delay(attempt, poll_seconds, cap=min(self.retry.cap_seconds, 8 * poll_seconds))
-                else:
-                    delay = self.retry.delay(attempt, min(poll_seconds, self.retry.transient_base_seconds))
-                attempt += 1
-                if name:
-                    self.reporter.event(name, "waiting", f"{exc.code or exc.kind}: retry in {delay:.1f}s")
-                if self.clock.wait(delay):
-                    raise Interrupted() from None
+        def waiting(error: ProviderError, delay: float) -> None:
+            self.reporter.event(name, "waiting", f"{error.code or error.kind}: retry in {delay:.1f}s")
 
-
-def replace_message(error: ProviderError, message: str) -> ProviderError:
-    """The same error with another message; its kind stays, so callers still tell transient from refused."""
-    return ProviderError(message, kind=error.kind, code=error.code, remedy=error.remedy)
+        return self.retry.call(fn, self.clock, provider.capabilities.poll_seconds, waiting if name else None)
 
 
 def _describe(error: TunerError) -> str:

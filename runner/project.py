@@ -23,6 +23,7 @@ from runner.plan import CREATE, REPLACE, Observation, Plan, instances_of, plan, 
 from runner.planfile import check_conforms, check_fresh, plan_from_dict, read_plan, write_plan
 from runner.providers import Providers, either
 from runner.refresh import refresh_state
+from runner.retry import RetryPolicy
 from runner.spec import Config, load_config
 from runner.state import Instance, LocalBackend, State
 from runner.state.base import StateBackend
@@ -37,6 +38,7 @@ class Project:
     config_dir: Path
     workspace: str = "default"
     allow_small_dataset: bool = False
+    clock: Clock = field(default_factory=Clock, repr=False)  # refresh's retries wait on it
     _config: Config | None = field(default=None, repr=False)
     _providers: Providers | None = field(default=None, repr=False)
 
@@ -208,7 +210,7 @@ class Project:
     def save_plan(self, path: Path, the_plan: Plan, resolution: Resolution, targets: list[str] | None) -> None:
         write_plan(path, the_plan, self.workspace, self.config_relative, resolution.models, targets or [])
 
-    def observe(self, state: State, offline_remedy: str | None = None) -> Observation:
+    def observe(self, state: State, offline_remedy: str | None = None, clock: Clock | None = None) -> Observation:
         """One list call per provider in use, not one call per model. A provider whose settings differ from
         those recorded is not asked: its credentials go where new settings point only once a plan showing
         them is applied. Every asked provider's configuration is checked first, so one run names every
@@ -219,11 +221,16 @@ class Project:
         asked = sorted(names - changed)
         self.providers.preflight(asked, offline_remedy)
         try:
-            return Observation({name: tuple(self.providers[name].list_models()) for name in asked},
+            return Observation({name: self._listed(name, clock or self.clock) for name in asked},
                                skipped=tuple(sorted(names & changed)))
         except ProviderError as exc:
             raise ProviderError(f"refresh failed: {exc.message}", exc.kind, exc.code,
                                 remedy=either(exc.remedy, offline_remedy)) from None
+
+    def _listed(self, name: str, clock: Clock) -> tuple:
+        """A provider's models, its list call retried as apply's calls are, but never without end."""
+        provider = self.providers[name]
+        return tuple(RetryPolicy().call(provider.list_models, clock, provider.capabilities.poll_seconds, bounded=True))
 
     def apply(self, plan_file: Path | None, targets: list[str] | None, confirm: Callable[[Plan], bool],
               reporter: Reporter, parallelism: int = 10, lock_timeout: float = 0.0,
@@ -234,7 +241,7 @@ class Project:
         def make_plan(state: State) -> Plan:
             if plan_file is None:
                 _check_targets(targets, resolution.models, state)
-                observed = self.observe(state, OFFLINE_REMEDY) if refresh else None
+                observed = self.observe(state, OFFLINE_REMEDY, clock) if refresh else None
                 return self._plan(resolution.models, state, observed, targets)
             document = read_plan(plan_file)
             check_fresh(document, plan_file, self.workspace, self.config_relative, state.lineage, state.serial,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from runner.apply import Clock
 from runner.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +42,18 @@ class SteppingClock(FakeClock):
     def __call__(self) -> float:
         self.now += self.step
         return self.now
+
+
+class NoWaitClock(Clock):
+    """apply's and refresh's backoff between retries takes no real time; the waits are recorded."""
+
+    def __init__(self):
+        super().__init__()
+        self.waited: list[float] = []
+
+    def wait(self, seconds: float) -> bool:
+        self.waited.append(seconds)
+        return False
 
 
 @dataclass

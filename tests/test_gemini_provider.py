@@ -17,7 +17,7 @@ from runner.emulators.gemini import POISON_OUTPUT, GeminiEmulator
 from runner.errors import DatasetChangedError
 from runner.identity import Owner, owner_tag
 from runner.project import Project as Engine
-from tests.conftest import SteppingClock, edit_one_example_in_place, planned_model
+from tests.conftest import NoWaitClock, SteppingClock, edit_one_example_in_place, planned_model
 
 KEY = "emulator-key-1234"
 BASE = "models/gemini-1.5-flash-001-tuning"
@@ -243,6 +243,17 @@ def test_with_faults_the_apply_completes_with_exactly_one_model_per_spec(project
         assert stats["states"]["ACTIVE"] == 6
     finally:
         server.stop()
+
+
+def test_a_refresh_survives_a_brief_outage_waiting_on_the_injected_clock(gemini, emulator):
+    gemini.record_applied_settings("gemini")  # so refresh calls the provider
+    emulator.fail_next(2)
+    engine = Engine.open(None, None)
+    engine.clock = clock = NoWaitClock()
+    the_plan, _ = engine.plan()
+    assert [(c.name, c.action) for c in the_plan.changes] == [("reviews", "create")]
+    assert len(clock.waited) == 2
+    assert emulator.stats["faults_unavailable"] == 2 and emulator.stats["list_calls"] == 1
 
 
 def test_an_unknown_base_model_lists_the_tunable_ones(gemini, emulator):

@@ -10,12 +10,11 @@ from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from runner.apply import Clock
 from runner.errors import ProviderError, StateError
 from runner.project import Project
 from runner.providers.vertex import VertexProvider
 from runner.state.gcs import GcsBackend
-from tests.conftest import planned_model
+from tests.conftest import NoWaitClock, planned_model
 
 # One attempt, then give up: the storage client's own retry would otherwise back off for 120 s.
 NO_STORAGE_RETRY = Retry(timeout=0.0)
@@ -41,7 +40,7 @@ def assert_one_line_error_with_remedy(result, says: str) -> None:
 
 VERTEX_SPEC = """\
 providers:
-  vertex: {project: p, location: us-central1, staging_bucket: gs://b/t}
+  vertex: {project: p, location: us-central1, staging_bucket: gs://b/t, poll_seconds: 0.01}
 defaults: {provider: vertex, base_model: gemini-2.5-flash}
 models:
   reviews:
@@ -50,7 +49,7 @@ models:
 
 GEMINI_SPEC = """\
 providers:
-  gemini: {api_key_env: TUNER_TEST_GEMINI_KEY, endpoint: %s}
+  gemini: {api_key_env: TUNER_TEST_GEMINI_KEY, endpoint: %s, poll_seconds: 0.01}
 defaults:
   provider: gemini
   base_model: models/gemini-1.5-flash-001-tuning
@@ -83,18 +82,6 @@ def test_gemini_unreachable_is_a_clear_error(project, closed_url, monkeypatch, c
     assert "providers.gemini.endpoint" in result.err
 
 
-class NoWaitClock(Clock):
-    """apply's backoff between retries takes no real time."""
-
-    def __init__(self):
-        super().__init__()
-        self.waited: list[float] = []
-
-    def wait(self, seconds: float) -> bool:
-        self.waited.append(seconds)
-        return False
-
-
 class Events:
     def event(self, name: str, status: str, detail: str = "") -> None:
         pass
@@ -114,6 +101,24 @@ def test_apply_gives_up_on_an_unreachable_provider_after_its_retries_with_one_li
     assert "cannot reach" in message and closed_url in message and "gave up after 8 attempts" in message
     assert "check the network" in message and "\n" not in message
     assert len(clock.waited) == 7  # the retries backed off, on the injected clock
+
+
+@pytest.mark.parametrize("provider", ["gemini", "vertex"])
+def test_a_refresh_gives_up_on_an_unreachable_provider_after_its_retries_on_the_injected_clock(
+        project, closed_url, monkeypatch, provider):
+    monkeypatch.setenv("TUNER_TEST_GEMINI_KEY", "key")
+    monkeypatch.setenv("TUNER_VERTEX_ENDPOINT", closed_url)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", closed_url)
+    monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
+    project.spec(GEMINI_SPEC % closed_url if provider == "gemini" else VERTEX_SPEC)
+    project.record_applied_settings(provider)
+    engine = Project.open(None, None)
+    engine.clock = clock = NoWaitClock()
+    with pytest.raises(ProviderError) as unreachable:
+        engine.plan()
+    assert unreachable.value.message.startswith("refresh failed: cannot reach")
+    assert "gave up after 8 attempts" in unreachable.value.message
+    assert len(clock.waited) == 7  # the list call backed off, on the injected clock
 
 
 def test_vertex_staging_with_cloud_storage_unreachable_is_a_retryable_error(project, closed_url, monkeypatch):

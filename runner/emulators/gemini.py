@@ -304,6 +304,7 @@ class GeminiEmulator(LoopbackServer):
         self._lock = threading.RLock()
         self._train_lock = threading.Lock()
         self._attempts: dict[bytes, int] = {}  # request identity -> how many times it was received
+        self._outage = 0  # requests still to answer 503, whatever the fault rate
         self._names = random.Random(f"names:{seed}")
         self._models: dict[str, _Record] = {}
         self._trained: OrderedDict[str, trainer.TunedModel] = OrderedDict()
@@ -373,7 +374,17 @@ class GeminiEmulator(LoopbackServer):
         digest = hashlib.sha256(f"{self.seed}\0{fault}\0".encode() + attempt).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
+    def fail_next(self, requests: int) -> None:
+        """A brief outage: the next REQUESTS requests answer 503 UNAVAILABLE."""
+        with self._lock:
+            self._outage = requests
+
     def _inject_faults(self, attempt: bytes) -> None:
+        with self._lock:
+            outage, self._outage = self._outage > 0, max(0, self._outage - 1)
+        if outage:
+            self._count("faults_unavailable")
+            raise _unavailable()
         if not self.fault_rate:
             return
         fail = self._chance("unavailable", attempt) < self.fault_rate
