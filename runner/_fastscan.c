@@ -3,9 +3,9 @@
  * scan_block(block, input_key, output_key) returns None unless EVERY non-blank line of the block is a JSON
  * object holding both keys with non-blank string values (other keys may hold any JSON value). The Python
  * path, which names problems precisely, then takes the block; this module never reports errors itself.
- * On success it returns (canonical, fingerprints, count, max_input_chars, max_output_chars, text_bytes):
+ * On success it returns (canonical, example_hashes, count, max_input_chars, max_output_chars, text_bytes):
  * the same canonical bytes the Python path builds (b"%d:%b%d:%b" of the UTF-8 input and output per
- * example) and one 64-bit fingerprint per example, as fingerprint() computes it.
+ * example) and one 64-bit example hash per example, as example_hash() computes it.
  *
  * Acceptance is deliberately narrower than Python's json module (NaN, Infinity, lone surrogates and very
  * deep nesting all fall back), never wider: anything accepted here parses identically there.
@@ -40,8 +40,8 @@ static int buf_append(Buffer *b, const char *src, Py_ssize_t n) {
     return 1;
 }
 
-/* A fast 64-bit mix over 8-byte words: duplicate detection only compares fingerprints within one run. */
-static uint64_t fingerprint64(const char *data, Py_ssize_t n) {
+/* A fast 64-bit mix over 8-byte words: duplicate detection only compares example hashes within one run. */
+static uint64_t example_hash64(const char *data, Py_ssize_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n, w;
     while (n >= 8) {
         memcpy(&w, data, 8);
@@ -319,7 +319,7 @@ static PyObject *scan_block(PyObject *self, PyObject *args) {
     const char *in_key, *out_key;
     Py_ssize_t in_len, out_len;
     if (!PyArg_ParseTuple(args, "y*y#y#", &block, &in_key, &in_len, &out_key, &out_len)) return NULL;
-    Buffer canonical = {0}, prints = {0}, key = {0};
+    Buffer canonical = {0}, hashes = {0}, key = {0};
     Field in = {{0}}, out = {{0}};
     Py_ssize_t count = 0, max_in = 0, max_out = 0, text_bytes = 0;
     PyObject *result = NULL;
@@ -345,8 +345,8 @@ static PyObject *scan_block(PyObject *self, PyObject *args) {
             if (!buf_append(&canonical, prefix, n) || !buf_append(&canonical, out.value.data, out.value.len)) {
                 ok = 0; oom = 1; break;
             }
-            int64_t print = (int64_t)fingerprint64(canonical.data + start, canonical.len - start);
-            if (!buf_append(&prints, (const char *)&print, sizeof print)) { ok = 0; oom = 1; break; }
+            int64_t hash = (int64_t)example_hash64(canonical.data + start, canonical.len - start);
+            if (!buf_append(&hashes, (const char *)&hash, sizeof hash)) { ok = 0; oom = 1; break; }
             count++;
             text_bytes += in.value.len + out.value.len;
             if (in.chars > max_in) max_in = in.chars;
@@ -359,9 +359,9 @@ static PyObject *scan_block(PyObject *self, PyObject *args) {
     if (oom) PyErr_NoMemory();
     else if (!ok) { Py_INCREF(Py_None); result = Py_None; }
     else result = Py_BuildValue("(y#y#nnnn)", canonical.data ? canonical.data : "", canonical.len,
-                                prints.data ? prints.data : "", prints.len, count, max_in, max_out, text_bytes);
+                                hashes.data ? hashes.data : "", hashes.len, count, max_in, max_out, text_bytes);
     PyMem_Free(canonical.data);
-    PyMem_Free(prints.data);
+    PyMem_Free(hashes.data);
     PyMem_Free(key.data);
     PyMem_Free(in.value.data);
     PyMem_Free(out.value.data);
@@ -369,17 +369,17 @@ static PyObject *scan_block(PyObject *self, PyObject *args) {
     return result;
 }
 
-static PyObject *fingerprint(PyObject *self, PyObject *arg) {
+static PyObject *example_hash(PyObject *self, PyObject *arg) {
     Py_buffer data;
     if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0) return NULL;
-    int64_t print = (int64_t)fingerprint64(data.buf, data.len);
+    int64_t hash = (int64_t)example_hash64(data.buf, data.len);
     PyBuffer_Release(&data);
-    return PyLong_FromLongLong(print);
+    return PyLong_FromLongLong(hash);
 }
 
 static PyMethodDef methods[] = {
     {"scan_block", scan_block, METH_VARARGS, "Canonicalise a block of clean JSONL lines, or None."},
-    {"fingerprint", fingerprint, METH_O, "The 64-bit fingerprint of one example's canonical bytes."},
+    {"example_hash", example_hash, METH_O, "The 64-bit hash of one example's canonical bytes."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,5 @@
 """The compiled scanner is an accelerator only: whatever it accepts, the precise Python path accepts with
-the same canonical bytes, fingerprints, counts and sizes; whatever it refuses, the Python path handles."""
+the same canonical bytes, example hashes, counts and sizes; whatever it refuses, the Python path handles."""
 
 from __future__ import annotations
 
@@ -65,14 +65,14 @@ def test_what_the_compiled_scanner_accepts_the_python_path_accepts_identically(r
         blank = sum(not row.strip() for row in rows)
         assert reference.count + reference.problem_count + blank == len(rows), "a line neither counted nor blamed"
         return
-    canonical, prints, count, max_input, max_output, text_bytes = result
+    canonical, hashes, count, max_input, max_output, text_bytes = result
     reference = python_path(block)
     assert reference.problems == []
     assert (reference.count, reference.max_input, reference.max_output, reference.text_bytes) == (
         count, max_input, max_output, text_bytes)
     digest = datasets.hashlib.sha256(canonical).hexdigest()
     assert digest == reference.digest.hexdigest()
-    assert prints == reference.fingerprints.tobytes()
+    assert hashes == reference.example_hashes.tobytes()
 
 
 def test_clean_lines_are_taken_by_the_compiled_scanner():

@@ -25,10 +25,10 @@ from runner.errors import DatasetChangedError, DatasetError, Problem
 try:  # the optional compiled scanner (runner/_fastscan.c); without it the same results, only slower
     from runner import _fastscan
 
-    fingerprint = _fastscan.fingerprint
+    example_hash = _fastscan.example_hash
 except ImportError:  # pragma: no cover - a machine that could not compile it
     _fastscan = None
-    fingerprint = hash  # within one process, which is all duplicate detection needs
+    example_hash = hash  # within one process, which is all duplicate detection needs
 
 MAX_REPORTED = 20  # errors (and duplicate groups) listed before the rest are only counted
 BLOCK_BYTES = 1 << 20
@@ -99,7 +99,7 @@ def scan(path: Path, display: str, input_key: str, output_key: str, file_stat: s
     `file_stat` is the file's stat_key taken before reading, when the caller has it.
 
     Raises DatasetError listing up to MAX_REPORTED problems as `file:line:column: reason`, then a count.
-    Memory: 8 bytes per example (a fingerprint for duplicate detection), nothing else kept.
+    Memory: 8 bytes per example (a 64-bit example hash for duplicate detection), nothing else kept.
     """
     tally = _Tally(display)
     try:
@@ -115,7 +115,7 @@ def scan(path: Path, display: str, input_key: str, output_key: str, file_stat: s
         raise DatasetError(tally.report() + stopped.problems) from None
     if tally.problems:
         raise DatasetError(tally.report())
-    duplicates = _duplicate_warnings(display, tally.fingerprints,
+    duplicates = _duplicate_warnings(display, tally.example_hashes,
                                      lambda repeated: _lines_of(path, display, input_key, output_key, repeated))
     return DatasetRef(path, display, input_key, output_key, file_stat, tally.digest.hexdigest(), tally.count,
                       tally.max_input, tally.max_output, tally.text_bytes, tuple(duplicates))
@@ -132,12 +132,12 @@ def _canonical(inp: bytes, out: bytes) -> bytes:
 
 
 class _Tally:
-    """The running totals of one scan: canonical digest, counts, sizes, fingerprints, problems."""
+    """The running totals of one scan: canonical digest, counts, sizes, example hashes, problems."""
 
     def __init__(self, display: str):
         self.display = display
         self.digest = hashlib.sha256()
-        self.fingerprints = array("q")
+        self.example_hashes = array("q")
         self.count = self.max_input = self.max_output = self.text_bytes = 0
         self.problems: list[str] = []
         self.problem_count = 0
@@ -162,7 +162,7 @@ class _Tally:
         self.text_bytes += len(inp_bytes) + len(out_bytes)
         canonical = _canonical(inp_bytes, out_bytes)
         self.digest.update(canonical)
-        self.fingerprints.append(fingerprint(canonical))
+        self.example_hashes.append(example_hash(canonical))
 
     def problem(self, line: int, column: int, reason: str) -> None:
         self.problem_count += 1
@@ -190,9 +190,9 @@ def _compiled_scan(block: bytes, keys: tuple[bytes, bytes], tally: _Tally) -> bo
     result = _fastscan.scan_block(block, *keys)
     if result is None:
         return False
-    canonical, fingerprints, count, max_input, max_output, text_bytes = result
+    canonical, hashes, count, max_input, max_output, text_bytes = result
     tally.digest.update(canonical)
-    tally.fingerprints.frombytes(fingerprints)
+    tally.example_hashes.frombytes(hashes)
     tally.count += count
     tally.text_bytes += text_bytes
     tally.max_input = max(tally.max_input, max_input)
@@ -218,8 +218,8 @@ def _scan_block(block: bytes, decoder, tally: _Tally) -> bool:
     pairs = _clean_block_pairs(block, decoder, allow_blank_lines=True)
     if pairs is None:
         return False
-    canonical_block, fingerprints = bytearray(), array("q")
-    remember = fingerprints.append
+    canonical_block, hashes = bytearray(), array("q")
+    remember = hashes.append
     text_bytes = max_input = max_output = 0
     for pair in pairs:
         inp, out = pair.input, pair.output
@@ -229,7 +229,7 @@ def _scan_block(block: bytes, decoder, tally: _Tally) -> bool:
         inp_size, out_size = len(inp_bytes), len(out_bytes)
         canonical = _canonical(inp_bytes, out_bytes)
         canonical_block += canonical
-        remember(fingerprint(canonical))
+        remember(example_hash(canonical))
         text_bytes += inp_size + out_size
         # Characters never outnumber bytes: count characters only when the bytes could beat the maximum.
         if inp_size > max_input:
@@ -237,7 +237,7 @@ def _scan_block(block: bytes, decoder, tally: _Tally) -> bool:
         if out_size > max_output:
             max_output = max(max_output, len(out))
     tally.digest.update(canonical_block)
-    tally.fingerprints.extend(fingerprints)
+    tally.example_hashes.extend(hashes)
     tally.count += len(pairs)
     tally.text_bytes += text_bytes
     tally.max_input = max(tally.max_input, max_input)
@@ -287,7 +287,7 @@ def _pair_decoder(input_key: str, output_key: str):
 def _scan_lines(lines: list[bytes], first_line: int, input_key: str, output_key: str, tally: _Tally) -> None:
     """The per-line loop, inlined on purpose: a fast C parser for lines that are fine, and the precise
     diagnosis (_diagnose, then _Tally.add) only for the rest."""
-    loads, update, remember = _fast_loads(), tally.digest.update, tally.fingerprints.append
+    loads, update, remember = _fast_loads(), tally.digest.update, tally.example_hashes.append
     count = text_bytes = max_input = max_output = 0
     pending = bytearray()
     for number, raw in enumerate(lines, start=first_line):
@@ -301,7 +301,7 @@ def _scan_lines(lines: list[bytes], first_line: int, input_key: str, output_key:
                 inp_bytes, out_bytes = inp.encode(), out.encode()
                 canonical = _canonical(inp_bytes, out_bytes)
                 pending += canonical
-                remember(fingerprint(canonical))
+                remember(example_hash(canonical))
                 count += 1
                 text_bytes += len(inp_bytes) + len(out_bytes)
                 if len(inp) > max_input:
@@ -421,7 +421,7 @@ def _parse_int(digits: str):
 
 
 def _lines_of(path: Path, display: str, input_key: str, output_key: str, repeated: set[int]):
-    """(fingerprint, line) of every example whose fingerprint is in `repeated`: the second pass of duplicate
+    """(example hash, line) of every example whose hash is in `repeated`: the second pass of duplicate
     detection, through the compiled scanner where a block is clean and has no blank lines (so example i is
     on line i), else example by example."""
     if path.suffix == ".csv":
@@ -445,19 +445,19 @@ def _lines_of(path: Path, display: str, input_key: str, output_key: str, repeate
 
 def _repeated_examples(examples: Iterator[Example], repeated: set[int]):
     for item in examples:
-        key = fingerprint(_canonical(item.input.encode(), item.output.encode()))
+        key = example_hash(_canonical(item.input.encode(), item.output.encode()))
         if key in repeated:
             yield key, item.line
 
 
-def _duplicate_warnings(display: str, fingerprints: array, lines_of) -> list[str]:
-    """Repeated fingerprints found by sorting them in place; their line numbers by a second pass, which
+def _duplicate_warnings(display: str, hashes: array, lines_of) -> list[str]:
+    """Repeated example hashes found by sorting them in place; their line numbers by a second pass, which
     only happens when there are duplicates."""
-    if len(fingerprints) < 2:
+    if len(hashes) < 2:
         return []
     import numpy as np
 
-    keys = np.frombuffer(fingerprints, dtype=np.int64)
+    keys = np.frombuffer(hashes, dtype=np.int64)
     keys.sort()
     repeated = set(keys[1:][keys[1:] == keys[:-1]].tolist())
     if not repeated:
