@@ -98,11 +98,13 @@ class Observation:
     models: Mapping[str, tuple[ObservedModel, ...]] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()  # providers not asked: their settings changed and are not yet applied
 
-    def find(self, provider: str, tuned_model_id: str) -> ObservedModel | bool | None:
-        """The observed model, None when the provider was refreshed and lacks it, False when not refreshed."""
-        if provider not in self.models:
-            return False
-        return next((m for m in self.models[provider] if m.tuned_model_id == tuned_model_id), None)
+    def asked(self, provider: str) -> bool:
+        """Whether PROVIDER was refreshed: only then does a model it lacks mean the model is gone."""
+        return provider in self.models
+
+    def find(self, provider: str, tuned_model_id: str) -> ObservedModel | None:
+        """The model as PROVIDER reported it; None when it lacks it or was not asked (see `asked`)."""
+        return next((m for m in self.models.get(provider, ()) if m.tuned_model_id == tuned_model_id), None)
 
 
 def plan(
@@ -193,13 +195,13 @@ def _change(model: DesiredModel, record: ModelRecord, caps: Capabilities, observ
         return Change(action=CREATE, fields=fields, reason=reason, resume=resume, **common)
     common["prior_id"], common["metrics"] = current.tuned_model_id, current.metrics
     seen = observed.find(current.provider, current.tuned_model_id)
-    if seen is None:
+    if seen is None and observed.asked(current.provider):
         fields = tuple(FieldChange(path, None, new, True) for path, new in _flatten(model.attributes()))
         return Change(action=CREATE, fields=fields, resume=resume,
                       reason=reason or f"{current.tuned_model_id} no longer exists at {current.provider}: "
                                        f"deleted outside tuner", **common)
     recorded = current.attributes()
-    if seen:  # drift: the provider's view of in-place fields wins over what state recorded
+    if seen is not None:  # drift: the provider's view of in-place fields wins over what state recorded
         recorded |= {"display_name": seen.display_name, "description": seen.description}
     desired = model.attributes()
     fields = () if recorded == desired else diff(recorded, desired, caps.in_place_fields | STATE_ONLY)

@@ -19,9 +19,9 @@ def refresh_state(state: State, observed: Observation, now: Callable[[], str]) -
         current = record.current
         if current is None:
             continue
+        if not observed.asked(current.provider):
+            continue
         seen = observed.find(current.provider, current.tuned_model_id)
-        if seen is False:
-            continue  # that provider was not asked
         if seen is None:
             notes.append(f"{name}: {current.tuned_model_id} no longer exists at {current.provider}; "
                          f"removed from state (the next plan re-creates it)")
