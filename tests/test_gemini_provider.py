@@ -234,8 +234,7 @@ def test_with_faults_the_apply_completes_with_exactly_one_model_per_spec(project
                          f"    hyperparameters: {{epoch_count: {i + 1}}}\n" for i in range(6))
         project.spec(spec(server, models))
         project.record_applied_settings("gemini")
-        # Faults on the apply's own calls: submissions, polls and their retries.
-        result = project.run("apply", "--auto-approve", "--refresh=false")
+        result = project.run("apply", "--auto-approve")  # faults meet the refresh, submissions, polls, retries
         assert result.code == 0, result.output
         stats = server.stats
         assert stats["faults_unavailable"] > 0 and stats["ambiguous_creates"] > 0
