@@ -38,7 +38,7 @@ class Project:
     config_dir: Path
     workspace: str = "default"
     allow_small_dataset: bool = False
-    clock: Clock = field(default_factory=Clock, repr=False)  # refresh's retries wait on it
+    clock: Clock = field(default_factory=Clock, repr=False)  # wall time, and the waits of refresh's retries
     _config: Config | None = field(default=None, repr=False)
     _providers: Providers | None = field(default=None, repr=False)
 
@@ -355,7 +355,7 @@ class Project:
         """Update state from what providers hold; returns notes and the unmanaged models seen."""
         with self.locked_state("refresh", lock_timeout) as (backend, state):
             observation = self.observe(state)
-            notes = refresh_state(state, observation, Clock().now)
+            notes = refresh_state(state, observation, self.clock.now)
             notes += [f"{name}: not refreshed: its settings changed since the last apply (see `tuner plan`); "
                       f"nothing is sent where they point until that plan is applied" for name in observation.skipped]
             if notes:
@@ -380,7 +380,7 @@ class Project:
                 raise StateError(f"{tuned_model_id} was not found at provider {model.provider}")
             _check_unmanaged(state, model.provider, seen.tuned_model_id)
             _check_not_owned_elsewhere(state, seen)
-            instance, notes = _imported_instance(model, seen, provider.info(), Clock().now())
+            instance, notes = _imported_instance(model, seen, provider.info(), self.clock.now())
             state.record(name).current = instance
             backend.write(state)
             self.write_outputs(state)
