@@ -10,12 +10,16 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
 
 from runner import __version__
 from runner.errors import DatasetError, SpecError, TunerError
+
+if TYPE_CHECKING:  # the engine is imported lazily: `tuner --help` stays fast
+    from runner.apply import Clock
 
 EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -38,7 +42,15 @@ def project_options(func):
 def _project(config, workspace, allow_small_dataset: bool = False):
     from runner.project import Project
 
-    return Project.open(config, workspace, allow_small_dataset)
+    return _clocked(Project.open(config, workspace, allow_small_dataset))
+
+
+def _clocked(project):
+    """The project on the clock main() was given (tests inject one so retries never sleep), if any."""
+    clock = click.get_current_context().obj
+    if clock is not None:
+        project.clock = clock
+    return project
 
 
 def _out(text: str) -> None:
@@ -195,7 +207,7 @@ def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock
     if plan_file:
         from runner.project import Project
 
-        project = Project.open_for_plan(plan_file, config, workspace, allow_small_dataset)
+        project = _clocked(Project.open_for_plan(plan_file, config, workspace, allow_small_dataset))
     else:
         project = _project(config, workspace, allow_small_dataset)
     _execute(lambda confirm, reporter: project.apply(plan_file, list(targets), confirm, reporter,
@@ -591,9 +603,9 @@ def _print_error(error: TunerError) -> None:
         click.echo(terminal_safe(f"  -> {error.remedy}"), err=True)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, clock: Clock | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="tuner", standalone_mode=False)
+        cli.main(args=argv, prog_name="tuner", standalone_mode=False, obj=clock)
     except TunerError as error:
         _print_error(error)
         sys.exit(EXIT_ERROR)

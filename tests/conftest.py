@@ -84,11 +84,11 @@ class Project:
     def spec(self, text: str, name: str = "models.yaml") -> Path:
         return self.write(f"configs/{name}", text)
 
-    def run(self, *args: str) -> Result:
-        """Run the CLI in-process, as a user would type it."""
+    def run(self, *args: str, clock: Clock | None = None) -> Result:
+        """Run the CLI in-process, as a user would type it (on CLOCK if given: its retries then never sleep)."""
         self._capsys.readouterr()
         try:
-            main(list(args))
+            main(list(args), clock)
             code = 0
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)

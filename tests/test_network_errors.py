@@ -40,7 +40,7 @@ def assert_one_line_error_with_remedy(result, says: str) -> None:
 
 VERTEX_SPEC = """\
 providers:
-  vertex: {project: p, location: us-central1, staging_bucket: gs://b/t, poll_seconds: 0.01}
+  vertex: {project: p, location: us-central1, staging_bucket: gs://b/t}
 defaults: {provider: vertex, base_model: gemini-2.5-flash}
 models:
   reviews:
@@ -49,7 +49,7 @@ models:
 
 GEMINI_SPEC = """\
 providers:
-  gemini: {api_key_env: TUNER_TEST_GEMINI_KEY, endpoint: %s, poll_seconds: 0.01}
+  gemini: {api_key_env: TUNER_TEST_GEMINI_KEY, endpoint: %s}
 defaults:
   provider: gemini
   base_model: models/gemini-1.5-flash-001-tuning
@@ -66,8 +66,10 @@ def test_vertex_unreachable_is_a_clear_error(project, closed_url, monkeypatch, c
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", closed_url)  # staging credentials pass preflight; nothing listens
     project.spec(VERTEX_SPEC)
     project.record_applied_settings("vertex")
-    result = project.run(*command)
+    clock = NoWaitClock()
+    result = project.run(*command, clock=clock)
     assert_one_line_error_with_remedy(result, f"cannot reach Vertex AI at {closed_url}")
+    assert "gave up after 8 attempts" in result.err and len(clock.waited) == 7
     assert "TUNER_VERTEX_ENDPOINT" in result.err
 
 
@@ -77,8 +79,10 @@ def test_gemini_unreachable_is_a_clear_error(project, closed_url, monkeypatch, c
     monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
     project.spec(GEMINI_SPEC % closed_url)
     project.record_applied_settings("gemini")
-    result = project.run(*command)
+    clock = NoWaitClock()
+    result = project.run(*command, clock=clock)
     assert_one_line_error_with_remedy(result, f"cannot reach the Gemini API at {closed_url}")
+    assert "gave up after 8 attempts" in result.err and len(clock.waited) == 7
     assert "providers.gemini.endpoint" in result.err
 
 
