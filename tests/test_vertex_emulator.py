@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from runner.emulators.vertex import POISON_OUTPUT, VertexEmulator
+from runner.emulators import vertex as vertex_emulator
+from runner.emulators.vertex import PARTIAL_OUTPUT, POISON_OUTPUT, VertexEmulator
 from tests.conftest import FakeClock, bucket, storage_client
 
 PROJECT, LOCATION, BUCKET = "tuner-test", "us-central1", "tuner-datasets"
@@ -215,24 +217,117 @@ def test_requests_without_a_bearer_token_are_unauthenticated(emulator):
     assert (refused.value.code, refused.value.status) == (401, "UNAUTHENTICATED")
 
 
-def test_deleting_the_tuned_model_takes_its_endpoint_down(client, clock):
-    done = run_to_end(client, clock, tune(client, name="to-delete"))
-    model_name = done.tuned_model.model.split("@")[0]
+def rest(emulator: VertexEmulator, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    """A raw REST call, for the calls google-genai does not make (endpoints, operations) and for malformed ones."""
+    request = urllib.request.Request(f"{emulator.url}/v1beta1/{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_deployed_model_is_refused_deletion_until_undeployed_as_vertex_does(client, clock, emulator):
+    done = run_to_end(client, clock, tune(client, name="to-delete", labels={"team": "search"}))
+    model_name, endpoint = done.tuned_model.model.split("@")[0], done.tuned_model.endpoint
     model = client.models.get(model=done.tuned_model.model)
     assert model.name == model_name and model.display_name == "to-delete"
-    assert model.endpoints[0].name == done.tuned_model.endpoint
+    assert model.endpoints[0].name == endpoint
     assert model.tuned_model_info.base_model == "gemini-2-5-flash"
+    assert model.labels["team"] == "search"  # the job's labels reach the model it generates ...
+    assert rest(emulator, "GET", endpoint)[1]["labels"]["team"] == "search"  # ... and its endpoint
     assert [m.name for m in client.models.list(config={"query_base": False})] == [model_name]
 
-    client.models.delete(model=model_name)
+    with pytest.raises(errors.ClientError) as refused:
+        client.models.delete(model=model_name)
+    assert (refused.value.code, refused.value.status) == (400, "FAILED_PRECONDITION")
+    assert refused.value.message == (f'The Model "{model_name}" is deployed or being deployed at the following '
+                                     f"Endpoint(s): {endpoint}.")
+    status, body = rest(emulator, "DELETE", endpoint)
+    assert (status, body["error"]["status"]) == (400, "FAILED_PRECONDITION")
 
-    with pytest.raises(errors.ClientError) as gone:
-        ask(client, done.tuned_model.endpoint, "lovely")
-    assert gone.value.code == 404
+    status, operation = rest(emulator, "POST", f"{endpoint}:undeployModel",
+                             {"deployedModelId": model.endpoints[0].deployed_model_id})
+    assert status == 200 and operation["done"] is False and "/operations/" in operation["name"]
+    with pytest.raises(errors.ClientError):  # still being undeployed
+        client.models.delete(model=model_name)
+    clock.advance(1.0)
+    assert rest(emulator, "GET", operation["name"])[1]["done"] is True
+    with pytest.raises(errors.ClientError) as idle:
+        ask(client, endpoint, "lovely")
+    assert (idle.value.code, idle.value.status) == (400, "FAILED_PRECONDITION")
+
+    client.models.delete(model=model_name)
+    assert rest(emulator, "DELETE", endpoint)[1]["done"] is True
+    assert rest(emulator, "GET", endpoint)[0] == 404
     with pytest.raises(errors.ClientError) as missing:
         client.models.get(model=model_name)
     assert missing.value.code == 404
     assert list(client.models.list(config={"query_base": False})) == []
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"epochs": 3}, 'Invalid JSON payload received. Unknown name "epochs" at \'tuning_job\': Cannot find field.'),
+    ({"supervisedTuningSpec": {"trainingDatasetUri": TRAIN_URI, "hyperParameters": {"epochs": 3}}},
+     'Invalid JSON payload received. Unknown name "epochs" at \'tuning_job.supervised_tuning_spec.hyper_parameters\': '
+     "Cannot find field."),
+])
+def test_unknown_request_fields_are_rejected_like_the_api(emulator, body, message):
+    status, answer = rest(emulator, "POST", f"projects/{PROJECT}/locations/{LOCATION}/tuningJobs",
+                          {"baseModel": "gemini-2.5-flash", "supervisedTuningSpec": {"trainingDatasetUri": TRAIN_URI}}
+                          | body)
+    assert status == 400
+    assert answer["error"]["status"] == "INVALID_ARGUMENT" and answer["error"]["message"] == message
+    assert answer["error"]["details"][0]["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+    assert emulator.stats["create_accepted"] == 0
+
+
+def test_list_filters_select_by_label_and_malformed_ones_are_400(client):
+    mine = tune(client, labels={"tuner-id": "reviews-1"})
+    tune(client, labels={"tuner-id": "other-2"})
+    tune(client)
+    assert [j.name for j in client.tunings.list(config={"filter": 'labels.tuner-id="reviews-1"'})] == [mine.name]
+    assert len(list(client.tunings.list(config={"filter": "labels.tuner-id:*"}))) == 2
+    for malformed in ("labels.tuner-id=", "labels.", 'labels.tuner-id="x', "state=((", "tuner-id"):
+        with pytest.raises(errors.ClientError) as rejected:
+            list(client.tunings.list(config={"filter": malformed}))
+        assert (rejected.value.code, rejected.value.status) == (400, "INVALID_ARGUMENT"), malformed
+
+
+def test_a_job_trained_on_part_of_its_data_ends_partially_succeeded(client, clock, gcs):
+    lines = sentiment_lines(20, seed=3) + [example("anything at all", PARTIAL_OUTPUT)]
+    bucket(BUCKET).blob("partial/train.jsonl").upload_from_string(to_jsonl(lines))
+    done = run_to_end(client, clock, tune(client, uri=f"gs://{BUCKET}/partial/train.jsonl"))
+    assert done.state == types.JobState.JOB_STATE_PARTIALLY_SUCCEEDED
+    assert done.tuned_model.model and "1 of 21 examples could not be used" in done.error.message
+
+
+def test_the_emulator_speaks_the_published_api_definition():
+    """Every route, request field and enum value the emulator knows is in Google's discovery document of the
+    aiplatform v1beta1 API (shipped with google-api-python-client, a dependency of google-generativeai)."""
+    import googleapiclient
+
+    document = json.loads((Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" /
+                           "aiplatform.v1beta1.json").read_text())
+    schemas, found = document["schemas"], set()
+    for name, fields in vertex_emulator.REQUEST_FIELDS.items():
+        published = schemas[f"GoogleCloudAiplatformV1beta1{name}"]["properties"]
+        assert set(fields) <= set(published), name
+        found.add(name)
+    assert found >= {"TuningJob", "Model", "UndeployModelRequest", "GenerateContentRequest"}
+    states = set(schemas["GoogleCloudAiplatformV1beta1TuningJob"]["properties"]["state"]["enum"])
+    assert states >= vertex_emulator.JOB_STATES
+    sizes = set(schemas["GoogleCloudAiplatformV1beta1SupervisedHyperParameters"]["properties"]["adapterSize"]["enum"])
+    assert sizes >= vertex_emulator.ADAPTER_SIZES
+    resources = document["resources"]["projects"]["resources"]["locations"]["resources"]
+    published_methods = {f"{name}.{method}": spec["httpMethod"] for name, resource in resources.items()
+                         for method, spec in resource.get("methods", {}).items()}
+    published_methods |= {f"{name}.{sub}.{method}": spec["httpMethod"] for name, resource in resources.items()
+                          for sub, inner in resource.get("resources", {}).items()
+                          for method, spec in inner.get("methods", {}).items()}
+    assert vertex_emulator.PUBLISHED_METHODS.items() <= published_methods.items()
 
 
 def test_state_survives_a_restart_and_running_jobs_finish_after_it(make_emulator, clock, tmp_path: Path):

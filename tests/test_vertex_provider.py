@@ -16,6 +16,7 @@ from runner.errors import DatasetChangedError
 from runner.identity import Owner, owner_tag
 from runner.providers.vertex import VertexProvider
 from tests.conftest import SteppingClock, bucket, edit_one_example_in_place, planned_model, storage_client
+from tests.test_vertex_emulator import rest
 
 PROJECT, LOCATION, BUCKET = "tuner-test", "us-central1", "tuner-staging"
 OWNER = Owner("test-lineage", "default")
@@ -82,6 +83,16 @@ def sdk(emulator: VertexEmulator) -> genai.Client:
     return emulator.test_client
 
 
+def delete_by_hand(emulator: VertexEmulator, model_id: str) -> None:
+    """As a user does in the console: undeploy the model, wait for that, delete it."""
+    for deployment in sdk(emulator).models.get(model=model_id).endpoints:
+        _, operation = rest(emulator, "POST", f"{deployment.name}:undeployModel",
+                            {"deployedModelId": deployment.deployed_model_id})
+        while not operation["done"]:  # the stepping clock moves on with every request
+            operation = rest(emulator, "GET", operation["name"])[1]
+    sdk(emulator).models.delete(model=model_id)
+
+
 def staged_objects() -> dict[str, int]:
     return {b.name: b.generation for b in storage_client().list_blobs(BUCKET, prefix="tuner/datasets/")}
 
@@ -143,7 +154,7 @@ def test_description_change_updates_the_model_in_place(vertex, emulator):
 def test_plan_detects_a_model_deleted_outside_tuner(vertex, emulator):
     vertex.run("apply", "--auto-approve")
     tuned_id = vertex.state()["models"]["reviews"]["tuned_model_id"]
-    sdk(emulator).models.delete(model=tuned_id)
+    delete_by_hand(emulator, tuned_id)
     result = vertex.run("plan", "--detailed-exitcode")  # refresh is the default
     assert result.code == 2 and "deleted outside tuner" in result.out
 
@@ -181,7 +192,8 @@ def test_deleting_a_model_whose_job_still_runs_cancels_the_job(gcs, emulator, ve
     provider = provider_of(gcs, emulator)
     uri = provider.stage_dataset(planned_model("reviews"), "train")
     job = sdk(emulator).tunings.tune(base_model="gemini-2.5-flash", training_dataset=types.TuningDataset(gcs_uri=uri))
-    provider.delete("reviews-vabc", job.name, Owner("lineage", "default"))
+    owner = Owner("lineage", "default")
+    provider.delete(f"reviews-{owner.tag}-0123456789", job.name, owner)
     assert sdk(emulator).tunings.get(name=job.name).state.value == "JOB_STATE_CANCELLED"
 
 

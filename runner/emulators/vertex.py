@@ -10,14 +10,24 @@ http_options=types.HttpOptions(base_url=emulator.url))`. It serves (under /v1bet
     POST   projects/P/locations/L/tuningJobs/ID:cancel        client.tunings.cancel
     GET    projects/P/locations/L/models?filter&pageSize&pageToken   client.models.list(config={"query_base": False})
     GET    projects/P/locations/L/models/ID[@1]               client.models.get
-    DELETE projects/P/locations/L/models/ID[@1]               client.models.delete
+    PATCH  projects/P/locations/L/models/ID[@1]               client.models.update
+    DELETE projects/P/locations/L/models/ID[@1]               client.models.delete (refused while deployed)
     POST   projects/P/locations/L/endpoints/E:generateContent client.models.generate_content(model=endpoint)
+    GET    projects/P/locations/L/endpoints/E                 endpoints.get (REST; google-genai has no call)
+    DELETE projects/P/locations/L/endpoints/E                 endpoints.delete (refused while a model is deployed)
+    POST   projects/P/locations/L/endpoints/E:undeployModel   endpoints.undeployModel (an operation, done shortly)
+    GET    projects/P/locations/L/.../operations/O            operations.get
     GET    /_emulator/stats                                   counters (no auth, never faulted)
 
 Jobs move PENDING -> RUNNING -> SUCCEEDED lazily, by the injectable clock, whenever a request looks at them. The
 training JSONL is read from GCS when a job starts running (a missing, unreadable or poisoned dataset fails the job,
 as Vertex's dataset validation does), and a job that succeeds trains runner.trainer on it, so its endpoint answers
-generateContent with real predictions. Errors use Google's body shape `{"error": {"code", "message", "status"}}`.
+generateContent with real predictions. A job's labels are copied to the model and the endpoint it generates (the
+API's TuningJob.labels: "to organize TuningJob and generated resources such as Model and Endpoint"). A deployed
+model cannot be deleted (FAILED_PRECONDITION, as models.delete documents) until undeployModel's operation is done.
+Request bodies with a field the API does not define, and list filters it cannot parse, are refused with 400 as the
+API does. Errors use Google's body shape `{"error": {"code", "message", "status"}}`. Routes, request fields and
+enum values are checked against Google's discovery document by tests/test_vertex_emulator.py.
 """
 
 from __future__ import annotations
@@ -42,10 +52,43 @@ from runner.emulators.loopback import LoopbackServer, run_until_interrupted
 from runner.trainer import TunedModel, train
 
 POISON_OUTPUT = "__tuner_emulator_fail__"
+PARTIAL_OUTPUT = "__tuner_emulator_unusable__"  # such examples are skipped: the job ends PARTIALLY_SUCCEEDED
 
 PENDING, RUNNING, SUCCEEDED = "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"
 FAILED, CANCELLED = "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"
+PARTIALLY_SUCCEEDED = "JOB_STATE_PARTIALLY_SUCCEEDED"
 ACTIVE_STATES = frozenset({PENDING, RUNNING})
+JOB_STATES = frozenset({PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, PARTIALLY_SUCCEEDED})
+UNDEPLOY_SECONDS = 0.5  # undeployModel is a long-running operation: the model stays deployed until it is done
+
+# The writable fields of each request message (from the aiplatform v1beta1 discovery document); a nested message
+# is named by its schema, None accepts any value. A field outside these is refused as the API refuses it.
+REQUEST_FIELDS: dict[str, dict[str, str | None]] = {
+    "TuningJob": dict.fromkeys((
+        "baseModel", "customBaseModel", "description", "distillationSpec", "encryptionSpec", "fullFineTuningSpec",
+        "labels", "outputUri", "partnerModelTuningSpec", "preTunedModel", "preferenceOptimizationSpec",
+        "reinforcementTuningSpec", "serviceAccount", "tunedModelDisplayName", "veoLoraTuningSpec", "veoTuningSpec"))
+    | {"supervisedTuningSpec": "SupervisedTuningSpec"},
+    "SupervisedTuningSpec": dict.fromkeys(("evaluationConfig", "exportLastCheckpointOnly", "trainingDatasetUri",
+                                           "tuningMode", "validationDatasetUri")) | {
+        "hyperParameters": "SupervisedHyperParameters"},
+    "SupervisedHyperParameters": dict.fromkeys(("adapterSize", "batchSize", "epochCount", "learningRate",
+                                                "learningRateMultiplier")),
+    "Model": dict.fromkeys(("artifactUri", "baseModelSource", "containerSpec", "defaultCheckpointId", "description",
+                            "displayName", "encryptionSpec", "etag", "explanationSpec", "labels", "metadata",
+                            "metadataSchemaUri", "name", "predictSchemata", "versionAliases", "versionDescription")),
+    "UndeployModelRequest": dict.fromkeys(("deployedModelId", "trafficSplit")),
+    "GenerateContentRequest": dict.fromkeys((
+        "cachedContent", "contents", "continuationToken", "generationConfig", "labels", "modelArmorConfig",
+        "outputConfig", "safetySettings", "systemInstruction", "toolConfig", "tools")),
+}
+# Each route's method in the discovery document ("resource.method" -> HTTP method), checked by the tests.
+PUBLISHED_METHODS = {
+    "tuningJobs.create": "POST", "tuningJobs.list": "GET", "tuningJobs.get": "GET", "tuningJobs.cancel": "POST",
+    "models.list": "GET", "models.get": "GET", "models.patch": "PATCH", "models.delete": "DELETE",
+    "endpoints.generateContent": "POST", "endpoints.get": "GET", "endpoints.delete": "DELETE",
+    "endpoints.undeployModel": "POST", "endpoints.operations.get": "GET",
+}
 
 TUNABLE_BASE_MODELS = frozenset({
     "gemini-2.5-pro",
@@ -66,6 +109,7 @@ _ID_BASE = 4_000_000_000_000_000_000  # Vertex resource ids are 19-digit numbers
 
 # google.rpc.Code values used in TuningJob.error (not HTTP statuses).
 _RPC_CANCELLED, _RPC_INVALID_ARGUMENT, _RPC_INTERNAL = 1, 3, 13
+_LABEL_FILTER = re.compile(r'labels\.([a-z0-9_-]+)(?::\*|=(?:"([^"\\]*)"|([A-Za-z0-9_.-]+)))|labels:([a-z0-9_-]+)')
 
 _UNAUTHENTICATED_MESSAGE = (
     "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or "
@@ -146,6 +190,7 @@ class _Model:
     base_model: str
     endpoint_id: str
     create_time: float
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def parent(self) -> str:
@@ -154,6 +199,34 @@ class _Model:
     @property
     def name(self) -> str:
         return f"{self.parent}/models/{self.id}"
+
+
+@dataclass
+class _Endpoint:
+    id: str
+    project: str
+    location: str
+    display_name: str
+    labels: dict[str, str]
+    deployed: dict[str, str]  # deployed model id -> model id
+    create_time: float
+
+    @property
+    def name(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/endpoints/{self.id}"
+
+
+@dataclass
+class _Operation:
+    id: str
+    resource: str  # the resource it acts on; the operation is named under it
+    kind: str  # the metadata type, e.g. UndeployModelOperationMetadata
+    done_at: float
+    undeploy: list[str] | None = None  # [endpoint id, deployed model id], removed once done
+
+    @property
+    def name(self) -> str:
+        return f"{self.resource}/operations/{self.id}"
 
 
 @dataclass
@@ -190,6 +263,8 @@ class _Route:
 class _State:
     jobs: dict[str, _Job] = field(default_factory=dict)
     models: dict[str, _Model] = field(default_factory=dict)
+    endpoints: dict[str, _Endpoint] = field(default_factory=dict)
+    operations: dict[str, _Operation] = field(default_factory=dict)
     next_id: int = 1
 
 
@@ -269,8 +344,10 @@ class VertexEmulator(LoopbackServer):
         clock: Callable[[], float] = time.monotonic,
         persist_path: Path | None = None,
         storage_client_factory: StorageClientFactory = default_storage_client,
+        honour_filters: bool = True,
     ):
         super().__init__(port)
+        self._honour_filters = honour_filters  # False: list filters are ignored (a caller must not depend on them)
         self._job_seconds = job_seconds
         self._pending_seconds = job_seconds / 10  # "briefly": a tenth of the job
         self._fault_rate = fault_rate
@@ -312,6 +389,7 @@ class VertexEmulator(LoopbackServer):
                 "rejected_by_status": {str(code): n for code, n in self._rejected.items()},
                 "faults_injected": self._faults,
                 "tuned_models": len(self._state.models),
+                "endpoints": len(self._state.endpoints),
             }
 
     # ---- request handling ------------------------------------------------------------------------------------
@@ -350,6 +428,8 @@ class VertexEmulator(LoopbackServer):
         parent = r"/v1(?:beta1)?/projects/(?P<project>[^/:]+)/locations/(?P<location>[^/:]+)"
         job = parent + r"/tuningJobs/(?P<id>[^/:]+)"
         model = parent + r"/models/(?P<id>[^/:@]+)(?:@(?P<version>[^/:]+))?"
+        endpoint = parent + r"/endpoints/(?P<id>[^/:]+)"
+        operation = parent + r"/(?:endpoints|models|tuningJobs)/[^/:]+/operations/(?P<id>[^/:]+)"
         table = [
             ("POST", parent + "/tuningJobs", "create", self._create_job),
             ("GET", parent + "/tuningJobs", "list", self._list_jobs),
@@ -359,7 +439,11 @@ class VertexEmulator(LoopbackServer):
             ("GET", model, "model_get", self._get_model),
             ("PATCH", model, "model_update", self._update_model),
             ("DELETE", model, "delete", self._delete_model),
-            ("POST", parent + r"/endpoints/(?P<id>[^/:]+):generateContent", "generate", self._generate),
+            ("POST", endpoint + ":generateContent", "generate", self._generate),
+            ("GET", endpoint, "endpoint_get", self._get_endpoint),
+            ("DELETE", endpoint, "endpoint_delete", self._delete_endpoint),
+            ("POST", endpoint + ":undeployModel", "undeploy", self._undeploy),
+            ("GET", operation, "operation_get", self._get_operation),
         ]
         return [_Route(m, re.compile(p), call, h) for m, p, call, h in table]
 
@@ -374,7 +458,7 @@ class VertexEmulator(LoopbackServer):
 
     def _create_job(self, request: _Request) -> dict[str, Any]:
         project, location = request.params["project"], request.params["location"]
-        fields = self._validated_job_fields(request.json())
+        fields = self._validated_job_fields(_known_fields(request.json(), "TuningJob", "tuning_job"))
         active = sum(1 for j in self._state.jobs.values() if j.project == project and j.state in ACTIVE_STATES)
         if active >= self._quota:
             raise ApiError(429, "RESOURCE_EXHAUSTED", (
@@ -439,7 +523,7 @@ class VertexEmulator(LoopbackServer):
     def _list_jobs(self, request: _Request) -> dict[str, Any]:
         project, location = request.params["project"], request.params["location"]
         jobs = [j for j in self._state.jobs.values() if j.project == project and j.location == location]
-        page, token = _page(jobs, request)
+        page, token = _page(self._filtered(jobs, request), request)
         result: dict[str, Any] = {"tuningJobs": [self._job_json(j) for j in page]}
         if token:
             result["nextPageToken"] = token
@@ -489,7 +573,7 @@ class VertexEmulator(LoopbackServer):
                 "tuningDatasetExampleCount": str(job.example_count),
                 "totalTuningCharacterCount": str(job.character_count or 0),
             }}
-        if job.state == SUCCEEDED and job.model_id and job.endpoint_id:
+        if job.state in (SUCCEEDED, PARTIALLY_SUCCEEDED) and job.model_id and job.endpoint_id:
             result["tunedModel"] = {"model": f"{job.parent}/models/{job.model_id}@1",
                                     "endpoint": f"{job.parent}/endpoints/{job.endpoint_id}"}
         return result
@@ -502,6 +586,7 @@ class VertexEmulator(LoopbackServer):
     def _advance_all(self) -> None:
         now = self._now()
         changed = [self._advance(job, now) for job in list(self._state.jobs.values())]
+        changed += [self._complete(operation, now) for operation in self._state.operations.values()]
         if any(changed):
             self._save()
 
@@ -512,6 +597,16 @@ class VertexEmulator(LoopbackServer):
         if job.state == RUNNING and now >= job.create_time + self._job_seconds:
             self._finish(job, job.create_time + self._job_seconds)
         return job.state != before
+
+    def _complete(self, operation: _Operation, now: float) -> bool:
+        if operation.undeploy is None or now < operation.done_at:
+            return False
+        endpoint_id, deployed_id = operation.undeploy
+        endpoint = self._state.endpoints.get(endpoint_id)
+        if endpoint is not None:
+            endpoint.deployed.pop(deployed_id, None)
+        operation.undeploy = None
+        return True
 
     def _begin_running(self, job: _Job, at: float) -> None:
         job.state, job.start_time, job.update_time = RUNNING, at, at
@@ -531,15 +626,27 @@ class VertexEmulator(LoopbackServer):
         except DatasetProblem as problem:
             self._end(job, at, FAILED, {"code": _RPC_INVALID_ARGUMENT, "message": str(problem)})
             return
+        labels = {**job.labels, "google-vertex-llm-tuning-base-model-id":
+                  job.base_model.rsplit("/", 1)[-1].replace(".", "-"),
+                  "google-vertex-llm-tuning-job-id": job.id, "tune-type": "sft"}
         record = _Model(
             id=self._new_id(), project=job.project, location=job.location,
             display_name=job.display_name or f"{job.base_model}-tuned-{job.id}", description=job.description,
-            job_id=job.id, base_model=job.base_model, endpoint_id=self._new_id(), create_time=at,
+            job_id=job.id, base_model=job.base_model, endpoint_id=self._new_id(), create_time=at, labels=labels,
         )
         self._state.models[record.id] = record
+        self._state.endpoints[record.endpoint_id] = _Endpoint(
+            id=record.endpoint_id, project=job.project, location=job.location, display_name=record.display_name,
+            labels=dict(job.labels), deployed={self._new_id(): record.id}, create_time=at)
         self._trained[record.id] = model
         job.model_id, job.endpoint_id = record.id, record.endpoint_id
-        self._end(job, at, SUCCEEDED, None)
+        examples = self._training_examples(job)
+        unusable = sum(1 for _, output in examples if output == PARTIAL_OUTPUT)
+        if unusable:
+            self._end(job, at, PARTIALLY_SUCCEEDED, {"code": _RPC_INVALID_ARGUMENT, "message": (
+                f"{unusable} of {len(examples)} examples could not be used; the model was tuned on the rest.")})
+        else:
+            self._end(job, at, SUCCEEDED, None)
 
     def _end(self, job: _Job, at: float, state: str, error: dict[str, Any] | None) -> None:
         job.state, job.end_time, job.update_time, job.error = state, at, at, error
@@ -551,7 +658,7 @@ class VertexEmulator(LoopbackServer):
         return self._examples[job.id]
 
     def _train(self, job: _Job) -> TunedModel:
-        examples = self._training_examples(job)
+        examples = [e for e in self._training_examples(job) if e[1] != PARTIAL_OUTPUT]
         try:
             return train(examples, job.epoch_count, batch_size=8,
                          learning_rate=0.5 * job.learning_rate_multiplier, seed=self._seed)
@@ -580,7 +687,7 @@ class VertexEmulator(LoopbackServer):
         project, location = request.params["project"], request.params["location"]
         # Every model here is a tuned one, so the SDK's `labels.tune-type:*` filter keeps them all.
         models = [m for m in self._state.models.values() if (m.project, m.location) == (project, location)]
-        page, token = _page(models, request)
+        page, token = _page(self._filtered(models, request), request)
         result: dict[str, Any] = {"models": [self._model_json(m) for m in page]}
         if token:
             result["nextPageToken"] = token
@@ -592,7 +699,7 @@ class VertexEmulator(LoopbackServer):
     def _update_model(self, request: _Request) -> dict[str, Any]:
         """models.update: display name and description change in place (the SDK sends only those set)."""
         model = self._find_model(request.params)
-        body = request.json()
+        body = _known_fields(request.json(), "Model", "model")
         if "displayName" in body:
             if not isinstance(body["displayName"], str) or not body["displayName"].strip():
                 raise _invalid("display_name must not be empty.")
@@ -604,18 +711,90 @@ class VertexEmulator(LoopbackServer):
 
     def _delete_model(self, request: _Request) -> dict[str, Any]:
         model = self._find_model(request.params)
+        endpoints = [e.name for e in self._endpoints_of(model)]
+        if endpoints:  # models.delete: "cannot be deleted if any Endpoint resource has a DeployedModel based on it"
+            raise ApiError(400, "FAILED_PRECONDITION", f'The Model "{model.name}" is deployed or being deployed at '
+                                                       f"the following Endpoint(s): {', '.join(endpoints)}.")
         del self._state.models[model.id]
         self._trained.pop(model.id, None)
+        return self._operation_json(self._operation(model.name, "DeleteOperationMetadata"))
+
+    def _endpoints_of(self, model: _Model) -> list[_Endpoint]:
+        return [e for e in self._state.endpoints.values() if model.id in e.deployed.values()]
+
+    # ---- endpoints and operations ----------------------------------------------------------------------------
+
+    def _get_endpoint(self, request: _Request) -> dict[str, Any]:
+        endpoint = self._find_endpoint(request.params)
+        deployed = [{"id": deployed_id, "model": f"projects/{endpoint.project}/locations/{endpoint.location}/models/"
+                     f"{model_id}", "displayName": endpoint.display_name} for deployed_id, model_id
+                    in endpoint.deployed.items()]
+        result: dict[str, Any] = {"name": endpoint.name, "displayName": endpoint.display_name,
+                                  "createTime": rfc3339(endpoint.create_time), "updateTime": rfc3339(self._now())}
+        if deployed:
+            result["deployedModels"] = deployed
+            result["trafficSplit"] = {deployed[0]["id"]: 100}
+        if endpoint.labels:
+            result["labels"] = endpoint.labels
+        return result
+
+    def _delete_endpoint(self, request: _Request) -> dict[str, Any]:
+        endpoint = self._find_endpoint(request.params)
+        if endpoint.deployed:
+            raise ApiError(400, "FAILED_PRECONDITION", f"Endpoint {endpoint.name} has deployed models; undeploy "
+                                                       "them before deleting the endpoint.")
+        del self._state.endpoints[endpoint.id]
+        return self._operation_json(self._operation(endpoint.name, "DeleteOperationMetadata"))
+
+    def _undeploy(self, request: _Request) -> dict[str, Any]:
+        endpoint = self._find_endpoint(request.params)
+        deployed_id = _known_fields(request.json(), "UndeployModelRequest", "").get("deployedModelId")
+        if deployed_id not in endpoint.deployed:
+            raise ApiError(400, "FAILED_PRECONDITION", f"Endpoint {endpoint.name} has no DeployedModel with id "
+                                                       f"{deployed_id!r}.")
+        return self._operation_json(self._operation(endpoint.name, "UndeployModelOperationMetadata",
+                                                    UNDEPLOY_SECONDS, [endpoint.id, deployed_id]))
+
+    def _find_endpoint(self, params: dict[str, str]) -> _Endpoint:
+        endpoint = self._state.endpoints.get(params["id"])
+        if not endpoint or (endpoint.project, endpoint.location) != (params["project"], params["location"]):
+            raise _not_found(f"Endpoint projects/{params['project']}/locations/{params['location']}/endpoints/"
+                             f"{params['id']} not found.")
+        return endpoint
+
+    def _operation(self, resource: str, kind: str, seconds: float = 0.0, undeploy: list[str] | None = None
+                   ) -> _Operation:
+        operation = _Operation(self._new_id(), resource, kind, self._now() + seconds, undeploy)
+        self._state.operations[operation.id] = operation
         self._save()
-        now = rfc3339(self._now())
-        # Vertex answers a long-running operation; this one is already done.
-        return {
-            "name": f"{model.parent}/operations/{self._new_id()}",
-            "metadata": {"@type": "type.googleapis.com/google.cloud.aiplatform.v1beta1.DeleteOperationMetadata",
-                         "genericMetadata": {"createTime": now, "updateTime": now}},
-            "done": True,
-            "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
+        return operation
+
+    def _get_operation(self, request: _Request) -> dict[str, Any]:
+        operation = self._state.operations.get(request.params["id"])
+        if operation is None:
+            raise _not_found(f"Operation {request.params['id']} not found.")
+        return self._operation_json(operation)
+
+    def _operation_json(self, operation: _Operation) -> dict[str, Any]:
+        done = operation.undeploy is None
+        created = rfc3339(operation.done_at)
+        result: dict[str, Any] = {
+            "name": operation.name,
+            "metadata": {"@type": f"type.googleapis.com/google.cloud.aiplatform.v1beta1.{operation.kind}",
+                         "genericMetadata": {"createTime": created, "updateTime": created}},
+            "done": done,
         }
+        if done:
+            result["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+        return result
+
+    def _filtered(self, items: list[Any], request: _Request) -> list[Any]:
+        """Items matching every `filter` parameter (the SDK may send two); the supported grammar is the labels
+        part of the API's: labels.KEY=VALUE, labels.KEY="VALUE", labels.KEY:*, labels:KEY, joined with AND."""
+        terms = [term for expression in request.query.get("filter", []) for term in _filter_terms(expression)]
+        if not self._honour_filters:
+            return items
+        return [item for item in items if all(_matches(item.labels, term) for term in terms)]
 
     def _find_model(self, params: dict[str, str]) -> _Model:
         model = self._state.models.get(params["id"])
@@ -632,27 +811,24 @@ class VertexEmulator(LoopbackServer):
             "displayName": model.display_name,
             "versionId": "1",
             "versionAliases": ["default"],
-            "deployedModels": [{"endpoint": f"{model.parent}/endpoints/{model.endpoint_id}",
-                                "deployedModelId": model.endpoint_id}],
-            "labels": {
-                "google-vertex-llm-tuning-base-model-id": model.base_model.rsplit("/", 1)[-1].replace(".", "-"),
-                "google-vertex-llm-tuning-job-id": model.job_id,
-                "tune-type": "sft",
-            },
+            "labels": model.labels,
             "createTime": created,
             "updateTime": created,
         }
         if model.description:
             result["description"] = model.description
+        deployed = [{"endpoint": e.name, "deployedModelId": deployed_id} for e in self._endpoints_of(model)
+                    for deployed_id, model_id in e.deployed.items() if model_id == model.id]
+        if deployed:
+            result["deployedModels"] = deployed
         return result
 
     def _generate(self, request: _Request) -> dict[str, Any]:
-        project, location, endpoint = request.params["project"], request.params["location"], request.params["id"]
-        model = next((m for m in self._state.models.values()
-                      if m.endpoint_id == endpoint and (m.project, m.location) == (project, location)), None)
-        if not model:
-            raise _not_found(f"Endpoint projects/{project}/locations/{location}/endpoints/{endpoint} not found.")
-        prompt = _last_user_text(request.json())
+        endpoint = self._find_endpoint(request.params)
+        if not endpoint.deployed:
+            raise ApiError(400, "FAILED_PRECONDITION", f"Endpoint {endpoint.name} has no deployed model.")
+        model = self._state.models[next(iter(endpoint.deployed.values()))]
+        prompt = _last_user_text(_known_fields(request.json(), "GenerateContentRequest", ""))
         if model.id not in self._trained:  # after a restart: retrain from the job's dataset
             try:
                 self._trained[model.id] = self._train(self._state.jobs[model.job_id])
@@ -685,6 +861,8 @@ class VertexEmulator(LoopbackServer):
             "next_id": self._state.next_id,
             "jobs": [asdict(j) for j in self._state.jobs.values()],
             "models": [asdict(m) for m in self._state.models.values()],
+            "endpoints": [asdict(e) for e in self._state.endpoints.values()],
+            "operations": [asdict(o) for o in self._state.operations.values()],
         }
         self._persist_path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self._persist_path.with_name(self._persist_path.name + ".tmp")
@@ -702,6 +880,8 @@ class VertexEmulator(LoopbackServer):
             self._state = _State(
                 jobs={j["id"]: _Job(**j) for j in snapshot.get("jobs", [])},
                 models={m["id"]: _Model(**m) for m in snapshot.get("models", [])},
+                endpoints={e["id"]: _Endpoint(**e) for e in snapshot.get("endpoints", [])},
+                operations={o["id"]: _Operation(**o) for o in snapshot.get("operations", [])},
                 next_id=int(snapshot.get("next_id", 1)),
             )
 
@@ -716,6 +896,44 @@ def _string_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise _invalid("labels must be a map of string to string.")
     return dict(value)
+
+
+def _known_fields(body: dict[str, Any], message: str, path: str) -> dict[str, Any]:
+    """The body, unless it (or a nested message) has a field the API does not define: then 400, worded as Google's
+    JSON transcoding words it."""
+    fields = REQUEST_FIELDS[message]
+    for key, value in body.items():
+        if key not in fields:
+            where = f" at '{path}'" if path else ""
+            text = f'Invalid JSON payload received. Unknown name "{key}"{where}: Cannot find field.'
+            raise ApiError(400, "INVALID_ARGUMENT", text, [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                                                            "fieldViolations": [{"field": path, "description": text}]}])
+        nested = fields[key]
+        if nested is not None and isinstance(value, dict):
+            _known_fields(value, nested, f"{path}.{_snake(key)}" if path else _snake(key))
+    return body
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def _filter_terms(expression: str) -> list[tuple[str, str | None]]:
+    """(label key, value or None for "has the key") of each AND-ed term; 400 for anything else."""
+    terms = []
+    for term in re.split(r"\s+AND\s+", expression.strip()):
+        match = _LABEL_FILTER.fullmatch(term.strip())
+        if not match:
+            raise _invalid(f'Invalid filter "{expression}": unsupported or malformed term "{term}".')
+        key = match.group(1) or match.group(4)
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        terms.append((key, value))
+    return terms
+
+
+def _matches(labels: dict[str, str], term: tuple[str, str | None]) -> bool:
+    key, value = term
+    return key in labels if value is None else labels.get(key) == value
 
 
 def _as_number(value: Any, kind: type) -> Any:

@@ -3,20 +3,29 @@
 Datasets are converted to Vertex's JSONL (`contents` with user/model roles) and uploaded once to
 `<staging_bucket>/datasets/<canonical-hash>.jsonl`: the hash is the name, so an object already there is
 never uploaded again. Tuning jobs take no client-chosen id, so each job carries labels with the model's
-tuner id and fingerprint; a submission first looks for a live job with those labels and adopts it, which
-is what keeps a retry after an ambiguous failure (or a crash) from paying twice.
+tuner id, fingerprint and owner tag (runner.identity); Vertex copies a job's labels to the model and endpoint it
+generates. A submission first looks for a live job with all three labels and adopts it, which is what keeps a
+retry after an ambiguous failure (or a crash) from paying twice; a model or job whose tuner-owner label is
+another state's is never adopted or deleted.
+
+Deleting a tuned model: Vertex refuses models.delete while the model is deployed (the tuned model always is),
+so the provider undeploys it from each endpoint, waits for that operation, deletes the endpoint once nothing is
+deployed on it, then deletes the model. google-genai has no endpoint calls, so those few go over REST with a
+google.auth AuthorizedSession against the same endpoint and API version google-genai uses (see _rest).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 
 from runner.datasets import open_examples
-from runner.errors import ProviderError, first_line, is_network_error
+from runner.errors import NotOwnedError, ProviderError, first_line, is_network_error
 from runner.identity import Owner
 from runner.providers import ProviderContext
 from runner.providers.base import (
@@ -26,6 +35,7 @@ from runner.providers.base import (
     Capabilities,
     JobStatus,
     ObservedModel,
+    checked,
     checked_endpoint,
     guarded,
     is_loopback,
@@ -39,7 +49,14 @@ DISPLAY_NAME_MAX = 128  # the API reference: up to 128 UTF-8 characters
 ADAPTER_SIZES = {1: "ADAPTER_SIZE_ONE", 2: "ADAPTER_SIZE_TWO", 4: "ADAPTER_SIZE_FOUR", 8: "ADAPTER_SIZE_EIGHT",
                  16: "ADAPTER_SIZE_SIXTEEN"}
 LABEL_ID, LABEL_FINGERPRINT, LABEL_OWNER = "tuner-id", "tuner-fingerprint", "tuner-owner"
+LABEL_JOB = "google-vertex-llm-tuning-job-id"  # set by Vertex on a tuned model: the job that made it
 LIST_PAGE_SIZE = 100
+API_VERSION = "v1beta1"  # google-genai's default for Vertex; the REST calls use the same
+OPERATION_TIMEOUT_SECONDS = 1800.0  # an undeploy takes minutes on the real service
+# A tuner id carried in labels while the job runs: <name>-<owner tag>-<fingerprint prefix> (a label value).
+LABEL_BORNE_ID = re.compile(r"[a-z][a-z0-9-]{0,40}-[0-9a-f]{8}-[0-9a-f]{10}|[a-z][a-z0-9-]{0,40}-v[0-9a-f]{10}")
+OWNED_LABEL_ID = re.compile(r"[a-z][a-z0-9-]*-([0-9a-f]{8})-[0-9a-f]{10}")
+DEPLOYED_MODEL_ID = re.compile(r"[0-9]{1,20}|[a-z][a-z0-9-]{0,62}")
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024  # resumable upload in 8 MB chunks: never the whole file in memory
 _STATES = {
     "JOB_STATE_QUEUED": CREATING, "JOB_STATE_PENDING": CREATING, "JOB_STATE_RUNNING": CREATING,
@@ -47,6 +64,7 @@ _STATES = {
     "JOB_STATE_FAILED": FAILED, "JOB_STATE_CANCELLING": FAILED, "JOB_STATE_CANCELLED": FAILED,
     "JOB_STATE_EXPIRED": FAILED,
 }
+PARTIALLY_SUCCEEDED = "JOB_STATE_PARTIALLY_SUCCEEDED"
 _LIVE = ("JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_UPDATING", "JOB_STATE_PAUSED",
          "JOB_STATE_SUCCEEDED")
 quiet_sdk_banners()  # google-genai and google-cloud-storage are imported lazily, on first use
@@ -79,7 +97,9 @@ class VertexProvider:
             max_concurrent_jobs=settings.get("max_concurrent_jobs", 5),
             poll_seconds=settings.get("poll_seconds", 30.0),
         )
+        self._ids = _Grammar(self.project or "", self.location)
         self._client = None
+        self._session = None
         self._storage = None
         self._lock = threading.Lock()
         self._endpoints: dict[str, str] = {}
@@ -227,6 +247,7 @@ class VertexProvider:
 
     # -- jobs ------------------------------------------------------------------------------------------
     def submit(self, model, tuned_model_id: str, owner: Owner) -> str:
+        _check_label_id_owner(checked(LABEL_BORNE_ID, tuned_model_id, "Vertex tuner id"), owner)
         existing = self._find_job(tuned_model_id, model.fingerprint, owner)
         if existing is not None:
             return existing.name  # started by an earlier attempt: adopt, never pay twice
@@ -248,20 +269,33 @@ class VertexProvider:
         return job.name
 
     def _find_job(self, tuned_model_id: str, fingerprint: str, owner: Owner):
-        jobs = self._call(lambda: list(self._genai().tunings.list(config={
-            "page_size": LIST_PAGE_SIZE, "filter": f'labels.{LABEL_ID}="{tuned_model_id}"'})))
-        return next((job for job in jobs if (job.labels or {}).get(LABEL_ID) == tuned_model_id
-                     and (job.labels or {}).get(LABEL_FINGERPRINT) == fingerprint[:40]
-                     and (job.labels or {}).get(LABEL_OWNER) == owner.tag
-                     and _state_name(job) in _LIVE), None)
+        """A live job carrying all of this model's labels. No list filter is sent: the API documents no label
+        filter for tuningJobs.list, and a filter it refused or ignored must never decide adoption; the labels are
+        checked here, page by page, stopping at the first match."""
+        wanted = {LABEL_ID: tuned_model_id, LABEL_FINGERPRINT: fingerprint[:40], LABEL_OWNER: owner.tag}
+
+        def search():
+            jobs = self._genai().tunings.list(config={"page_size": LIST_PAGE_SIZE})
+            return next((job for job in jobs if wanted.items() <= (job.labels or {}).items()
+                         and _state_name(job) in _LIVE), None)
+
+        return self._call(search)
 
     def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus:
         if not handle:
             return JobStatus(FAILED, "NO_HANDLE", "no tuning job was recorded for this model")
+        handle = checked(self._ids.job, handle, "Vertex tuning job name")
         job = self._call(lambda: self._genai().tunings.get(name=handle), on_not_found=lambda: None)
         if job is None:
             return JobStatus(FAILED, "NOT_FOUND", f"tuning job {handle} no longer exists")
         state = _state_name(job)
+        if state == PARTIALLY_SUCCEEDED:
+            # The API: "some results may be missing due to errors". For a tuning job that means a model tuned on
+            # less than the planned data: tuner promises what is trained is what was planned, so this is a failure
+            # (a retry deletes the model it made and tunes again on the whole dataset).
+            detail = job.error.message if job.error and job.error.message else "no reason given"
+            return JobStatus(FAILED, state, f"the tuning job only partially succeeded ({detail}): its model is not "
+                                            "trained on the data the plan showed, so tuner does not use it")
         if _STATES.get(state, CREATING) == FAILED:
             message = job.error.message if job.error and job.error.message else state
             return JobStatus(FAILED, state, message)
@@ -276,23 +310,104 @@ class VertexProvider:
     def update(self, tuned_model_id: str, display_name: str, description: str) -> None:
         from google.genai import types
 
+        checked(self._ids.model, tuned_model_id, "Vertex model name")
         self._call(lambda: self._genai().models.update(
             model=tuned_model_id, config=types.UpdateModelConfig(display_name=display_name, description=description)))
 
     def delete(self, tuned_model_id: str, handle: str | None, owner: Owner) -> None:
-        """Delete the tuned model; while the job is still running, cancel it instead."""
+        """Delete the tuned model; while the job is still running, cancel it instead. The model or job is read
+        first: one whose tuner-owner label is another state's is refused (a model with no such label, made by
+        hand and imported, is this state's to delete)."""
         if tuned_model_id.startswith("projects/"):
-            self._call(lambda: self._genai().models.delete(model=tuned_model_id), on_not_found=lambda: None)
+            self._delete_model(checked(self._ids.model, tuned_model_id, "Vertex model name"), owner)
             return
+        checked(LABEL_BORNE_ID, tuned_model_id, "Vertex tuner id")
         if not handle:
             return  # nothing was ever submitted
+        handle = checked(self._ids.job, handle, "Vertex tuning job name")
         job = self._call(lambda: self._genai().tunings.get(name=handle), on_not_found=lambda: None)
         if job is None:
             return
+        _check_owner(job.labels, owner, handle)
         if _STATES.get(_state_name(job)) == CREATING:
             self._call(lambda: self._genai().tunings.cancel(name=handle))
         elif job.tuned_model and job.tuned_model.model:  # it finished meanwhile: delete what it made
             self.delete(_unversioned(job.tuned_model.model), None, owner)
+
+    def _delete_model(self, model_id: str, owner: Owner) -> None:
+        model = self._call(lambda: self._genai().models.get(model=model_id), on_not_found=lambda: None)
+        if model is None:
+            return  # already gone
+        _check_owner(model.labels, owner, model_id)
+        for endpoint in model.endpoints or []:
+            self._undeploy(endpoint.name, endpoint.deployed_model_id, owner)
+        self._call(lambda: self._genai().models.delete(model=model_id), on_not_found=lambda: None)
+
+    def _undeploy(self, endpoint: str | None, deployed_model_id: str | None, owner: Owner) -> None:
+        """models.delete is refused while the model is deployed: undeploy it (waiting for the operation), then
+        delete the endpoint if nothing else is deployed on it and it is not another state's."""
+        endpoint = checked(self._ids.endpoint, endpoint, "Vertex endpoint name")
+        deployed_model_id = checked(DEPLOYED_MODEL_ID, deployed_model_id, "Vertex deployed model id")
+        operation = self._rest("POST", f"{endpoint}:undeployModel", {"deployedModelId": deployed_model_id},
+                               missing_ok=True)
+        if operation is not None:
+            self._wait_for(operation)
+        left = self._rest("GET", endpoint, missing_ok=True)
+        if left is None or left.get("deployedModels"):
+            return  # gone already, or serving other models: kept
+        if (left.get("labels") or {}).get(LABEL_OWNER) in (None, owner.tag):
+            self._rest("DELETE", endpoint, missing_ok=True)
+
+    def _wait_for(self, operation: dict) -> None:
+        name = checked(self._ids.operation, operation.get("name"), "Vertex operation name")
+        deadline = time.monotonic() + OPERATION_TIMEOUT_SECONDS
+        while not operation.get("done"):
+            if time.monotonic() > deadline:
+                raise ProviderError(f"{name} did not finish in {OPERATION_TIMEOUT_SECONDS:.0f} s",
+                                    ProviderError.RETRYABLE, "DEADLINE_EXCEEDED")
+            time.sleep(self.capabilities.poll_seconds)
+            operation = self._rest("GET", name)
+        if operation.get("error"):
+            raise ProviderError(f"{name} failed: {operation['error'].get('message', operation['error'])}",
+                                code="OPERATION_FAILED")
+
+    def _rest(self, method: str, path: str, body: dict | None = None, missing_ok: bool = False) -> dict | None:
+        """One REST call for what google-genai has no call for (endpoints, operations): an AuthorizedSession of
+        google-auth (already a dependency, imported lazily) against the base URL and API version google-genai
+        uses; an error becomes google-api-core's exception, which _map_error knows. None when missing_ok and the
+        resource is gone."""
+        def call():
+            from google.api_core import exceptions
+
+            response = self._authorized().request(method, f"{self._base_url()}/{API_VERSION}/{path}", json=body,
+                                                  timeout=60)
+            if response.status_code >= 400:
+                raise exceptions.from_http_response(response)
+            return response.json() if response.content else {}
+
+        return self._call(call, on_not_found=(lambda: None) if missing_ok else None)
+
+    def _authorized(self):
+        with self._lock:
+            if self._session is None:
+                import google.auth
+                from google.auth.transport.requests import AuthorizedSession
+
+                credentials = self._credentials()
+                if credentials is None:
+                    try:
+                        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+                    except Exception as exc:
+                        raise self._map_error(exc) from None
+                self._session = AuthorizedSession(credentials)
+            return self._session
+
+    def _base_url(self) -> str:
+        """Where google-genai sends Vertex calls: the configured endpoint, else the regional (or global) host."""
+        if self.endpoint:
+            return self.endpoint.rstrip("/")
+        region = "" if self.location == "global" else f"{self.location}-"
+        return f"https://{region}aiplatform.googleapis.com"
 
     def list_models(self) -> list[ObservedModel]:
         """Tuned models of the project and location, one paged list call."""
@@ -301,8 +416,22 @@ class VertexProvider:
         return [_observed(m) for m in models]
 
     def get_model(self, tuned_model_id: str) -> ObservedModel | None:
-        model = self._call(lambda: self._genai().models.get(model=tuned_model_id), on_not_found=lambda: None)
-        return _observed(model) if model is not None else None
+        """One model (a full name or a bare id, as `tuner import` takes it), with the base model read from the job
+        that made it: the model's own label spells it without dots (gemini-2-5-flash), which no spec matches."""
+        if "/" not in tuned_model_id:
+            tuned_model_id = f"projects/{self.project}/locations/{self.location}/models/{tuned_model_id}"
+        model_id = checked(self._ids.model, tuned_model_id, "Vertex model name")
+        model = self._call(lambda: self._genai().models.get(model=model_id), on_not_found=lambda: None)
+        return _observed(model, self._base_model_of(model)) if model is not None else None
+
+    def _base_model_of(self, model) -> str:
+        job_id = (model.labels or {}).get(LABEL_JOB)
+        if not job_id:
+            return ""  # not made by a tuning job: the core records the spec's base model
+        parent = _unversioned(model.name).rsplit("/models/", 1)[0]
+        name = checked(self._ids.job, f"{parent}/tuningJobs/{job_id}", "Vertex tuning job name")
+        job = self._call(lambda: self._genai().tunings.get(name=name), on_not_found=lambda: None)
+        return (job.base_model or "").removeprefix("publishers/google/models/") if job is not None else ""
 
     def predict(self, tuned_model_id: str, text: str) -> str:
         endpoint = self._endpoints.get(tuned_model_id) or self._endpoint_of(tuned_model_id)
@@ -310,11 +439,12 @@ class VertexProvider:
         return response.text or ""
 
     def _endpoint_of(self, tuned_model_id: str) -> str:
-        model = self._call(lambda: self._genai().models.get(model=tuned_model_id))
+        model_id = checked(self._ids.model, tuned_model_id, "Vertex model name")
+        model = self._call(lambda: self._genai().models.get(model=model_id))
         endpoint = next((e.name for e in model.endpoints or [] if e.name), None)
         if not endpoint:
             raise ProviderError(f"{tuned_model_id} is not deployed to an endpoint to answer from", code="NOT_FOUND")
-        self._endpoints[tuned_model_id] = endpoint
+        self._endpoints[tuned_model_id] = checked(self._ids.endpoint, endpoint, "Vertex endpoint name")
         return endpoint
 
     def info(self) -> dict:
@@ -331,10 +461,40 @@ def _write_vertex_jsonl(examples, out) -> None:
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def _observed(model) -> ObservedModel:
-    labels = model.labels or {}
+class _Grammar:
+    """Vertex resource names this provider accepts from state, a plan file or the service before they reach a URL:
+    under its own location, and its project (by id, or by number as Vertex names resources)."""
+
+    def __init__(self, project: str, location: str):
+        parent = rf"projects/(?:{re.escape(project)}|[0-9]{{1,20}})/locations/{re.escape(location)}"
+        self.model = re.compile(rf"{parent}/models/[a-z0-9][a-z0-9_-]{{0,62}}")
+        self.job = re.compile(rf"{parent}/tuningJobs/[0-9]{{1,20}}")
+        self.endpoint = re.compile(rf"{parent}/endpoints/[a-z0-9][a-z0-9-]{{0,62}}")
+        self.operation = re.compile(rf"{parent}/(?:models|endpoints|tuningJobs)/[a-z0-9][a-z0-9_-]{{0,62}}"
+                                    r"/operations/[0-9]{1,20}")
+
+
+def _check_owner(labels: dict | None, owner: Owner, resource: str) -> None:
+    tag = (labels or {}).get(LABEL_OWNER)
+    if tag is not None and tag != owner.tag:
+        raise NotOwnedError(f"{resource} does not carry this state's identity (owner {owner.tag}, its {LABEL_OWNER} "
+                            f"label is {tag})", remedy="the state was edited or belongs to another workspace: "
+                                                       "restore it from git")
+
+
+def _check_label_id_owner(tuned_model_id: str, owner: Owner) -> None:
+    """A submission adopts or labels a job with this id: it must carry this state's tag (like Gemini's ids)."""
+    match = OWNED_LABEL_ID.fullmatch(tuned_model_id)
+    tag = match.group(1) if match else None
+    if tag != owner.tag:
+        raise NotOwnedError(f"{tuned_model_id} does not carry this state's identity (owner {owner.tag}, the id "
+                            f"carries {tag or 'none'})", remedy="the state was edited or belongs to another "
+                                                              "workspace: restore it from git")
+
+
+def _observed(model, base_model: str = "") -> ObservedModel:
     return ObservedModel(_unversioned(model.name), model.display_name or "", model.description or "", ACTIVE,
-                         labels.get("google-vertex-llm-tuning-base-model-id", ""))
+                         base_model, owner=(model.labels or {}).get(LABEL_OWNER))
 
 
 def _state_name(job) -> str:
