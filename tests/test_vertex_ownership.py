@@ -234,3 +234,17 @@ def test_a_partially_succeeded_job_is_a_failure_with_a_clear_message(vertex, emu
     assert "partially succeeded" in result.output and "not trained on the data the plan showed" in result.output
     pending = vertex.state()["models"]["reviews"]["pending"]
     assert pending["status"] == "failed"
+
+
+def test_a_refusal_of_a_rest_call_reads_like_an_sdk_error(vertex, emulator, gcs):
+    """The endpoint calls google-genai lacks go over REST; their errors carry Vertex's status and message."""
+    assert vertex.run("apply", "--auto-approve").code == 0
+    endpoint = vertex.state()["models"]["reviews"]["resources"]["endpoint"]
+    provider = VertexProvider({"project": PROJECT, "location": LOCATION, "staging_bucket": f"gs://{BUCKET}/tuner",
+                               "endpoint": emulator.url}, environ={"STORAGE_EMULATOR_HOST": gcs.url})
+    from runner.errors import ProviderError
+
+    with pytest.raises(ProviderError) as refused:
+        provider._rest("DELETE", endpoint)  # a model is still deployed on it
+    assert refused.value.code == "FAILED_PRECONDITION" and refused.value.remedy is None
+    assert refused.value.message.startswith(f"Endpoint {endpoint} has deployed models")

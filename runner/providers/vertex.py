@@ -207,7 +207,7 @@ class VertexProvider:
                                             f"and roles/storage.objectAdmin on {self.staging_bucket}")
             if code == 404:
                 return ProviderError(message, ProviderError.FATAL, "NOT_FOUND")
-            if code == 412:
+            if code == 412 or status == "FAILED_PRECONDITION":  # the resource's state forbids it: no field to fix
                 return ProviderError(message, ProviderError.FATAL, "FAILED_PRECONDITION")
             return ProviderError(message, ProviderError.FATAL, status or "INVALID_ARGUMENT",
                                  remedy="fix the field the message names, then plan and apply again")
@@ -373,16 +373,21 @@ class VertexProvider:
 
     def _rest(self, method: str, path: str, body: dict | None = None, missing_ok: bool = False) -> dict | None:
         """One REST call for what google-genai has no call for (endpoints, operations): an AuthorizedSession of
-        google-auth (already a dependency, imported lazily) against the base URL and API version google-genai
-        uses; an error becomes google-api-core's exception, which _map_error knows. None when missing_ok and the
-        resource is gone."""
+        google-auth (already loaded by google-cloud-storage, imported lazily) against the base URL and API version
+        google-genai uses; an error answer becomes google-genai's own APIError, so _map_error reads its status and
+        message as for every SDK call. None when missing_ok and the resource is gone."""
         def call():
-            from google.api_core import exceptions
+            from google.genai import errors
 
             response = self._authorized().request(method, f"{self._base_url()}/{API_VERSION}/{path}", json=body,
                                                   timeout=60)
             if response.status_code >= 400:
-                raise exceptions.from_http_response(response)
+                try:
+                    answer = response.json()
+                except ValueError:
+                    answer = {"error": {"message": response.text[:500]}}
+                kind = errors.ServerError if response.status_code >= 500 else errors.ClientError
+                raise kind(response.status_code, answer, response)
             return response.json() if response.content else {}
 
         return self._call(call, on_not_found=(lambda: None) if missing_ok else None)
