@@ -12,9 +12,8 @@ from google.genai import types
 
 from runner.emulators.vertex import PARTIAL_OUTPUT, VertexEmulator
 from runner.identity import Owner, owner_tag
-from runner.providers.vertex import VertexProvider
-from tests.conftest import SteppingClock, storage_client
-from tests.test_vertex_provider import BUCKET, LOCATION, PROJECT, sdk, spec
+from tests.conftest import SteppingClock, planned_model, storage_client
+from tests.test_vertex_provider import BUCKET, LOCATION, PROJECT, provider_of, sdk, spec
 
 ONE = """\
   reviews:
@@ -51,6 +50,14 @@ def models(emulator) -> list[str]:
     return [m.name for m in sdk(emulator).models.list(config={"query_base": False})]
 
 
+def _apply_dev_and_prod(project) -> tuple[str, str]:
+    """Both workspaces applied from the same configs; their tuned model ids."""
+    for workspace in ("dev", "prod"):
+        result = project.run("apply", "--auto-approve", "-w", workspace)
+        assert result.code == 0 and "adopting" not in result.output, result.output
+    return tuple(project.state(w)["models"]["reviews"]["tuned_model_id"] for w in ("dev", "prod"))
+
+
 def _steal(project, victim: str, thief: str) -> str:
     stolen = project.state(victim)["models"]["reviews"]["tuned_model_id"]
     path = project.root / "state" / f"{thief}.json"
@@ -64,15 +71,10 @@ def _steal(project, victim: str, thief: str) -> str:
 
 
 def test_vertex_workspaces_never_share_a_model_and_destroy_in_dev_leaves_prod_serving(vertex, emulator):
-    assert vertex.run("apply", "--auto-approve", "-w", "dev").code == 0
-    prod = vertex.run("apply", "--auto-approve", "-w", "prod")
-    assert prod.code == 0, prod.output
-    assert "adopting" not in prod.output
-    dev, prod_state = vertex.state("dev"), vertex.state("prod")
-    dev_id, prod_id = dev["models"]["reviews"]["tuned_model_id"], prod_state["models"]["reviews"]["tuned_model_id"]
+    dev_id, prod_id = _apply_dev_and_prod(vertex)
     assert dev_id != prod_id and emulator.stats["create_accepted"] == 2
     labels = sdk(emulator).models.get(model=prod_id).labels
-    assert labels["tuner-owner"] == owner_tag(prod_state["lineage"], "prod")  # copied from the job
+    assert labels["tuner-owner"] == owner_tag(vertex.state("prod")["lineage"], "prod")  # copied from the job
     destroyed = vertex.run("destroy", "--auto-approve", "-w", "dev")
     assert destroyed.code == 0, destroyed.output
     assert models(emulator) == [prod_id]
@@ -81,8 +83,7 @@ def test_vertex_workspaces_never_share_a_model_and_destroy_in_dev_leaves_prod_se
 
 
 def test_destroy_never_deletes_a_vertex_model_of_another_workspace(vertex, emulator):
-    assert vertex.run("apply", "--auto-approve", "-w", "dev").code == 0
-    assert vertex.run("apply", "--auto-approve", "-w", "prod").code == 0
+    _apply_dev_and_prod(vertex)
     stolen = _steal(vertex, "dev", "prod")
     result = vertex.run("destroy", "--auto-approve", "-w", "prod")
     assert result.code == 0, result.output
@@ -92,10 +93,9 @@ def test_destroy_never_deletes_a_vertex_model_of_another_workspace(vertex, emula
     assert vertex.run("predict", "-w", "dev", "reviews", "great").code == 0
 
 
-def test_a_running_job_of_another_workspace_is_never_cancelled(gcs, emulator, project):
-    provider = VertexProvider({"project": PROJECT, "location": LOCATION, "staging_bucket": f"gs://{BUCKET}/tuner",
-                               "endpoint": emulator.url}, environ={"STORAGE_EMULATOR_HOST": gcs.url})
-    uri = provider.stage_dataset(project.root / "data" / "train.jsonl", "e" * 64, "text_input", "output")
+def test_a_running_job_of_another_workspace_is_never_cancelled(gcs, emulator, vertex):
+    provider = provider_of(gcs, emulator)
+    uri = provider.stage_dataset(planned_model("reviews"), "train")
     theirs = Owner("lineage", "dev")
     job = sdk(emulator).tunings.tune(base_model="gemini-2.5-flash", training_dataset=types.TuningDataset(gcs_uri=uri),
                                      config=types.CreateTuningJobConfig(labels={"tuner-owner": theirs.tag}))
@@ -107,8 +107,7 @@ def test_a_running_job_of_another_workspace_is_never_cancelled(gcs, emulator, pr
 
 
 def test_a_crashed_vertex_submission_adopts_its_own_job_even_when_filters_are_ignored(vertex, emulator):
-    assert vertex.run("apply", "--auto-approve", "-w", "dev").code == 0
-    assert vertex.run("apply", "--auto-approve", "-w", "prod").code == 0
+    _apply_dev_and_prod(vertex)
     jobs_before = emulator.stats["create_accepted"]
     path = vertex.root / "state" / "prod.json"
     state = json.loads(path.read_text())
@@ -190,9 +189,7 @@ def test_destroy_undeploys_the_model_deletes_its_endpoint_then_the_model(vertex,
 
 def _tuned_outside_tuner(vertex, emulator, gcs) -> str:
     """A model made by a tuning job run by hand (console, gcloud): no tuner labels."""
-    provider = VertexProvider({"project": PROJECT, "location": LOCATION, "staging_bucket": f"gs://{BUCKET}/tuner",
-                               "endpoint": emulator.url}, environ={"STORAGE_EMULATOR_HOST": gcs.url})
-    uri = provider.stage_dataset(vertex.root / "data" / "train.jsonl", "d" * 64, "text_input", "output")
+    uri = provider_of(gcs, emulator).stage_dataset(planned_model("reviews"), "train")
     client = sdk(emulator)
     job = client.tunings.tune(base_model="gemini-2.5-flash", training_dataset=types.TuningDataset(gcs_uri=uri),
                               config=types.CreateTuningJobConfig(tuned_model_display_name="Reviews", epoch_count=10,
@@ -240,8 +237,7 @@ def test_a_refusal_of_a_rest_call_reads_like_an_sdk_error(vertex, emulator, gcs)
     """The endpoint calls google-genai lacks go over REST; their errors carry Vertex's status and message."""
     assert vertex.run("apply", "--auto-approve").code == 0
     endpoint = vertex.state()["models"]["reviews"]["resources"]["endpoint"]
-    provider = VertexProvider({"project": PROJECT, "location": LOCATION, "staging_bucket": f"gs://{BUCKET}/tuner",
-                               "endpoint": emulator.url}, environ={"STORAGE_EMULATOR_HOST": gcs.url})
+    provider = provider_of(gcs, emulator)
     from runner.errors import ProviderError
 
     with pytest.raises(ProviderError) as refused:
