@@ -33,7 +33,10 @@ from runner.state.model import ACTIVE, CREATING, FAILED, REJECTED, SUBMITTING, I
 
 
 class Reporter(Protocol):
-    def event(self, name: str, status: str, detail: str = "") -> None: ...
+    """Told every job transition as plain data; how it reads is the view's business (runner.render.progress)."""
+
+    def event(self, name: str, status: str, detail: str = "", elapsed: float | None = None,
+              progress: float | None = None) -> None: ...
 
 
 class Clock:
@@ -224,7 +227,7 @@ class Applier:
                 if not verdict.passed:
                     return self._reject(name, pending, metrics, verdict.reasons)
                 self._promote(name, pending, metrics)
-                self.reporter.event(name, "active", elapsed_text(self.clock.monotonic() - started))
+                self.reporter.event(name, "active", elapsed=self.clock.monotonic() - started)
                 return None
             if status.state == JOB_FAILED:
                 with self._state_lock:
@@ -232,8 +235,7 @@ class Applier:
                     self._write(self.state)
                 self.reporter.event(name, "failed", status.message)
                 return f"tuning job failed: {status.message or status.detail or 'no message'}"
-            progress = f" {status.progress:.0%}" if status.progress is not None else ""
-            self.reporter.event(name, "creating", f"{elapsed_text(self.clock.monotonic() - started)}{progress}")
+            self.reporter.event(name, "creating", elapsed=self.clock.monotonic() - started, progress=status.progress)
             if self.clock.wait(interval):
                 raise Interrupted()
 
@@ -351,12 +353,6 @@ def _expected_cost(change: Change, desired: dict[str, DesiredModel]) -> int:
     if change.action not in (CREATE, REPLACE) or model is None:
         return -1
     return model.train.examples * (model.hyperparameters.get("epoch_count") or 1)  # None: the provider decides
-
-
-def elapsed_text(seconds: float) -> str:
-    """12s, 3m05s: how long a job has run, for progress displays."""
-    seconds = int(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 __all__ = ["Applier", "ApplyResult", "Clock", "RetryPolicy"]

@@ -6,7 +6,6 @@ Exit codes: 0 success; 1 error; 2 changes present (plan --detailed-exitcode); 13
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from pathlib import Path
@@ -53,15 +52,14 @@ def _clocked(project):
     return project
 
 
-def _out(text: str) -> None:
-    click.echo(text, nl=False)
+def _out(text: str, err: bool = False) -> None:
+    click.echo(text, nl=False, err=err)
 
 
 def _warn(warnings: list[str]) -> None:
-    from runner.render import terminal_safe
+    from runner.render.outcome import warnings_text
 
-    for warning in warnings:
-        click.echo(terminal_safe(f"Warning: {warning}"), err=True)
+    _out(warnings_text(warnings), err=True)
 
 
 REFRESH_HELP = ("Ask each provider what it really holds first (one list call each; the default, as terraform "
@@ -120,28 +118,23 @@ def validate(config, workspace, allow_small_dataset, as_json):
     if as_json:
         _validate_json(config, workspace, allow_small_dataset)
         return
+    from runner.render.outcome import validated_text
+
     resolution = _project(config, workspace, allow_small_dataset).validate()
     _warn(resolution.warnings)
-    models = resolution.models
-    examples = sum(m.train.examples + (m.validation.examples if m.validation else 0) for m in models)
-    click.echo(f"Valid: {len(models)} model(s), {examples} examples checked.")
+    _out(validated_text(resolution))
 
 
 def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
     """validate --json: every problem and warning as a diagnostic on stdout, invalid or not."""
-    from runner.errors import diagnostic
+    from runner.render.json_view import invalid_json, validation_json
 
     try:
         resolution = _project(config, workspace, allow_small_dataset).validate()
     except (SpecError, DatasetError) as error:
-        click.echo(json.dumps({"valid": False, "diagnostics": [diagnostic(p) for p in error.problems]}, indent=2,
-                              sort_keys=True))
+        _out(invalid_json(error.problems))
         sys.exit(EXIT_ERROR)
-    click.echo(json.dumps({"valid": True, "warnings": resolution.warnings,
-                           "diagnostics": [diagnostic(w, "warning") for w in resolution.warnings],
-                           "models": [{"name": m.name, "provider": m.provider, "fingerprint": m.fingerprint,
-                                       "dataset": m.dataset_record()} for m in resolution.models]},
-                          indent=2, sort_keys=True))
+    _out(validation_json(resolution))
 
 
 @cli.command(cls=FlagValueCommand)
@@ -162,22 +155,17 @@ def plan(config, workspace, targets, as_json, markdown, output_format, detailed_
 
     Changed fields are shown old -> new; fields that force a new tuned model are marked.
     """
-    from runner import render
-
     project = _project(config, workspace, allow_small_dataset)
     the_plan, resolution = project.plan(list(targets), refresh=refresh)
     _warn(resolution.warnings)
     if out:
         project.save_plan(out, the_plan, resolution, list(targets))
     output_format = output_format or ("json" if as_json else "markdown" if markdown else "text")
-    if output_format == "json":
-        _out(render.plan_json(the_plan))
-    elif output_format == "markdown":
-        _out(render.plan_markdown(the_plan))
-    else:
-        _out(render.plan_text(the_plan, render.use_colour()))
+    _out(_plan_view(output_format)(the_plan))
     if out and output_format == "text":
-        click.echo(f"\nSaved the plan to {out}. Apply exactly it with: tuner apply {out}")
+        from runner.render.outcome import saved_plan_text
+
+        _out(saved_plan_text(out))
     if detailed_exitcode and the_plan.has_changes:
         sys.exit(EXIT_CHANGES)
 
@@ -234,6 +222,22 @@ def destroy(config, workspace, targets, auto_approve, parallelism, lock_timeout)
                                                        lock_timeout=lock_timeout), auto_approve, verb="Destroy")
 
 
+def _plan_view(output_format: str):
+    """The plan's view for --format: each is imported only when asked for."""
+    if output_format == "json":
+        from runner.render.json_view import plan_json
+
+        return plan_json
+    if output_format == "markdown":
+        from runner.render.markdown import plan_markdown
+
+        return plan_markdown
+    from runner.render.plan import plan_text
+    from runner.render.terminal import use_colour
+
+    return functools.partial(plan_text, colour=use_colour())
+
+
 def _confirmed(question: str, remedy: str) -> bool:
     """Ask a yes/no question on the terminal; without a terminal, refuse (a script must say so explicitly)."""
     if not sys.stdin.isatty():
@@ -244,16 +248,17 @@ def _confirmed(question: str, remedy: str) -> bool:
 
 def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
     """Show the plan, confirm, run it with progress, and report the outcome with a trustworthy exit code."""
-    from runner import render
+    from runner.render.outcome import complete_text, failures_text
+    from runner.render.progress import progress_reporter
 
-    colour = render.use_colour()
+    show_plan = _plan_view("text")
 
     def confirm(the_plan) -> bool:
-        _out(render.plan_text(the_plan, colour))
+        _out(show_plan(the_plan))
         return auto_approve or _confirmed("\nDo you want to perform these actions?",
                                           "review with `tuner plan`, then pass --auto-approve")
 
-    reporter = render.progress_reporter()
+    reporter = progress_reporter()
     try:
         the_plan, result = run(confirm, reporter)
     finally:
@@ -262,20 +267,16 @@ def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
         if the_plan.has_changes:
             click.echo("Cancelled.")
             sys.exit(EXIT_ERROR)
-        _out(render.plan_text(the_plan, colour))
+        _out(show_plan(the_plan))
         return
     if result.interrupted:
         click.echo("\nInterrupted. State is saved; running jobs keep running. Run the command again to resume.",
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
-    summary = the_plan.summary()
     if result.failures:
-        click.echo(f"\nFinished with {len(result.failures)} failure(s):", err=True)
-        for name, message in sorted(result.failures.items()):
-            click.echo(f"  {name}: {message}", err=True)
+        _out(failures_text(result.failures), err=True)
         sys.exit(EXIT_ERROR)
-    click.echo(f"\n{verb} complete! Models: {summary['create']} added, {summary['replace']} replaced, "
-               f"{summary['update']} changed, {summary['delete']} destroyed.")
+    _out(complete_text(verb, the_plan))
 
 
 @cli.command()
@@ -288,16 +289,9 @@ def refresh(config, workspace, lock_timeout):
     A model deleted outside tuner leaves state (the next plan re-creates it); a display name or
     description changed outside tuner is recorded (the next plan changes it back).
     """
-    notes, unmanaged = _project(config, workspace).refresh(lock_timeout)
-    from runner.render import terminal_safe
+    from runner.render.state import refresh_text
 
-    for note in notes:
-        click.echo(terminal_safe(note))
-    for provider, tuned_id in unmanaged:
-        click.echo(terminal_safe(f"{tuned_id} exists at {provider} but is not managed (`tuner import NAME {tuned_id}` "
-                                 f"adopts it)"))
-    if not notes:
-        click.echo("State matches the providers.")
+    _out(refresh_text(*_project(config, workspace).refresh(lock_timeout)))
 
 
 @cli.command("import")
@@ -310,11 +304,12 @@ def import_(config, workspace, name, tuned_model_id, lock_timeout):
 
     Records what the provider reports; run `tuner plan` next to see whether it matches the spec.
     """
+    from runner.render.outcome import imported_text
+
     instance, notes = _project(config, workspace).import_model(name, tuned_model_id, lock_timeout)
-    for note in notes:
-        click.echo(f"Note: {note}", err=True)
-    click.echo(f"Imported {instance.tuned_model_id} as {name} ({instance.status}). Run `tuner plan` to compare it "
-               f"with the spec.")
+    imported, noted = imported_text(name, instance, notes)
+    _out(noted, err=True)
+    _out(imported)
 
 
 @cli.command()
@@ -322,10 +317,11 @@ def import_(config, workspace, name, tuned_model_id, lock_timeout):
 @click.option("--json", "as_json", is_flag=True, help="Print the raw state JSON.")
 def show(config, workspace, as_json):
     """Print what the state records: every model, its tuned model id and status."""
-    from runner import render
+    from runner.render.state import state_summary
+    from runner.render.terminal import use_colour
 
     state = _project(config, workspace).state()
-    _out(state.to_json().decode() if as_json else render.state_summary(state))
+    _out(state.to_json().decode() if as_json else state_summary(state, use_colour()))
 
 
 @cli.group("state")
@@ -338,10 +334,12 @@ def state_group():
 @click.option("--json", "as_json", is_flag=True, help="Print name -> tuned model id, provider, status.")
 def state_list(config, workspace, as_json):
     """One line per recorded tuned model (pending and superseded ones too)."""
-    from runner import render
+    from runner.render.json_view import state_list_json
+    from runner.render.state import state_list
+    from runner.render.terminal import use_colour
 
     state = _project(config, workspace).state()
-    _out(render.state_list_json(state) if as_json else render.state_list(state))
+    _out(state_list_json(state) if as_json else state_list(state, use_colour()))
 
 
 @state_group.command("show")
@@ -349,7 +347,7 @@ def state_list(config, workspace, as_json):
 @click.argument("name")
 def state_show(config, workspace, name):
     """Everything recorded about one model."""
-    from runner import render
+    from runner.render.state import instance_text
 
     state = _project(config, workspace).state()
     record = state.models.get(name)
@@ -357,11 +355,11 @@ def state_show(config, workspace, name):
         raise TunerError(f"no model named {name!r} in state",
                          remedy=f"recorded: {', '.join(sorted(state.models)) or 'none'}")
     if record.current:
-        _out(render.instance_text(name, record.current))
+        _out(instance_text(name, record.current))
     if record.pending:
-        _out(render.instance_text(name, record.pending, " (pending)"))
+        _out(instance_text(name, record.pending, " (pending)"))
     for deposed in record.deposed:
-        _out(render.instance_text(name, deposed, " (deposed, to delete)"))
+        _out(instance_text(name, deposed, " (deposed, to delete)"))
 
 
 @cli.group()
@@ -433,9 +431,9 @@ def state_migrate(config, workspace, to, bucket, prefix, lock_timeout):
     if prefix and not bucket:
         raise click.UsageError("--prefix needs --bucket")
     gcs = {"bucket": bucket, "prefix": prefix} if bucket else None
-    source, target, state = _project(config, workspace).migrate_state(to, lock_timeout, gcs)
-    click.echo(f"Migrated {len(state.models)} model(s) from {source} to {target} (lineage {state.lineage}, "
-               f"serial {state.serial}).")
+    from runner.render.outcome import migrated_text
+
+    _out(migrated_text(*_project(config, workspace).migrate_state(to, lock_timeout, gcs)))
 
 
 @cli.command("force-unlock")
@@ -449,20 +447,17 @@ def force_unlock(config, workspace, lock_id, force):
     Asks for confirmation first, and refuses the lock of a process still running on this host:
     removing the lock of a live apply lets a second one write the same state.
     """
+    from runner.render.outcome import lock_holder_text
+
     def confirm(holder: dict) -> bool:
-        return _confirmed(f"Remove lock {lock_id}, held by {_holder_text(holder)}?",
+        return _confirmed(f"Remove lock {lock_id}, held by {lock_holder_text(holder)}?",
                           "pass --force if you are sure no tuner run still holds the lock")
 
     holder = _project(config, workspace).force_unlock(lock_id, confirm, force)
     if holder is None:
         click.echo("Cancelled.")
         sys.exit(EXIT_ERROR)
-    click.echo(f"Lock {lock_id} removed (it was held by {_holder_text(holder)}).")
-
-
-def _holder_text(holder: dict) -> str:
-    return (f"{holder.get('operation', '?')}, pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
-            f"since {holder.get('created', '?')}")
+    click.echo(f"Lock {lock_id} removed (it was held by {lock_holder_text(holder)}).")
 
 
 @cli.command()
@@ -474,20 +469,17 @@ def output(config, workspace, name, as_json):
 
     Every apply also writes state/<workspace>.outputs.json, so other tools need not run tuner.
     """
+    from runner.render.json_view import outputs_json
+    from runner.render.state import output_text, outputs_text
+
     outputs = _project(config, workspace).state().outputs()
     if name is not None:
         if name not in outputs:
             raise TunerError(f"no current tuned model named {name!r}",
                              remedy=f"current: {', '.join(outputs) or 'none'}")
-        click.echo(json.dumps(outputs[name], indent=2, sort_keys=True) if as_json else outputs[name]["tuned_model_id"])
+        _out(outputs_json(outputs[name]) if as_json else output_text(outputs[name]))
         return
-    if as_json:
-        click.echo(json.dumps(outputs, indent=2, sort_keys=True))
-        return
-    from runner.render import terminal_safe
-
-    for model_name, out in outputs.items():
-        click.echo(terminal_safe(f"{model_name} = {out['tuned_model_id']}"))
+    _out(outputs_json(outputs) if as_json else outputs_text(outputs))
 
 
 @cli.command("eval")
@@ -504,14 +496,13 @@ def eval_(config, workspace, name, against, as_json, lock_timeout):
     Metrics: exact-match accuracy, per-label precision/recall/F1 (when outputs are labels) and
     consistency (the same input asked twice gives the same answer).
     """
-    from runner import render
+    from runner.render.json_view import evaluation_json
+    from runner.render.metrics import metrics_table
+    from runner.render.terminal import use_colour
 
     current, previous, previous_id = _project(config, workspace).evaluate(name, against, lock_timeout)
-    if as_json:
-        click.echo(json.dumps({"current": current, "against": previous, "against_id": previous_id or None},
-                              indent=2, sort_keys=True))
-        return
-    _out(render.metrics_table(current, previous, previous_id))
+    _out(evaluation_json(current, previous, previous_id) if as_json
+         else metrics_table(current, previous, previous_id, use_colour()))
 
 
 @cli.command()
@@ -540,7 +531,8 @@ def cost(config, workspace, name, calls_per_month, prompt_tokens_saved, input_pr
       tuner cost sentiment --training-usd 20 --calls-per-month 10000 \\
           --prompt-price-per-1k-calls 0.05 --tuned-price-per-1k-calls 0.02 --plot cost.svg
     """
-    from runner.cost import render_break_even_table, write_break_even_svg
+    from runner.render.cost import break_even_table, write_break_even_chart
+    from runner.render.terminal import use_colour
 
     per_call = (prompt_price_per_1k_calls, tuned_price_per_1k_calls)
     per_token = (prompt_tokens_saved, input_price_per_million)
@@ -551,9 +543,9 @@ def cost(config, workspace, name, calls_per_month, prompt_tokens_saved, input_pr
         name, calls_per_month, training_usd, months=months, prompt_price_per_1k_calls=prompt_price_per_1k_calls,
         tuned_price_per_1k_calls=tuned_price_per_1k_calls, prompt_tokens_saved=prompt_tokens_saved,
         input_price_per_million=input_price_per_million)
-    _out(render_break_even_table(result))
+    _out(break_even_table(result, colour=use_colour()))
     if plot:
-        write_break_even_svg(result, plot)
+        write_break_even_chart(result, plot)
         click.echo(f"Chart written to {plot}")
 
 
@@ -578,7 +570,7 @@ def predict(config, workspace, name, text, text_file):
     except UnicodeDecodeError as exc:
         raise TunerError(f"the text to predict from is not valid UTF-8 (byte {exc.start})",
                          remedy="convert it to UTF-8") from None
-    from runner.render import terminal_safe
+    from runner.render.terminal import terminal_safe
 
     _, answer = _project(config, workspace).predict(name, text)
     click.echo(terminal_safe(answer))
@@ -588,26 +580,13 @@ def _without_final_newline(text: str) -> str:
     return text.removesuffix("\n").removesuffix("\r")
 
 
-def _print_error(error: TunerError) -> None:
-    from runner.render import terminal_safe
-
-    problems = getattr(error, "problems", None)
-    if problems:
-        kind = "dataset" if isinstance(error, DatasetError) else "spec" if isinstance(error, SpecError) else ""
-        click.echo(f"Error: invalid {kind}:".replace("invalid :", "invalid input:"), err=True)
-        for problem in problems:
-            click.echo(terminal_safe(f"  {problem}"), err=True)
-    else:
-        click.echo(terminal_safe(f"Error: {error.message}"), err=True)
-    if error.remedy:
-        click.echo(terminal_safe(f"  -> {error.remedy}"), err=True)
-
-
 def main(argv: list[str] | None = None, clock: Clock | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="tuner", standalone_mode=False, obj=clock)
     except TunerError as error:
-        _print_error(error)
+        from runner.render.outcome import error_text
+
+        _out(error_text(error), err=True)
         sys.exit(EXIT_ERROR)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)

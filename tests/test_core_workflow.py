@@ -277,7 +277,7 @@ def test_json_is_there_wherever_a_script_wants_it(project):
 def test_on_a_terminal_progress_is_a_live_table_of_every_job():
     import io
 
-    from runner.render import LiveProgress
+    from runner.render.progress import LiveProgress
 
     stream = io.StringIO()
     progress = LiveProgress(stream)

@@ -16,12 +16,11 @@ from runner.cost import (
     estimate_tokens,
     load_pricing,
     overrides_from_settings,
-    render_break_even_table,
     training_cost,
-    write_break_even_svg,
 )
 from runner.datasets import scan
 from runner.errors import TunerError
+from runner.render.cost import break_even_table, write_break_even_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -74,7 +73,7 @@ def test_never_pays_back_when_the_tuned_model_is_not_cheaper_per_call(tuned_pric
     assert b.months_to_pay_back is None
     assert b.break_even_month is None
     assert all(t > p for p, t in zip(b.cumulative_prompted, b.cumulative_tuned))
-    assert "never pays back" in render_break_even_table(b)
+    assert "never pays back" in break_even_table(b)
 
 
 def test_free_training_pays_back_at_once():
@@ -211,7 +210,7 @@ def test_loading_never_mutates_the_callers_overrides_or_the_next_load():
 # -- rendering -----------------------------------------------------------------------------------------
 
 def test_table_marks_the_break_even_month():
-    table = render_break_even_table(break_even(20.0, 10_000, 0.05, 0.02))
+    table = break_even_table(break_even(20.0, 10_000, 0.05, 0.02))
 
     marked = [line for line in table.splitlines() if "break-even" in line and line.lstrip()[:1].isdigit()]
     assert len(marked) == 1 and marked[0].split()[0] == "67"
@@ -222,7 +221,7 @@ def test_svg_chart_is_valid_xml_with_both_series_axes_legend_and_break_even_mark
     b = break_even(20.0, 10_000, 0.05, 0.02)
     path = tmp_path / "break-even.svg"
 
-    write_break_even_svg(b, path)
+    write_break_even_chart(b, path)
 
     root = ET.parse(path).getroot()
     assert root.tag == f"{SVG}svg"
@@ -242,7 +241,7 @@ def test_svg_chart_is_valid_xml_with_both_series_axes_legend_and_break_even_mark
 def test_svg_says_so_when_the_tuned_model_never_pays_back(tmp_path):
     path = tmp_path / "never.svg"
 
-    write_break_even_svg(break_even(20.0, 10_000, 0.02, 0.05), path)
+    write_break_even_chart(break_even(20.0, 10_000, 0.02, 0.05), path)
 
     ids = {el.get("id") for el in ET.parse(path).getroot().iter() if el.get("id")}
     assert "no-break-even" in ids and "break-even" not in ids
@@ -252,7 +251,7 @@ def test_png_without_matplotlib_suggests_svg(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
 
     with pytest.raises(TunerError, match="matplotlib") as caught:
-        write_break_even_svg(break_even(20.0, 10_000, 0.05, 0.02), tmp_path / "chart.png")
+        write_break_even_chart(break_even(20.0, 10_000, 0.05, 0.02), tmp_path / "chart.png")
 
     assert ".svg" in caught.value.remedy
     assert not (tmp_path / "chart.png").exists()
@@ -260,4 +259,4 @@ def test_png_without_matplotlib_suggests_svg(tmp_path, monkeypatch):
 
 def test_an_unknown_chart_format_is_refused(tmp_path):
     with pytest.raises(TunerError, match="unknown format"):
-        write_break_even_svg(break_even(20.0, 10_000, 0.05, 0.02), tmp_path / "chart.pdf")
+        write_break_even_chart(break_even(20.0, 10_000, 0.05, 0.02), tmp_path / "chart.pdf")

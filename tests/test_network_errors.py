@@ -87,7 +87,8 @@ def test_gemini_unreachable_is_a_clear_error(project, closed_url, monkeypatch, c
 
 
 class Events:
-    def event(self, name: str, status: str, detail: str = "") -> None:
+    def event(self, name: str, status: str, detail: str = "", elapsed: float | None = None,
+              progress: float | None = None) -> None:
         pass
 
 

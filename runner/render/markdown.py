@@ -1,0 +1,65 @@
+"""Plans as a pull-request comment. Everything that comes from specs, state or a provider is escaped: nothing in
+it can become a link, markup or HTML, and a table cell cannot be split by a pipe."""
+
+from __future__ import annotations
+
+import re
+
+from runner.plan import CREATE, DELETE, Change, Plan
+from runner.render.plan import action_look, plan_text, summary_line, value_text
+from runner.render.terminal import terminal_safe
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def md_text(text: object) -> str:
+    """User text as inert markdown: every ASCII punctuation escaped (CommonMark's literal), on one line."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def md_code(text: object) -> str:
+    """User text as an inert code span: fenced by more backticks than any run inside it, on one line, pipes
+    escaped (a GFM table cell ends at a bare pipe, even inside code)."""
+    text = " ".join(str(text).splitlines()).replace("|", "\\|")
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[:1] in ("`", " ") or text[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def plan_markdown(plan: Plan) -> str:
+    """A table of changes with their field diffs, the full plan collapsed."""
+    changed = [c for c in plan.changes if c.is_change]
+    if not changed and not plan.settings:
+        return "### tuner plan: no changes\n\nYour tuned models match the configuration.\n"
+    lines = [f"### tuner plan: {summary_line(plan).removeprefix('Plan: ')}", ""]
+    if plan.costs:
+        unknown = f" + unknown for {', '.join(map(md_code, plan.unpriced))}" if plan.unpriced else ""
+        lines += [f"**Estimated training cost: ~${plan.total_cost_usd:.2f}{unknown} (pricing as of "
+                  f"{md_text(plan.pricing_as_of)}).**", ""]
+    if plan.settings:
+        lines += ["**Provider settings change: review where credentials and data will be sent.**", "",
+                  "| Provider | Setting | Recorded | New |", "|---|---|---|---|"]
+        lines += [f"| {md_text(s.provider)} | {md_code(f.path)} | {md_code(value_text(f.old))} | "
+                  f"{md_code(value_text(f.new))} |" for s in plan.settings for f in s.fields]
+        lines.append("")
+    if changed:
+        lines += ["| Model | Provider | Action | Est. training cost | Changes |", "|---|---|---|---|---|"]
+    for change in changed:
+        cost = plan.costs.get(change.name, {}).get("usd")
+        cost_text = f"${cost:.2f}" if cost is not None else ("unknown" if change.name in plan.costs else "")
+        lines.append(f"| {md_code(change.name)} | {md_text(change.provider)} | {action_look(change.action).badge} | "
+                     f"{cost_text} | {_markdown_fields(change)} |")
+    full = plan_text(plan).rstrip()
+    fence = "`" * max(3, max(map(len, re.findall("`+", full)), default=0) + 1)
+    lines += ["", "<details><summary>Full plan</summary>", "", f"{fence}diff", full, fence, "", "</details>", ""]
+    return terminal_safe("\n".join(lines))
+
+
+def _markdown_fields(change: Change) -> str:
+    notes = []
+    if change.action not in (CREATE, DELETE):
+        notes = [f"{md_code(f.path)}: {md_code(value_text(f.old))} → {md_code(value_text(f.new))}" +
+                 (" **(forces replacement)**" if f.forces_replacement else "") for f in change.fields]
+    notes += [md_code(change.reason)] if change.reason else []
+    notes += [f"deletes superseded {md_code(tuned_id)}" for tuned_id in change.cleanup]
+    return "<br>".join(notes)

@@ -1,0 +1,65 @@
+"""What a command did, in words: results, warnings and errors (exit codes stay the CLI's)."""
+
+from __future__ import annotations
+
+from runner.desired import Resolution
+from runner.errors import DatasetError, SpecError, TunerError
+from runner.plan import Plan
+from runner.render.terminal import terminal_safe
+from runner.state.model import Instance, State
+
+
+def _lines(lines: list[str]) -> str:
+    return "".join(terminal_safe(line) + "\n" for line in lines)
+
+
+def warnings_text(warnings: list[str]) -> str:
+    return _lines([f"Warning: {warning}" for warning in warnings])
+
+
+def error_text(error: TunerError) -> str:
+    """`Error: ...` on one line (or one line per problem of a spec or dataset), then the remedy."""
+    problems = getattr(error, "problems", None)
+    if problems:
+        kind = "dataset" if isinstance(error, DatasetError) else "spec" if isinstance(error, SpecError) else "input"
+        lines = [f"Error: invalid {kind}:"] + [f"  {problem}" for problem in problems]
+    else:
+        lines = [f"Error: {error.message}"]
+    return _lines(lines + ([f"  -> {error.remedy}"] if error.remedy else []))
+
+
+def validated_text(resolution: Resolution) -> str:
+    models = resolution.models
+    examples = sum(m.train.examples + (m.validation.examples if m.validation else 0) for m in models)
+    return f"Valid: {len(models)} model(s), {examples} examples checked.\n"
+
+
+def saved_plan_text(path) -> str:
+    return terminal_safe(f"\nSaved the plan to {path}. Apply exactly it with: tuner apply {path}\n")
+
+
+def failures_text(failures: dict[str, str]) -> str:
+    return _lines([f"\nFinished with {len(failures)} failure(s):"] +
+                  [f"  {name}: {message}" for name, message in sorted(failures.items())])
+
+
+def complete_text(verb: str, plan: Plan) -> str:
+    s = plan.summary()
+    return (f"\n{verb} complete! Models: {s['create']} added, {s['replace']} replaced, {s['update']} changed, "
+            f"{s['delete']} destroyed.\n")
+
+
+def imported_text(name: str, instance: Instance, notes: list[str]) -> tuple[str, str]:
+    """(stdout, stderr): what was adopted, and the provider's notes about it."""
+    return (terminal_safe(f"Imported {instance.tuned_model_id} as {name} ({instance.status}). Run `tuner plan` to "
+                          f"compare it with the spec.\n"), _lines([f"Note: {note}" for note in notes]))
+
+
+def migrated_text(source: str, target: str, state: State) -> str:
+    return terminal_safe(f"Migrated {len(state.models)} model(s) from {source} to {target} (lineage {state.lineage}, "
+                         f"serial {state.serial}).\n")
+
+
+def lock_holder_text(holder: dict) -> str:
+    return terminal_safe(f"{holder.get('operation', '?')}, pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
+                         f"since {holder.get('created', '?')}")
