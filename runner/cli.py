@@ -248,7 +248,7 @@ def _confirmed(question: str, remedy: str) -> bool:
 
 def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
     """Show the plan, confirm, run it with progress, and report the outcome with a trustworthy exit code."""
-    from runner.render.outcome import complete_text, failures_text
+    from runner.render.outcome import INTERRUPTED_TEXT, complete_text, failures_text
     from runner.render.progress import progress_reporter
 
     show_plan = _plan_view("text")
@@ -270,8 +270,7 @@ def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
         _out(show_plan(the_plan))
         return
     if result.interrupted:
-        click.echo("\nInterrupted. State is saved; running jobs keep running. Run the command again to resume.",
-                   err=True)
+        _out(INTERRUPTED_TEXT, err=True)
         sys.exit(EXIT_INTERRUPTED)
     if result.failures:
         _out(failures_text(result.failures), err=True)
@@ -602,6 +601,7 @@ def main(argv: list[str] | None = None, clock: Clock | None = None) -> None:
     except Exception as error:  # a bug: say so plainly; TUNER_DEBUG=1 shows the traceback
         if os.environ.get("TUNER_DEBUG"):
             raise
-        click.echo(f"Error: internal error: {type(error).__name__}: {error}", err=True)
-        click.echo("  -> this is a bug in tuner; rerun with TUNER_DEBUG=1 for a traceback and report it", err=True)
+        from runner.render.outcome import internal_error_text
+
+        _out(internal_error_text(error), err=True)
         sys.exit(EXIT_ERROR)

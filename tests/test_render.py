@@ -6,7 +6,7 @@ import io
 
 from runner.errors import TunerError
 from runner.render.outcome import error_text, failures_text
-from runner.render.progress import LineProgress, LiveProgress, elapsed_text
+from runner.render.progress import LineProgress, LiveProgress, elapsed_text, progress_reporter
 from runner.render.state import state_list
 from runner.render.terminal import table_text
 from runner.state.model import Instance, ModelRecord, State
@@ -110,3 +110,16 @@ def test_failures_and_errors_from_a_provider_are_printed_inert():
 
     assert failures == "\nFinished with 1 failure(s):\n  alpha: tuning job failed: click\n"
     assert error == "Error: refused click\n  -> retry\n"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_live_table_on_a_terminal_and_plain_lines_with_no_color_or_off_a_terminal(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert isinstance(progress_reporter(Terminal()), LiveProgress)
+    assert isinstance(progress_reporter(io.StringIO()), LineProgress)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert isinstance(progress_reporter(Terminal()), LineProgress)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from runner.desired import Resolution
 from runner.errors import diagnostic
-from runner.plan import Plan
-from runner.planfile import plan_to_dict
-from runner.state.model import State
+from runner.planfile import plan_to_dict  # the saved plan's shape: a plan is serialised one way
+
+if TYPE_CHECKING:
+    from runner.desired import Resolution
+    from runner.plan import Plan
+    from runner.state.model import State
 
 
 def _document(value: object, ascii_only: bool = True) -> str:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from runner.desired import Resolution
+from typing import TYPE_CHECKING
+
 from runner.errors import DatasetError, SpecError, TunerError
-from runner.plan import Plan
 from runner.render.terminal import terminal_safe
-from runner.state.model import Instance, State
+
+if TYPE_CHECKING:  # an error's view must not import the engines
+    from runner.desired import Resolution
+    from runner.plan import Plan
+    from runner.state.model import Instance, State
+
+INTERRUPTED_TEXT = "\nInterrupted. State is saved; running jobs keep running. Run the command again to resume.\n"
 
 
 def _lines(lines: list[str]) -> str:
@@ -26,6 +32,12 @@ def error_text(error: TunerError) -> str:
     else:
         lines = [f"Error: {error.message}"]
     return _lines(lines + ([f"  -> {error.remedy}"] if error.remedy else []))
+
+
+def internal_error_text(error: Exception) -> str:
+    """A bug: said plainly, on one line, with what to do about it."""
+    return _lines([f"Error: internal error: {type(error).__name__}: {error}",
+                   "  -> this is a bug in tuner; rerun with TUNER_DEBUG=1 for a traceback and report it"])
 
 
 def validated_text(resolution: Resolution) -> str:
