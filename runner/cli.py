@@ -258,7 +258,8 @@ def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
         return auto_approve or _confirmed("\nDo you want to perform these actions?",
                                           "review with `tuner plan`, then pass --auto-approve")
 
-    reporter = progress_reporter()
+    clock = click.get_current_context().obj  # the injected clock times the live table too
+    reporter = progress_reporter(monotonic=clock.monotonic) if clock is not None else progress_reporter()
     try:
         the_plan, result = run(confirm, reporter)
     finally:
@@ -346,19 +347,14 @@ def state_list(config, workspace, as_json):
 @click.argument("name")
 def state_show(config, workspace, name):
     """Everything recorded about one model."""
-    from runner.render.state import instance_text
+    from runner.render.state import record_text
 
     state = _project(config, workspace).state()
     record = state.models.get(name)
     if record is None:
         raise TunerError(f"no model named {name!r} in state",
                          remedy=f"recorded: {', '.join(sorted(state.models)) or 'none'}")
-    if record.current:
-        _out(instance_text(name, record.current))
-    if record.pending:
-        _out(instance_text(name, record.pending, " (pending)"))
-    for deposed in record.deposed:
-        _out(instance_text(name, deposed, " (deposed, to delete)"))
+    _out(record_text(name, record))
 
 
 @cli.group()

@@ -5,24 +5,17 @@ from __future__ import annotations
 import io
 
 from runner.errors import TunerError
+from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, FieldChange, Plan
 from runner.render.outcome import error_text, failures_text
+from runner.render.plan import plan_text
 from runner.render.progress import LineProgress, LiveProgress, elapsed_text, progress_reporter
 from runner.render.state import state_list
 from runner.render.terminal import table_text
 from runner.state.model import Instance, ModelRecord, State
+from tests.conftest import FakeClock
 
 HIDDEN_LINK = "\x1b]8;;http://e\x07click\x1b]8;;\x07"
 RICH_MARKUP = "[link=http://e]x[/link] [bold red]y[/] :smile:"
-
-
-class Ticks:
-    """An injected monotonic clock the test moves by hand."""
-
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _instance(tuned_id: str, status: str = "active") -> Instance:
@@ -30,14 +23,14 @@ def _instance(tuned_id: str, status: str = "active") -> Instance:
 
 
 def test_plain_progress_reads_the_elapsed_time_and_progress_apply_reports_as_data():
-    stream, ticks = io.StringIO(), Ticks()
+    stream, ticks = io.StringIO(), FakeClock()
     progress = LineProgress(stream, colour=False, monotonic=ticks)
 
     progress.event("alpha", "submitting", "tunedModels/alpha-1")
     progress.event("alpha", "creating", elapsed=185.0, progress=0.4)
-    ticks.now += 5
+    ticks.advance(5)
     progress.event("alpha", "creating", elapsed=190.0, progress=0.5)  # within 10 s: not repeated
-    ticks.now += 5
+    ticks.advance(5)
     progress.event("alpha", "creating", elapsed=195.0)
     progress.event("alpha", "active", elapsed=200.0)
 
@@ -53,10 +46,10 @@ def test_plain_progress_shows_a_providers_message_inert():
 
 
 def test_the_live_table_times_each_job_on_its_clock_and_shows_markup_literally():
-    stream, ticks = io.StringIO(), Ticks()
+    stream, ticks = io.StringIO(), FakeClock()
     progress = LiveProgress(stream, monotonic=ticks)
     progress.event("alpha", "creating", RICH_MARKUP, elapsed=999.0, progress=0.25)
-    ticks.now += 75
+    ticks.advance(75)
     progress.event("bravo", "submitting")
     shown = table_of(progress)
     progress.close()
@@ -123,3 +116,20 @@ def test_progress_is_a_live_table_on_a_terminal_and_plain_lines_with_no_color_or
     assert isinstance(progress_reporter(io.StringIO()), LineProgress)
     monkeypatch.setenv("NO_COLOR", "1")
     assert isinstance(progress_reporter(Terminal()), LineProgress)
+
+
+def test_plan_text_keeps_terraforms_lines_for_every_action():
+    rate = (FieldChange("hyperparameters.learning_rate", 0.5, 0.25, True),)
+    plan = Plan((Change("a", CREATE, "local", (FieldChange("base_model", None, "m", False),)),
+                 Change("b", REPLACE, "local", rate, prior_id="t/b"),
+                 Change("c", UPDATE, "local", (FieldChange("display_name", "x", "y", False),), prior_id="t/c"),
+                 Change("d", DELETE, "local", prior_id="t/d")), "lineage", 1)
+
+    assert plan_text(plan).splitlines() == [
+        "tuner will perform the following actions:", "",
+        "  + a (local) will be created", "      + base_model = \"m\"", "",
+        "  -/+ b (local) must be replaced [t/b]",
+        "      ~ hyperparameters.learning_rate = 0.5 -> 0.25  # forces replacement", "",
+        "  ~ c (local) will be updated in place [t/c]", "      ~ display_name = \"x\" -> \"y\"", "",
+        "  - d (local) will be destroyed [t/d]", "",
+        "Plan: 1 to add, 1 to replace, 1 to change, 1 to destroy."]

@@ -31,10 +31,10 @@ def _detail(detail: str, elapsed: float | None, progress: float | None) -> str:
     return " ".join(parts)
 
 
-def progress_reporter(stream=None):
+def progress_reporter(stream=None, monotonic: Callable[[], float] = time.monotonic):
     """A live table on a terminal; one line per transition otherwise (CI logs, pipes, NO_COLOR)."""
     stream = stream or sys.stderr
-    return LiveProgress(stream) if use_colour(stream) else LineProgress(stream)
+    return LiveProgress(stream, monotonic) if use_colour(stream) else LineProgress(stream, monotonic=monotonic)
 
 
 class LineProgress:

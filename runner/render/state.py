@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from runner.render.terminal import table_text, terminal_safe
-from runner.state.model import Instance, State
+from runner.state.model import Instance, ModelRecord, State
 
 _LIST_HEADERS = ("NAME", "PROVIDER", "TUNED MODEL", "STATUS")
 
@@ -28,6 +28,14 @@ def state_list(state: State, colour: bool = False) -> str:
 def state_summary(state: State, colour: bool = False) -> str:
     header = terminal_safe(f"workspace {state.workspace}, serial {state.serial}, lineage {state.lineage}\n\n")
     return header + state_list(state, colour)
+
+
+def record_text(name: str, record: ModelRecord) -> str:
+    """Everything recorded about one model: its current instance, the one still tuning, those to delete."""
+    parts = [instance_text(name, record.current)] if record.current else []
+    parts += [instance_text(name, record.pending, " (pending)")] if record.pending else []
+    parts += [instance_text(name, deposed, " (deposed, to delete)") for deposed in record.deposed]
+    return "".join(parts)
 
 
 def instance_text(name: str, instance: Instance, heading: str = "") -> str:
