@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from runner.desired import DesiredModel
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, TunerError
 from runner.evaluate import GateResult, check_gate, evaluate_model
 from runner.identity import Owner
 from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan
+from runner.planned import PlannedModel
 from runner.providers.base import ACTIVE as JOB_ACTIVE
 from runner.providers.base import FAILED as JOB_FAILED
 from runner.providers.base import Provider
@@ -76,16 +76,16 @@ class Applier:
         self._slots: dict[str, threading.Semaphore] = {}
 
     # -- entry point -------------------------------------------------------------------------------
-    def run(self, plan: Plan, desired: dict[str, DesiredModel]) -> ApplyResult:
+    def run(self, plan: Plan) -> ApplyResult:
+        """Execute every change's planned model (`change.planned`): the plan alone says what to do."""
         result = ApplyResult()
-        changes = sorted((c for c in plan.changes if c.is_change), key=lambda c: _expected_cost(c, desired),
-                         reverse=True)
+        changes = sorted((c for c in plan.changes if c.is_change), key=_expected_work, reverse=True)
         self.providers.preflight(c.provider for c in changes)  # all of them, before anything is submitted
         if changes and not self.state.lineage:  # the state's identity is born before any id derives from it
             self._write(self.state)
         self._record_settings(plan)
         with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="tuner-job") as pool:
-            futures = {pool.submit(self._run_change, c, desired.get(c.name)): c for c in changes}
+            futures = {pool.submit(self._run_change, c): c for c in changes}
             try:
                 for future, change in futures.items():
                     while not wait([future], timeout=0.2).done:
@@ -125,23 +125,24 @@ class Applier:
         return Owner(self.state.lineage, self.state.workspace)
 
     # -- one change ----------------------------------------------------------------------------------
-    def _run_change(self, change: Change, model: DesiredModel | None) -> str | None:
+    def _run_change(self, change: Change) -> str | None:
         """Returns None on success or the failure message; provider errors propagate."""
         if self.clock.stop.is_set():
             raise Interrupted()
         provider = self.providers[change.provider]
+        model = change.planned
         failure = None
         if change.action in (CREATE, REPLACE):
             failure = self._tune(change, model, provider)
         elif change.action == UPDATE:
-            self._update(change, model, provider)
+            self._update(change, provider)
         elif change.action == DELETE:
             self._delete_model(change, provider)
         if failure is None:
             self._cleanup(change, provider)
         return failure
 
-    def _tune(self, change: Change, model: DesiredModel, provider: Provider) -> str | None:
+    def _tune(self, change: Change, model: PlannedModel, provider: Provider) -> str | None:
         tuned_id = provider.tuned_model_id(model, self.owner)
         slot = self._slots.setdefault(change.provider, threading.Semaphore(provider.capabilities.max_concurrent_jobs))
         with slot:
@@ -152,7 +153,7 @@ class Applier:
                 self._submit(change.name, model, provider, pending)
             return self._wait(change.name, model, provider, pending)
 
-    def _prepare(self, change: Change, model: DesiredModel, provider: Provider, tuned_id: str) -> Instance:
+    def _prepare(self, change: Change, model: PlannedModel, provider: Provider, tuned_id: str) -> Instance:
         """Record the intent to pay for a job before paying, or pick up the one already recorded."""
         record = self.state.record(change.name)
         pending = record.pending
@@ -191,7 +192,7 @@ class Applier:
             record.pending = None
             self._write(self.state)
 
-    def _submit(self, name: str, model: DesiredModel, provider: Provider, pending: Instance) -> None:
+    def _submit(self, name: str, model: PlannedModel, provider: Provider, pending: Instance) -> None:
         self.reporter.event(name, "submitting", pending.tuned_model_id)
         owner = self.owner
         try:
@@ -213,7 +214,7 @@ class Applier:
             pending.error = _describe(error)
             self._write(self.state)
 
-    def _wait(self, name: str, model: DesiredModel, provider: Provider, pending: Instance) -> str | None:
+    def _wait(self, name: str, model: PlannedModel, provider: Provider, pending: Instance) -> str | None:
         started = self.clock.monotonic()
         interval = provider.capabilities.poll_seconds
         while True:
@@ -261,13 +262,13 @@ class Applier:
         self.reporter.event(name, "rejected", message)
         return f"not promoted: rejected by the quality gate: {message}"
 
-    def _evaluate(self, model: DesiredModel, provider: Provider, tuned_id: str) -> dict:
+    def _evaluate(self, model: PlannedModel, provider: Provider, tuned_id: str) -> dict:
         """Score the model on its eval set (eval.dataset, else the validation set), if it has one."""
         if model.eval_set is None:
             return {}
         return evaluate_model(model, lambda text: self._call(provider, lambda: provider.predict(tuned_id, text)))
 
-    def _judge(self, name: str, model: DesiredModel, provider: Provider, metrics: dict) -> GateResult:
+    def _judge(self, name: str, model: PlannedModel, provider: Provider, metrics: dict) -> GateResult:
         if not model.gate:
             return GateResult(True)
         current = self.state.record(name).current
@@ -279,16 +280,18 @@ class Applier:
             previous = self._evaluate(model, self.providers[current.provider], current.tuned_model_id)
         return check_gate(model.gate, metrics, previous)
 
-    def _update(self, change: Change, model: DesiredModel, provider: Provider) -> None:
-        record = self.state.record(change.name)
-        current = record.current
+    def _update(self, change: Change, provider: Provider) -> None:
+        """Make the in-place attributes of `after` true at the provider, then record them."""
+        current = self.state.record(change.name).current
+        after = change.after
         if any(f.path in ("display_name", "description") for f in change.fields):
             self.reporter.event(change.name, "updating", current.tuned_model_id)
-            self._call(provider, lambda: provider.update(current.tuned_model_id, model.display_name, model.description),
-                       name=change.name)
+            self._call(provider, lambda: provider.update(current.tuned_model_id, after["display_name"],
+                                                         after["description"]), name=change.name)
         with self._state_lock:
-            current.display_name, current.description = model.display_name, model.description
-            current.prevent_destroy, current.updated_at = model.prevent_destroy, self.clock.now()
+            current.display_name, current.description = after["display_name"], after["description"]
+            current.prevent_destroy = after["lifecycle"]["prevent_destroy"]
+            current.updated_at = self.clock.now()
             self._write(self.state)
         self.reporter.event(change.name, "updated", current.tuned_model_id)
 
@@ -347,12 +350,11 @@ def _describe(error: TunerError) -> str:
     return f"{text} ({error.remedy})" if error.remedy else text
 
 
-def _expected_cost(change: Change, desired: dict[str, DesiredModel]) -> int:
-    """Longest expected first: dataset size x epochs (a smaller makespan under a concurrency cap)."""
-    model = desired.get(change.name)
-    if change.action not in (CREATE, REPLACE) or model is None:
+def _expected_work(change: Change) -> int:
+    """Longest expected first, as the provider estimated it (a smaller makespan under a concurrency cap)."""
+    if change.action not in (CREATE, REPLACE):
         return -1
-    return model.train.examples * (model.hyperparameters.get("epoch_count") or 1)  # None: the provider decides
+    return change.planned.expected_work
 
 
 __all__ = ["Applier", "ApplyResult", "Clock", "RetryPolicy"]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from runner.errors import TunerError
 
 if TYPE_CHECKING:
-    from runner.desired import DesiredModel
+    from runner.planned import PlannedModel
 
 PRICING_PATH = Path(__file__).parent / "pricing.json"
 PRICE_FIELDS = ("training_per_million_tokens", "input_per_million_tokens", "output_per_million_tokens")
@@ -30,12 +30,6 @@ TEXT_FIELDS = ("note", "source")
 # of thumb is all a plan can use without calling the API.
 CHARS_PER_TOKEN = 4
 TOKENS_PER_EXAMPLE = 4  # role/turn framing around each (input, output) pair
-
-# epoch_count left unset: the provider picks it. Gemini API: "If not set, a default of 5 will be used"
-# (ai.google.dev Hyperparameters reference); local: runner/providers/local.py. Vertex AI "automatically
-# adjusts the default value to your training dataset size" and publishes no number, so 1 is assumed.
-DOCUMENTED_DEFAULT_EPOCHS = {"gemini": 5, "local": 5}
-FALLBACK_EPOCHS = 1
 
 DEFAULT_HORIZON_MONTHS = 24  # chart length when the tuned model never pays back
 MAX_DEFAULT_HORIZON_MONTHS = 120  # ten years: past that a chart says nothing useful
@@ -195,28 +189,17 @@ class CostEstimate:
         return f"{text}; {self.note}" if self.note else text
 
 
-def resolve_epochs(provider: str, epoch_count: int | None) -> tuple[int, str]:
-    """The epochs a job will run, and a note saying so when it had to be assumed."""
-    if epoch_count is not None:
-        if epoch_count < 1:
-            raise ValueError(f"epoch_count must be >= 1, got {epoch_count}")
-        return epoch_count, ""
-    if provider in DOCUMENTED_DEFAULT_EPOCHS:
-        epochs = DOCUMENTED_DEFAULT_EPOCHS[provider]
-        return epochs, f"epoch_count not set: assumed {provider}'s documented default of {epochs}"
-    return FALLBACK_EPOCHS, (f"epoch_count not set: {provider} picks it from the dataset size and publishes no "
-                             f"default, so {FALLBACK_EPOCHS} epoch is assumed; multiply by the epochs the job reports")
-
-
-def training_cost(provider: str, base_model: str, text_bytes: int, examples: int, epoch_count: int | None,
-                  pricing: Pricing) -> CostEstimate:
-    """Estimated training bill: estimate_tokens(...) x epochs x price per million / 1e6.
+def training_cost(provider: str, base_model: str, text_bytes: int, examples: int, epochs: int,
+                  pricing: Pricing, epochs_note: str = "") -> CostEstimate:
+    """Estimated training bill: estimate_tokens(...) x epochs x price per million / 1e6. The epochs are those
+    the provider's plan expects (runner.planned.TrainingEstimate), with its note when it had to assume them.
 
     An unknown base model (or one whose training price is not known) gives known=False and usd=None, with
     a note saying where to add the price, rather than a guess.
     """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
     tokens = estimate_tokens(text_bytes, examples)
-    epochs, epochs_note = resolve_epochs(provider, epoch_count)
     entry = pricing.lookup(provider, base_model)
     price = entry.training_per_million_tokens if entry else None
     if price is None:
@@ -234,10 +217,10 @@ def training_cost(provider: str, base_model: str, text_bytes: int, examples: int
                         _join(epochs_note, provenance))
 
 
-def training_cost_for(model: DesiredModel, pricing: Pricing) -> CostEstimate:
-    """training_cost for a resolved model: its training set's size and its epoch_count."""
+def training_cost_for(model: PlannedModel, pricing: Pricing) -> CostEstimate:
+    """training_cost for a planned model: its training set's size and the epochs its provider expects."""
     return training_cost(model.provider, model.base_model, model.train.text_bytes, model.train.examples,
-                         model.hyperparameters.get("epoch_count"), pricing)
+                         model.estimate.epochs, pricing, model.estimate.note)
 
 
 def money(value: float, signed: bool = False) -> str:

@@ -39,7 +39,7 @@ def evaluate(examples: Iterable[tuple[str, str]], predict: Callable[[str], str],
 
 
 def evaluate_model(model, predict: Callable[[str], str]) -> dict:
-    """Score one tuned model of `model` (a DesiredModel with an eval set) through `predict`."""
+    """Score one tuned model of `model` (a PlannedModel with an eval set) through `predict`."""
     examples = [(e.input, e.output) for e in open_examples(model.eval_set)]
     return evaluate(examples, predict, model.eval_set.sha256, consistency=model.eval_consistency)
 

@@ -1,4 +1,4 @@
-"""plan(desired, state, capabilities, observed) -> Plan. Pure: no I/O, no clock, deterministic.
+"""plan(planned, state, observed) -> Plan. Pure: no I/O, no clock, deterministic.
 
 Same inputs give the same plan, byte for byte once serialised; that is what makes saved plans and
 tests trustworthy.
@@ -8,16 +8,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from runner.desired import DesiredModel
 from runner.errors import PlanError
 from runner.identity import owner_tag
-from runner.providers.base import Capabilities, ObservedModel
+from runner.planned import PlannedModel
+from runner.providers.base import ObservedModel
 from runner.state.model import FAILED, REJECTED, Instance, ModelRecord, State
 
-CREATE, REPLACE, UPDATE, DELETE, NOOP = "create", "replace", "update", "delete", "noop"
-# Attributes that only tuner itself reads: changing them never touches the provider's model.
-STATE_ONLY = frozenset({"lifecycle"})
+
+class Action(StrEnum):
+    """What a change does to one model (Terraform's plans.Action); its value is the word plan files record."""
+
+    CREATE = "create"
+    REPLACE = "replace"
+    UPDATE = "update"
+    DELETE = "delete"
+    NOOP = "noop"
+
+    @property
+    def symbol(self) -> str:
+        """How plan output marks it: + -/+ ~ - (and a blank for no change)."""
+        return _SYMBOLS[self]
+
+
+_SYMBOLS = {Action.CREATE: "+", Action.REPLACE: "-/+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: " "}
+CREATE, REPLACE, UPDATE, DELETE, NOOP = Action
 
 
 @dataclass(frozen=True)
@@ -31,7 +47,7 @@ class FieldChange:
 @dataclass(frozen=True)
 class Change:
     name: str
-    action: str
+    action: Action
     provider: str
     fields: tuple[FieldChange, ...] = ()
     reason: str = ""  # why, when the fields alone do not say (a failed job, drift, a resumed job)
@@ -40,6 +56,9 @@ class Change:
     prior_id: str | None = None  # the current tuned model id, if any
     fingerprint: str | None = None  # the desired fingerprint (None for delete)
     metrics: dict = field(default_factory=dict)  # the current model's last recorded evaluation
+    before: dict | None = None  # the recorded attributes (as refresh saw them), None when nothing is recorded
+    after: dict | None = None  # the planned attributes: what apply makes true and state records; None: delete
+    planned: PlannedModel | None = field(default=None, compare=False)  # the job request apply executes
 
     @property
     def is_change(self) -> bool:
@@ -108,9 +127,8 @@ class Observation:
 
 
 def plan(
-    desired: Iterable[DesiredModel],
+    desired: Iterable[PlannedModel],
     state: State,
-    capabilities: Mapping[str, Capabilities],
     observed: Observation | None = None,
     targets: Iterable[str] | None = None,
     settings: Mapping[str, Mapping] | None = None,
@@ -132,7 +150,7 @@ def plan(
                 refused.append(f"{name}: lifecycle.prevent_destroy is set, but the model is no longer in the "
                                f"configs, so the plan would delete {record.current.tuned_model_id}")
         else:
-            change = _change(model, record, capabilities[model.provider], observed)
+            change = _change(model, record, observed)
             if change.action == REPLACE and model.prevent_destroy and record.current:
                 refused.append(f"{name}: lifecycle.prevent_destroy is set, but "
                                f"{', '.join(f.path for f in change.fields if f.forces_replacement) or 'its state'} "
@@ -164,15 +182,16 @@ def _delete(name: str, record: ModelRecord) -> Change | None:
     if not instances:
         return None
     current = record.current
-    fields = ()
+    fields, before = (), None
     if current:
-        fields = tuple(FieldChange(path, old, None, True) for path, old in _flatten(current.attributes()))
+        before = current.attributes()
+        fields = tuple(FieldChange(path, old, None, True) for path, old in _flatten(before))
     return Change(name, DELETE, instances[0].provider, fields,
                   cleanup=tuple(i.tuned_model_id for i in instances if i is not current and not i.refused),
-                  prior_id=current.tuned_model_id if current else None)
+                  prior_id=current.tuned_model_id if current else None, before=before)
 
 
-def _change(model: DesiredModel, record: ModelRecord, caps: Capabilities, observed: Observation) -> Change:
+def _change(model: PlannedModel, record: ModelRecord, observed: Observation) -> Change:
     fingerprint = model.fingerprint
     cleanup = [d.tuned_model_id for d in record.deposed if not d.refused]
     pending = record.pending
@@ -189,22 +208,24 @@ def _change(model: DesiredModel, record: ModelRecord, caps: Capabilities, observ
         else:
             resume, reason = True, f"job already submitted ({pending.handle or pending.tuned_model_id}): wait for it"
     current = record.current
-    common = dict(name=model.name, provider=model.provider, cleanup=tuple(cleanup), fingerprint=fingerprint)
+    after = model.attributes
+    common = dict(name=model.name, provider=model.provider, cleanup=tuple(cleanup), fingerprint=fingerprint,
+                  after=after, planned=model)
     if current is None:
-        fields = tuple(FieldChange(path, None, new, True) for path, new in _flatten(model.attributes()))
+        fields = tuple(FieldChange(path, None, new, True) for path, new in _flatten(after))
         return Change(action=CREATE, fields=fields, reason=reason, resume=resume, **common)
     common["prior_id"], common["metrics"] = current.tuned_model_id, current.metrics
     seen = observed.find(current.provider, current.tuned_model_id)
     if seen is None and observed.asked(current.provider):
-        fields = tuple(FieldChange(path, None, new, True) for path, new in _flatten(model.attributes()))
+        fields = tuple(FieldChange(path, None, new, True) for path, new in _flatten(after))
         return Change(action=CREATE, fields=fields, resume=resume,
                       reason=reason or f"{current.tuned_model_id} no longer exists at {current.provider}: "
                                        f"deleted outside tuner", **common)
     recorded = current.attributes()
     if seen is not None:  # drift: the provider's view of in-place fields wins over what state recorded
         recorded |= {"display_name": seen.display_name, "description": seen.description}
-    desired = model.attributes()
-    fields = () if recorded == desired else diff(recorded, desired, caps.in_place_fields | STATE_ONLY)
+    common["before"] = recorded
+    fields = () if recorded == after else diff(recorded, after, model.requires_replace)
     if current.status == FAILED:
         return Change(action=REPLACE, fields=fields, resume=resume,
                       reason=reason or f"the recorded model failed: {current.error or 'no message'}", **common)
@@ -215,8 +236,9 @@ def _change(model: DesiredModel, record: ModelRecord, caps: Capabilities, observ
     return Change(action=NOOP, **common)
 
 
-def diff(old: dict, new: dict, in_place: frozenset[str]) -> tuple[FieldChange, ...]:
-    """Field-level differences (deepdiff), each marked with whether it forces replacement."""
+def diff(old: dict, new: dict, requires_replace: frozenset[str]) -> tuple[FieldChange, ...]:
+    """Field-level differences (deepdiff), each marked with whether it forces replacement: whether its
+    top-level attribute is one the provider's plan says requires a new model."""
     from deepdiff import DeepDiff  # lazy: most plans of an unchanged project never get here
 
     result = []
@@ -228,7 +250,7 @@ def diff(old: dict, new: dict, in_place: frozenset[str]) -> tuple[FieldChange, .
             new_value = None if report == "dictionary_item_removed" else item.t2
             for sub_path, o, n in _expand_dicts(path, old_value, new_value):
                 dotted = ".".join(map(str, sub_path))
-                result.append(FieldChange(dotted, o, n, sub_path[0] not in in_place))
+                result.append(FieldChange(dotted, o, n, sub_path[0] in requires_replace))
     return tuple(sorted(result, key=lambda f: f.path))
 
 

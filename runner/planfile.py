@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 from runner import __version__
-from runner.desired import DesiredModel
 from runner.errors import PlanError
 from runner.fsutil import atomic_write
-from runner.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, FieldChange, Plan, SettingsChange
+from runner.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Action, Change, FieldChange, Plan, SettingsChange
+from runner.planned import PlannedModel
 
 FORMAT = "tuner-plan"
 FORMAT_VERSION = 1
@@ -69,7 +70,7 @@ def _change_to_dict(change: Change) -> dict:
 def plan_from_dict(data: dict, lineage: str, serial: int) -> Plan:
     changes = tuple(
         Change(
-            name=c["name"], action=c["action"], provider=c["provider"], fields=_fields_from_dict(c["fields"]),
+            name=c["name"], action=Action(c["action"]), provider=c["provider"], fields=_fields_from_dict(c["fields"]),
             reason=c["reason"], resume=c["resume"], cleanup=tuple(c["cleanup"]),
             prior_id=c["prior_id"], fingerprint=c["fingerprint"], metrics=c.get("metrics", {}),
         )
@@ -82,13 +83,13 @@ def plan_from_dict(data: dict, lineage: str, serial: int) -> Plan:
                 not_refreshed=tuple(data.get("not_refreshed", ())))
 
 
-def inputs_digest(models: list[DesiredModel]) -> str:
+def inputs_digest(models: list[PlannedModel]) -> str:
     """Covers every desired attribute of every model, datasets by canonical hash."""
-    described = [{"name": m.name, "attributes": m.attributes(), "fingerprint": m.fingerprint} for m in models]
+    described = [{"name": m.name, "attributes": m.attributes, "fingerprint": m.fingerprint} for m in models]
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
-def write_plan(path: Path, plan: Plan, workspace: str, config_dir: str, models: list[DesiredModel],
+def write_plan(path: Path, plan: Plan, workspace: str, config_dir: str, models: list[PlannedModel],
                targets: list[str]) -> None:
     """config_dir: relative to the project root, so that `tuner apply FILE` reads the same specs."""
     document = {
@@ -150,7 +151,7 @@ def _validator():
 
 
 def check_fresh(document: dict, path: Path, workspace: str, config_dir: str, lineage: str, serial: int,
-                models: list[DesiredModel]) -> None:
+                models: list[PlannedModel]) -> None:
     """Refuse a stale plan, saying what changed since it was made."""
     if document["workspace"] != workspace:
         raise PlanError(f"{path}: plan was made for workspace {document['workspace']!r}, not {workspace!r}",
@@ -169,10 +170,14 @@ def check_fresh(document: dict, path: Path, workspace: str, config_dir: str, lin
         raise PlanError(f"{path}: stale plan: configs or datasets changed since it was made", remedy=REMEDY)
 
 
-def check_conforms(saved: Plan, fresh: Plan, protected: frozenset[str], path: Path) -> None:
-    """The saved plan may do only what a plan made now from the same specs and state would do (`fresh`,
-    made without refresh, has already enforced every plan rule: prevent_destroy, targets, budget), or what a
-    refresh explains; a model under prevent_destroy is never deleted or re-created over, whatever the file says."""
+def conforming(saved: Plan, fresh: Plan, protected: frozenset[str], path: Path) -> Plan:
+    """The saved plan, its changes bound to the planned models they execute, if it does only what a plan made
+    now from the same specs and state would do (`fresh`, made without refresh, has already enforced every plan
+    rule: prevent_destroy, targets, budget), or what a refresh explains; a model under prevent_destroy is never
+    deleted or re-created over, whatever the file says.
+
+    Binding: a plan file records each change's fingerprint, not its job request, so the planned model comes
+    from the fresh plan's change of the same name and must carry the fingerprint the file recorded."""
     problems = []
     for change in (c for c in saved.changes if c.is_change):
         expected = fresh.change(change.name)
@@ -185,11 +190,17 @@ def check_conforms(saved: Plan, fresh: Plan, protected: frozenset[str], path: Pa
         elif change.action != action and (change.action, action) not in EXPLAINED_BY_REFRESH:
             problems.append(f"{change.name}: the plan file says {change.action}, the configs and state say "
                             f"{action or 'nothing'}")
+        elif expected is not None and change.fingerprint != expected.fingerprint:
+            problems.append(f"{change.name}: the plan file's fingerprint is not that of the configs")
     if saved.settings != fresh.settings:
         problems.append("provider settings: the plan file's changes are not those of the specs and state")
     if problems:
         raise PlanError(f"{path}: refusing a plan file that does not follow from the configs and state:\n  "
                         + "\n  ".join(problems), remedy=REMEDY)
+    planned = {c.name: c for c in fresh.changes}
+    return replace(saved, changes=tuple(
+        replace(c, before=planned[c.name].before, after=planned[c.name].after, planned=planned[c.name].planned)
+        if c.is_change else c for c in saved.changes))
 
 
 def _destroys(change: Change, expected: Change | None) -> bool:

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runner.apply import Applier, ApplyResult, Clock, Reporter
+from runner.attributes import fingerprint
 from runner.datasets import DatasetScanner, HashCache
-from runner.desired import DesiredModel, Resolution, fingerprint, resolve
+from runner.desired import Resolution, resolve
 from runner.errors import PlanError, ProviderError, StateError, TunerError
 from runner.fsutil import atomic_write
 from runner.identity import owner_tag
 from runner.plan import CREATE, REPLACE, Observation, Plan, instances_of, plan, settings_changes, unmanaged
-from runner.planfile import check_conforms, check_fresh, plan_from_dict, read_plan, write_plan
+from runner.planfile import check_fresh, conforming, plan_from_dict, read_plan, write_plan
+from runner.planned import PlannedModel
 from runner.providers import Providers, either
 from runner.refresh import refresh_state
 from runner.retry import RetryPolicy
@@ -166,9 +168,8 @@ class Project:
         return self._plan(resolution.models, state, observed, targets), resolution
 
     def _plan(self, models, state, observed, targets) -> Plan:
-        capabilities = {m.provider: self.providers[m.provider].capabilities for m in models}
         settings = self.settings({m.provider for m in models}, state)
-        return self._priced(plan(models, state, capabilities, observed, targets, settings), models)
+        return self._priced(plan(models, state, observed, targets, settings))
 
     def settings(self, providers: Iterable[str], state: State) -> dict[str, dict]:
         """provider -> the settings it records, for these providers and those state uses; never a secret."""
@@ -189,10 +190,9 @@ class Project:
                             remedy="review them with `tuner plan` and apply that first")
         return current
 
-    def _priced(self, the_plan: Plan, models: list[DesiredModel]) -> Plan:
+    def _priced(self, the_plan: Plan) -> Plan:
         """Attach the estimated training cost of every job the plan would pay for, and enforce the budget."""
-        by_name = {m.name: m for m in models}
-        paid = [c for c in the_plan.changes if c.action in (CREATE, REPLACE) and not c.resume and c.name in by_name]
+        paid = [c for c in the_plan.changes if c.action in (CREATE, REPLACE) and not c.resume and c.planned]
         if not paid:
             return the_plan
         from runner.cost import load_pricing, overrides_from_settings, training_cost_for
@@ -200,7 +200,7 @@ class Project:
         pricing = load_pricing(overrides_from_settings(self.config.providers))
         costs = {}
         for change in paid:
-            estimate = training_cost_for(by_name[change.name], pricing)
+            estimate = training_cost_for(change.planned, pricing)
             costs[change.name] = {"usd": estimate.usd, "training_tokens": estimate.training_tokens,
                                   "summary": estimate.summary()}
         priced = replace(the_plan, costs=costs, pricing_as_of=pricing.as_of)
@@ -250,11 +250,10 @@ class Project:
             # Whatever the file says, the rules of plan hold: re-plan now (prevent_destroy, targets, budget)...
             _check_targets(document["targets"], resolution.models, state)
             fresh = self._plan(resolution.models, state, None, document["targets"])
-            check_conforms(saved, fresh, _protected(resolution.models, state), plan_file)
-            return self._priced(saved, resolution.models)  # ...and the budget holds for what will really run
+            saved = conforming(saved, fresh, _protected(resolution.models, state), plan_file)
+            return self._priced(saved)  # ...and the budget holds for what will really run
 
-        return self._execute("apply", make_plan, resolution.models, confirm, reporter, parallelism, lock_timeout,
-                             clock)
+        return self._execute("apply", make_plan, confirm, reporter, parallelism, lock_timeout, clock)
 
     def destroy(self, targets: list[str] | None, confirm: Callable[[Plan], bool], reporter: Reporter,
                 parallelism: int = 10, lock_timeout: float = 0.0) -> tuple[Plan, ApplyResult | None]:
@@ -268,22 +267,20 @@ class Project:
             if guarded:
                 raise PlanError(f"refusing to destroy {', '.join(guarded)}: lifecycle.prevent_destroy is set",
                                 remedy="set prevent_destroy: false and apply that first, if destruction is intended")
-            return plan([], state, {}, None, targets, self.settings((), state))
+            return plan([], state, None, targets, self.settings((), state))
 
-        return self._execute("destroy", make_plan, [], confirm, reporter, parallelism, lock_timeout, None)
+        return self._execute("destroy", make_plan, confirm, reporter, parallelism, lock_timeout, None)
 
-    def _execute(self, operation: str, make_plan: Callable[[State], Plan], models: list[DesiredModel],
+    def _execute(self, operation: str, make_plan: Callable[[State], Plan],
                  confirm: Callable[[Plan], bool], reporter: Reporter, parallelism: int, lock_timeout: float,
                  clock: Clock | None) -> tuple[Plan, ApplyResult | None]:
         with self.locked_state(operation, lock_timeout) as (backend, state):
             the_plan = make_plan(state)
             if not the_plan.has_changes or not confirm(the_plan):
                 return the_plan, None
-            desired = {m.name: m for m in models}
-            _check_fingerprints(the_plan, desired)
             applier = Applier(state, backend.write, self.providers, reporter, clock=clock, parallelism=parallelism)
             try:
-                return the_plan, applier.run(the_plan, desired)
+                return the_plan, applier.run(the_plan)
             finally:
                 self.write_outputs(state)  # even after a failure or Ctrl-C: it says what is current now
 
@@ -380,7 +377,8 @@ class Project:
                 raise StateError(f"{tuned_model_id} was not found at provider {model.provider}")
             _check_unmanaged(state, model.provider, seen.tuned_model_id)
             _check_not_owned_elsewhere(state, seen)
-            instance, notes = _imported_instance(model, seen, provider.info(), self.clock.now())
+            instance, notes = _imported_instance(model, provider.import_attributes(model, seen), seen.state,
+                                                 provider.info(), self.clock.now())
             state.record(name).current = instance
             backend.write(state)
             self.write_outputs(state)
@@ -394,7 +392,7 @@ class Project:
                              remedy="run `tuner apply` first")
         return state
 
-    def _declared(self, name: str) -> DesiredModel:
+    def _declared(self, name: str) -> PlannedModel:
         """NAME's desired model (specs and datasets checked), or an error saying it is not declared."""
         model = next((m for m in self.resolve().models if m.name == name), None)
         if model is None:
@@ -433,25 +431,24 @@ def _check_not_owned_elsewhere(state: State, seen) -> None:
                          remedy="manage it from the workspace that created it")
 
 
-def _imported_instance(model: DesiredModel, seen, provider_info: dict, now: str) -> tuple[Instance, list[str]]:
-    base_model = seen.base_model or model.base_model
-    if base_model == f"models/{model.base_model}":
-        base_model = model.base_model  # the same model, as the spec spells it
-    hyperparameters = {**model.hyperparameters, **seen.hyperparameters}
+def _imported_instance(model: PlannedModel, imported: dict, status: str, provider_info: dict,
+                       now: str) -> tuple[Instance, list[str]]:
+    """`imported`: the attributes the provider reports (Provider.import_attributes); the dataset is the spec's."""
     dataset = model.dataset_record()
     notes = [f"{model.provider} does not report training data: recorded the spec's dataset hashes, so only "
              f"later data changes show in plans"]
     instance = Instance(
-        tuned_model_id=seen.tuned_model_id, provider=model.provider,
-        fingerprint=fingerprint(model.provider, base_model, hyperparameters, dataset),
-        status=seen.state, base_model=base_model, display_name=seen.display_name, description=seen.description,
-        hyperparameters=hyperparameters, dataset=dataset, created_at=now, updated_at=now,
-        provider_info={**provider_info, "imported": True}, prevent_destroy=model.prevent_destroy,
+        tuned_model_id=imported["tuned_model_id"], provider=model.provider,
+        fingerprint=fingerprint(model.provider, imported["base_model"], imported["hyperparameters"], dataset),
+        status=status, base_model=imported["base_model"], display_name=imported["display_name"],
+        description=imported["description"], hyperparameters=imported["hyperparameters"], dataset=dataset,
+        created_at=now, updated_at=now, provider_info={**provider_info, "imported": True},
+        prevent_destroy=model.prevent_destroy,
     )
     return instance, notes
 
 
-def _protected(models: list[DesiredModel], state: State) -> frozenset[str]:
+def _protected(models: list[PlannedModel], state: State) -> frozenset[str]:
     """Names under prevent_destroy, as plan judges them: the spec's word, or state's for undeclared models."""
     declared = {m.name: m.prevent_destroy for m in models}
     recorded = {name: bool(r.current and r.current.prevent_destroy) for name, r in state.models.items()}
@@ -499,17 +496,9 @@ def _check_budget(the_plan: Plan, limit: float | None) -> None:
                         remedy="raise budget.max_plan_cost_usd, or apply part of it with --target")
 
 
-def _check_targets(targets: list[str] | None, models: list[DesiredModel], state: State) -> None:
+def _check_targets(targets: list[str] | None, models: list[PlannedModel], state: State) -> None:
     known = {m.name for m in models} | set(state.models)
     unknown = sorted(set(targets or ()) - known)
     if unknown:
         raise PlanError(f"--target {', '.join(unknown)}: no such model in the configs or the state",
                         remedy=f"known models: {', '.join(sorted(known)) or 'none'}")
-
-
-def _check_fingerprints(the_plan: Plan, desired: dict[str, DesiredModel]) -> None:
-    for change in the_plan.changes:
-        model = desired.get(change.name)
-        if change.fingerprint and (model is None or model.fingerprint != change.fingerprint):
-            raise PlanError(f"{change.name}: the plan no longer matches the configs",
-                            remedy="run `tuner plan` again")

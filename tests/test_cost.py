@@ -123,16 +123,6 @@ def test_a_null_shipped_price_is_unknown_too():
     assert (estimate.known, estimate.usd) == (False, None)
 
 
-def test_unset_epoch_count_uses_the_documented_default_or_assumes_one_and_says_so():
-    pricing = load_pricing()
-
-    gemini = training_cost("gemini", "models/gemini-1.5-flash-001-tuning", 20_000, 200, None, pricing)
-    vertex = training_cost("vertex", "gemini-2.5-flash", 20_000, 200, None, pricing)
-
-    assert gemini.epochs == 5 and "default of 5" in gemini.note
-    assert vertex.epochs == 1 and "1 epoch is assumed" in vertex.note
-
-
 def test_gemini_api_tuning_was_free_and_names_match_with_or_without_the_models_prefix():
     pricing = load_pricing()
     for name in ("models/gemini-1.5-flash-001-tuning", "gemini-1.5-flash-001-tuning"):

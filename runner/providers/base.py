@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 from runner.errors import ProviderError, SpecError
 
 if TYPE_CHECKING:
-    from runner.desired import DesiredModel
     from runner.identity import Owner
+    from runner.planned import PlannedModel
+    from runner.providers.planning import ModelDatasets, PlanResponse
+    from runner.spec import ModelSpec
 
 CREATING, ACTIVE, FAILED = "creating", "active", "failed"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -34,9 +36,6 @@ OTHER_SERVICES_CREDENTIALS = frozenset({
 
 @dataclass(frozen=True)
 class Capabilities:
-    in_place_fields: frozenset[str]  # attributes changed without a new model; all others force replacement
-    hyperparameter_defaults: dict  # accepted hyperparameter keys -> value used when the spec omits it
-    refused_hyperparameters: dict = field(default_factory=dict)  # key -> why it is refused, what to use
     max_concurrent_jobs: int = 5
     poll_seconds: float = 5.0  # how often apply asks a running job for its state
 
@@ -118,8 +117,12 @@ class Provider(Protocol):
     name: str
     capabilities: Capabilities
 
-    def plan_problems(self, model: DesiredModel) -> list[str]:
-        """Provider limits checked at plan time (example counts, id length, name length)."""
+    def plan(self, spec: ModelSpec, datasets: ModelDatasets | None) -> PlanResponse:
+        """The planned model: the provider's defaults filled in, its accepted keys and limits checked, the
+        attribute paths that force replacement and the training it expects (see plan_model)."""
+
+    def import_attributes(self, planned: PlannedModel, seen: ObservedModel) -> dict:
+        """How a model made outside tuner is recorded (see imported_attributes)."""
 
     def recorded_settings(self) -> dict:
         """The settings that decide where credentials go and what is billed (endpoint, key variable name,
@@ -128,11 +131,11 @@ class Provider(Protocol):
     def preflight(self) -> None:
         """Fail before anything is submitted if the provider cannot be used (missing credentials)."""
 
-    def tuned_model_id(self, model: DesiredModel, owner: Owner) -> str:
+    def tuned_model_id(self, model: PlannedModel, owner: Owner) -> str:
         """Derived from the owner, name and fingerprint, so a retried create finds the job it already started
         and no other state or workspace ever derives the same id."""
 
-    def submit(self, model: DesiredModel, tuned_model_id: str, owner: Owner) -> str:
+    def submit(self, model: PlannedModel, tuned_model_id: str, owner: Owner) -> str:
         """Start tuning, recording the owner's tag on the remote object; return the job handle. Raises
         AlreadyExistsError when the id is taken by an object of this owner, NotOwnedError when by another's."""
 

@@ -10,10 +10,12 @@ import os
 import re
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from runner.datasets import open_examples
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, first_line, is_network_error
 from runner.identity import Owner, model_digest
+from runner.planned import PlannedModel, TrainingEstimate
 from runner.providers import ProviderContext
 from runner.providers.base import (
     ACTIVE,
@@ -27,7 +29,11 @@ from runner.providers.base import (
     checked_key_variable,
     guarded,
 )
+from runner.providers.planning import Hyperparameters, ModelDatasets, PlanResponse, imported_attributes, plan_model
 from runner.sdkwarnings import quiet_sdk_banners
+
+if TYPE_CHECKING:
+    from runner.spec import ModelSpec
 
 DEFAULT_KEY_ENV = "GOOGLE_API_KEY"
 ENDPOINT_ENV = "TUNER_GEMINI_ENDPOINT"
@@ -42,6 +48,11 @@ INPUT_CHARS_MAX = 40_000
 OUTPUT_CHARS_MAX = 5_000
 REQUEST_BYTES_MAX = 4 * 1024 * 1024
 LIST_PAGE_SIZE = 50
+# The API's defaults, made explicit so the fingerprint does not move if Google changes them.
+HYPERPARAMETERS = Hyperparameters(
+    defaults={"epoch_count": 5, "batch_size": 4, "learning_rate": 0.001},
+    refused={"learning_rate_multiplier": "a Vertex AI setting; the Gemini API takes learning_rate",
+             "adapter_size": "a Vertex AI setting; the Gemini API does not expose the adapter size"})
 _STATES = {"CREATING": CREATING, "ACTIVE": ACTIVE, "FAILED": FAILED}
 # tuner owns retries (bounded, jittered, quota-aware); the SDK's own 60 s retry loop would hide faults.
 REQUEST = {"retry": None, "timeout": 60.0}
@@ -63,20 +74,23 @@ class GeminiProvider:
         self.endpoint = checked_endpoint(self._environ.get(ENDPOINT_ENV), ENDPOINT_ENV) or \
             checked_endpoint(settings.get("endpoint"), "providers.gemini.endpoint")
         self.capabilities = Capabilities(
-            in_place_fields=frozenset({"display_name", "description"}),
-            # The API's defaults, made explicit so the fingerprint does not move if Google changes them.
-            hyperparameter_defaults={"epoch_count": 5, "batch_size": 4, "learning_rate": 0.001},
-            refused_hyperparameters={
-                "learning_rate_multiplier": "a Vertex AI setting; the Gemini API takes learning_rate",
-                "adapter_size": "a Vertex AI setting; the Gemini API does not expose the adapter size",
-            },
             max_concurrent_jobs=settings.get("max_concurrent_jobs", 5),
             poll_seconds=settings.get("poll_seconds", 10.0),
         )
         self._genai = None
 
     # -- plan time -------------------------------------------------------------------------------------
-    def plan_problems(self, model) -> list[str]:
+    def plan(self, spec: ModelSpec, datasets: ModelDatasets | None) -> PlanResponse:
+        # epoch_count is always set (HYPERPARAMETERS' default is the API's own), so the estimate runs exactly it.
+        return plan_model(spec, datasets, HYPERPARAMETERS, lambda hp: TrainingEstimate(hp["epoch_count"]),
+                          self._limits)
+
+    def import_attributes(self, planned: PlannedModel, seen: ObservedModel) -> dict:
+        """The API reports base models as `models/<id>`; a spec may name the same model without the prefix."""
+        same = seen.base_model == f"models/{planned.base_model}"
+        return imported_attributes(planned, seen, planned.base_model if same else None)
+
+    def _limits(self, model: PlannedModel) -> list[str]:
         problems = []
         if len(model.display_name) > DISPLAY_NAME_MAX:
             problems.append(f"display_name: {len(model.display_name)} characters; the Gemini API allows "

@@ -13,16 +13,33 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner import __version__
 from runner.datasets import open_examples
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError
 from runner.fsutil import atomic_write
 from runner.identity import Owner
+from runner.planned import PlannedModel, TrainingEstimate
 from runner.providers import ProviderContext
-from runner.providers.base import ACTIVE, CREATING, Capabilities, JobStatus, ObservedModel, checked
+from runner.providers.base import (
+    ACTIVE,
+    CREATING,
+    Capabilities,
+    JobStatus,
+    ObservedModel,
+    checked,
+)
+from runner.providers.planning import Hyperparameters, ModelDatasets, PlanResponse, imported_attributes, plan_model
+
+if TYPE_CHECKING:
+    from runner.spec import ModelSpec
 
 BASE_MODELS = ("local/linear-ngram",)
+HYPERPARAMETERS = Hyperparameters(
+    defaults={"epoch_count": 5, "batch_size": 8, "learning_rate": 0.5},
+    refused={"learning_rate_multiplier": "not used by the local provider; set learning_rate instead",
+             "adapter_size": "the local provider trains a linear model and has no adapter"})
 # A folder name under .tuner/models: no dot, no slash, so an id from an edited state can never name another path.
 ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,126}[a-z0-9])?")
 
@@ -37,17 +54,19 @@ class LocalProvider:
     def __init__(self, directory: Path, settings: dict | None = None):
         self.directory = directory
         self.capabilities = Capabilities(
-            in_place_fields=frozenset({"display_name", "description"}),
-            hyperparameter_defaults={"epoch_count": 5, "batch_size": 8, "learning_rate": 0.5},
-            refused_hyperparameters={
-                "learning_rate_multiplier": "not used by the local provider; set learning_rate instead",
-                "adapter_size": "the local provider trains a linear model and has no adapter",
-            },
             max_concurrent_jobs=(settings or {}).get("max_concurrent_jobs", 2),
             poll_seconds=0.2,
         )
 
-    def plan_problems(self, model) -> list[str]:
+    def plan(self, spec: ModelSpec, datasets: ModelDatasets | None) -> PlanResponse:
+        return plan_model(spec, datasets, HYPERPARAMETERS, lambda hp: TrainingEstimate(hp["epoch_count"]),
+                          self._limits)
+
+    def import_attributes(self, planned: PlannedModel, seen: ObservedModel) -> dict:
+        return imported_attributes(planned, seen)
+
+    @staticmethod
+    def _limits(model: PlannedModel) -> list[str]:
         if model.base_model not in BASE_MODELS:
             return [f"base_model: {model.base_model!r} is not a local base model (available: {', '.join(BASE_MODELS)})"]
         return []

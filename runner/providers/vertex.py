@@ -23,10 +23,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from runner.datasets import open_examples
 from runner.errors import NotOwnedError, ProviderError, first_line, is_network_error
 from runner.identity import Owner
+from runner.planned import PlannedModel, TrainingEstimate
 from runner.providers import ProviderContext
 from runner.providers.base import (
     ACTIVE,
@@ -40,7 +42,11 @@ from runner.providers.base import (
     guarded,
     is_loopback,
 )
+from runner.providers.planning import Hyperparameters, ModelDatasets, PlanResponse, imported_attributes, plan_model
 from runner.sdkwarnings import quiet_sdk_banners
+
+if TYPE_CHECKING:
+    from runner.spec import ModelSpec
 
 ENDPOINT_ENV = "TUNER_VERTEX_ENDPOINT"
 TOKEN_ENV = "TUNER_VERTEX_ACCESS_TOKEN"  # e.g. from `gcloud auth print-access-token`, for CI without ADC
@@ -65,6 +71,11 @@ _STATES = {
     "JOB_STATE_EXPIRED": FAILED,
 }
 PARTIALLY_SUCCEEDED = "JOB_STATE_PARTIALLY_SUCCEEDED"
+# None: Vertex picks the value from the dataset size and base model (recorded as such).
+HYPERPARAMETERS = Hyperparameters(
+    defaults={"epoch_count": None, "learning_rate_multiplier": None, "adapter_size": None},
+    refused={"batch_size": "Vertex AI chooses the batch size for Gemini tuning; remove batch_size",
+             "learning_rate": "Vertex AI takes learning_rate_multiplier (a factor on its recommended rate)"})
 _LIVE = ("JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_UPDATING", "JOB_STATE_PAUSED",
          "JOB_STATE_SUCCEEDED")
 quiet_sdk_banners()  # google-genai and google-cloud-storage are imported lazily, on first use
@@ -87,13 +98,6 @@ class VertexProvider:
         self.endpoint = checked_endpoint(self._environ.get(ENDPOINT_ENV), ENDPOINT_ENV) or \
             checked_endpoint(settings.get("endpoint"), "providers.vertex.endpoint")
         self.capabilities = Capabilities(
-            in_place_fields=frozenset({"display_name", "description"}),
-            # None: Vertex picks the value from the dataset size and base model (recorded as such).
-            hyperparameter_defaults={"epoch_count": None, "learning_rate_multiplier": None, "adapter_size": None},
-            refused_hyperparameters={
-                "batch_size": "Vertex AI chooses the batch size for Gemini tuning; remove batch_size",
-                "learning_rate": "Vertex AI takes learning_rate_multiplier (a factor on its recommended rate)",
-            },
             max_concurrent_jobs=settings.get("max_concurrent_jobs", 5),
             poll_seconds=settings.get("poll_seconds", 30.0),
         )
@@ -105,7 +109,13 @@ class VertexProvider:
         self._endpoints: dict[str, str] = {}
 
     # -- plan time -------------------------------------------------------------------------------------
-    def plan_problems(self, model) -> list[str]:
+    def plan(self, spec: ModelSpec, datasets: ModelDatasets | None) -> PlanResponse:
+        return plan_model(spec, datasets, HYPERPARAMETERS, _estimate, self._limits)
+
+    def import_attributes(self, planned: PlannedModel, seen: ObservedModel) -> dict:
+        return imported_attributes(planned, seen)
+
+    def _limits(self, model: PlannedModel) -> list[str]:
         problems = [f"providers.vertex.{key} is required" for key, value in
                     (("project", self.project), ("staging_bucket", self.staging_bucket)) if not value]
         size = model.hyperparameters.get("adapter_size")
@@ -457,6 +467,14 @@ class VertexProvider:
 
         return {"sdk": "google-genai", "version": version.__version__, "project": self.project,
                 "location": self.location}
+
+
+def _estimate(hyperparameters: dict) -> TrainingEstimate:
+    """Vertex AI "automatically adjusts the default value to your training dataset size" and publishes no number."""
+    if hyperparameters["epoch_count"] is not None:
+        return TrainingEstimate(hyperparameters["epoch_count"])
+    return TrainingEstimate(1, "epoch_count not set: vertex picks it from the dataset size and publishes no default, "
+                               "so 1 epoch is assumed; multiply by the epochs the job reports")
 
 
 def _write_vertex_jsonl(examples, out) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from runner.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, FieldChange, Plan, SettingsChange
+from runner.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Action, Change, FieldChange, Plan, SettingsChange
 from runner.render.terminal import style, terminal_safe
 
 
 @dataclass(frozen=True)
 class ActionLook:
-    """How one planned action is shown: its symbol, colour and verb in text, its badge in markdown."""
+    """How one planned action is shown: its symbol (the Action's own), colour and verb in text, its badge in
+    markdown."""
 
     symbol: str
     colour: str | None
@@ -23,17 +24,17 @@ class ActionLook:
 
 
 _LOOKS = {
-    CREATE: ActionLook("+", "green", "will be created", "🟢 create"),
-    REPLACE: ActionLook("-/+", "yellow", "must be replaced", "🟠 replace"),
-    UPDATE: ActionLook("~", "yellow", "will be updated in place", "🟡 update"),
-    DELETE: ActionLook("-", "red", "will be destroyed", "🔴 destroy"),
-    NOOP: ActionLook(" ", None, "", "⚪ cleanup"),
+    CREATE: ("green", "will be created", "🟢 create"),
+    REPLACE: ("yellow", "must be replaced", "🟠 replace"),
+    UPDATE: ("yellow", "will be updated in place", "🟡 update"),
+    DELETE: ("red", "will be destroyed", "🔴 destroy"),
+    NOOP: (None, "", "⚪ cleanup"),
 }
 
 
 def action_look(action: str) -> ActionLook:
     """The one place an action becomes symbols and words (text and markdown both ask here)."""
-    return _LOOKS[action]
+    return ActionLook(Action(action).symbol, *_LOOKS[action])
 
 
 def plan_text(plan: Plan, colour: bool = False) -> str:

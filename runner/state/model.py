@@ -12,7 +12,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 import orjson
 
 from runner import __version__
-from runner.desired import model_attributes
+from runner.attributes import model_attributes
 from runner.errors import StateError
 
 FORMAT_VERSION = 1

@@ -1,0 +1,48 @@
+"""The canonical attributes of a tuned model and its fingerprint: the one vocabulary shared by the planned
+model (runner.planned), the plan and the recorded instance (runner.state), so no layer imports another for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+
+def fingerprint(provider: str, base_model: str, hyperparameters: dict, dataset: dict) -> str:
+    """What makes a tuned model what it is: change any of it and a new model must be tuned.
+
+    The hash of the identity part of the canonical attributes, not of the whole `after`: display_name,
+    description and lifecycle change in place, and these exact inputs (key names included) are what every
+    recorded fingerprint was computed from. Changing them would plan every existing model for replacement,
+    that is, paid retraining."""
+    validation = dataset.get("validation")
+    identity = {
+        "provider": provider,
+        "base_model": base_model,
+        "train": dataset["train"]["sha256"],
+        "validation": validation["sha256"] if validation else None,
+        "input_key": dataset["input_key"],
+        "output_key": dataset["output_key"],
+        "hyperparameters": hyperparameters,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def model_attributes(provider: str, base_model: str, display_name: str, description: str,
+                     hyperparameters: dict, dataset: dict, prevent_destroy: bool) -> dict:
+    """The attributes plan compares, shared by planned models and recorded instances."""
+    validation = dataset.get("validation")
+    return {
+        "provider": provider,
+        "base_model": base_model,
+        "display_name": display_name,
+        "description": description,
+        "hyperparameters": dict(hyperparameters),
+        "dataset": {
+            "train": dataset["train"]["sha256"],
+            "validation": validation["sha256"] if validation else None,
+            "input_key": dataset["input_key"],
+            "output_key": dataset["output_key"],
+        },
+        "lifecycle": {"prevent_destroy": prevent_destroy},
+    }

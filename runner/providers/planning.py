@@ -1,0 +1,94 @@
+"""Plan time, the part every provider shares (Terraform's PlanResourceChange): a provider declares its
+hyperparameter rules, its estimate and its limits; plan_model turns a spec and its dataset refs into the
+PlannedModel, or into every problem found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from runner.datasets import DatasetRef
+from runner.planned import PlannedModel, TrainingEstimate
+from runner.providers.base import ObservedModel
+
+if TYPE_CHECKING:
+    from runner.spec import ModelSpec
+
+# Every attribute but these needs a new model: what each provider's plan declares as requires_replace today.
+REPLACED_UNLESS_RENAMED = frozenset({"provider", "base_model", "hyperparameters", "dataset"})
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """The hyperparameters a provider accepts (with the value it uses when a spec omits one) and those it refuses."""
+
+    defaults: dict  # accepted key -> value used when the spec omits it (None: the provider decides at run time)
+    refused: dict = field(default_factory=dict)  # key -> why it is refused, what to use instead
+
+    def problems(self, spec: ModelSpec) -> list[str]:
+        problems = []
+        for key in spec.hyperparameters:
+            where = f"{spec.source}: models.{spec.name}.hyperparameters.{key}"
+            if key in self.refused:
+                problems.append(f"{where}: {self.refused[key]}")
+            elif key not in self.defaults:
+                problems.append(f"{where}: not accepted by provider {spec.provider} "
+                                f"(accepted: {', '.join(sorted(self.defaults))})")
+        return problems
+
+
+@dataclass(frozen=True)
+class ModelDatasets:
+    """The refs the datasets room returned for one spec's train, validation and eval files."""
+
+    train: DatasetRef
+    validation: DatasetRef | None
+    eval_set: DatasetRef | None
+
+
+@dataclass(frozen=True)
+class PlanResponse:
+    """A provider's answer to plan (Terraform's PlanResourceChangeResponse): the planned model, or every problem."""
+
+    model: PlannedModel | None
+    problems: list[str]
+
+
+def plan_model(spec: ModelSpec, datasets: ModelDatasets | None, hyperparameters: Hyperparameters,
+               estimate: Callable[[dict], TrainingEstimate], limits: Callable[[PlannedModel], list[str]],
+               requires_replace: frozenset[str] = REPLACED_UNLESS_RENAMED) -> PlanResponse:
+    """The planning every provider shares: its hyperparameter rules, its defaults filled in, the batch size
+    against the examples (where it takes one), then its own limits. datasets is None when one of the spec's
+    files could not be read (the datasets room reported why): only the spec's own keys are checked then."""
+    problems = hyperparameters.problems(spec)
+    if datasets is None or problems:
+        return PlanResponse(None, problems)
+    values = {**hyperparameters.defaults, **spec.hyperparameters}
+    model = PlannedModel(
+        name=spec.name, provider=spec.provider, base_model=spec.base_model, display_name=spec.display_name,
+        description=spec.description, train=datasets.train, validation=datasets.validation,
+        input_key=spec.dataset.input_key, output_key=spec.dataset.output_key, hyperparameters=values,
+        prevent_destroy=spec.prevent_destroy, source=spec.source, requires_replace=requires_replace,
+        estimate=estimate(values), eval_set=datasets.eval_set or datasets.validation,
+        eval_consistency=spec.eval_consistency, gate=spec.gate)
+    problems = _batch_size_problems(spec, model) + [f"{spec.source}: models.{spec.name}: {p}" for p in limits(model)]
+    return PlanResponse(None if problems else model, problems)
+
+
+def _batch_size_problems(spec: ModelSpec, model: PlannedModel) -> list[str]:
+    batch_size = model.hyperparameters.get("batch_size")
+    if batch_size is None or batch_size <= model.train.examples:
+        return []
+    return [f"{spec.source}: models.{spec.name}.hyperparameters.batch_size: {batch_size} exceeds the "
+            f"{model.train.examples} training examples in {model.train.display}"]
+
+
+def imported_attributes(planned: PlannedModel, seen: ObservedModel, base_model: str | None = None) -> dict:
+    """The attributes an imported model is recorded with: what the provider reports of it (its base model as
+    `base_model` when the provider spells it another way), the rest from its planned model; providers do not
+    report training data, so the spec's dataset hashes are recorded."""
+    return {"tuned_model_id": seen.tuned_model_id, "base_model": base_model or seen.base_model or planned.base_model,
+            "hyperparameters": {**planned.hyperparameters, **seen.hyperparameters},
+            "display_name": seen.display_name, "description": seen.description}
