@@ -99,3 +99,13 @@ def test_gemini_records_an_imported_base_model_as_the_spec_spells_it():
 
     assert imported["base_model"] == "gemini-1.5-flash-001-tuning"
     assert imported["hyperparameters"] == {"epoch_count": 9, "batch_size": 4, "learning_rate": 0.001}
+
+
+def test_fingerprints_are_those_recorded_before_the_provider_planned_the_model():
+    """The value the pre-change code computed for the same spec and data: a moved fingerprint would plan every
+    existing model for replacement, that is, retrain it."""
+    local = providers()["local"]
+
+    model = local.plan(spec("local", "local/linear-ngram", epoch_count=2), ModelDatasets(ref(60), None, None)).model
+
+    assert model.fingerprint == "6f0cfdf4ad6da1d25b0c8eedc862fcadd13d36a778332bdc78c389e8a0a9812c"
