@@ -22,7 +22,7 @@ from runner.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Action, Change, F
 from runner.planned import PlannedModel
 
 FORMAT = "tuner-plan"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the file records what each change executes (`planned`)
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json"
 REMEDY = "run `tuner plan --out FILE` again and review the new plan"
 # (action in the plan file, action of a plan made now without refresh) pairs that a refresh at plan time
@@ -67,6 +67,11 @@ def _change_to_dict(change: Change) -> dict:
     }
 
 
+def executed(change: Change) -> dict:
+    """What apply of a saved plan executes for one change: its `after` and its job request (None for a delete)."""
+    return {"after": change.after, "job": change.planned.to_record() if change.planned else None}
+
+
 def plan_from_dict(data: dict, lineage: str, serial: int) -> Plan:
     changes = tuple(
         Change(
@@ -102,6 +107,7 @@ def write_plan(path: Path, plan: Plan, workspace: str, config_dir: str, models: 
         "inputs_digest": inputs_digest(models),
         "targets": sorted(targets),
         "plan": plan_to_dict(plan),
+        "planned": {c.name: executed(c) for c in plan.changes if c.is_change},
     }
     document = json.loads(json.dumps(document))  # the checksum covers exactly what a reader will load
     document["checksum"] = body_checksum(document)
@@ -170,14 +176,13 @@ def check_fresh(document: dict, path: Path, workspace: str, config_dir: str, lin
         raise PlanError(f"{path}: stale plan: configs or datasets changed since it was made", remedy=REMEDY)
 
 
-def conforming(saved: Plan, fresh: Plan, protected: frozenset[str], path: Path) -> Plan:
-    """The saved plan, its changes bound to the planned models they execute, if it does only what a plan made
-    now from the same specs and state would do (`fresh`, made without refresh, has already enforced every plan
-    rule: prevent_destroy, targets, budget), or what a refresh explains; a model under prevent_destroy is never
-    deleted or re-created over, whatever the file says.
-
-    Binding: a plan file records each change's fingerprint, not its job request, so the planned model comes
-    from the fresh plan's change of the same name and must carry the fingerprint the file recorded."""
+def conforming(document: dict, saved: Plan, fresh: Plan, protected: frozenset[str], path: Path, root: Path) -> Plan:
+    """The saved plan, each change carrying the `after` and job request the file recorded, once it is shown to
+    do only what a plan made now from the same specs and state would do (`fresh`, made without refresh, has
+    already enforced every plan rule: prevent_destroy, targets, budget), or what a refresh explains (Terraform's
+    "inconsistent final plan" check); a model under prevent_destroy is never deleted or re-created over,
+    whatever the file says. The file is untrusted: what it records is compared before anything is built of it."""
+    recorded = document["planned"]
     problems = []
     for change in (c for c in saved.changes if c.is_change):
         expected = fresh.change(change.name)
@@ -190,17 +195,21 @@ def conforming(saved: Plan, fresh: Plan, protected: frozenset[str], path: Path) 
         elif change.action != action and (change.action, action) not in EXPLAINED_BY_REFRESH:
             problems.append(f"{change.name}: the plan file says {change.action}, the configs and state say "
                             f"{action or 'nothing'}")
-        elif expected is not None and change.fingerprint != expected.fingerprint:
-            problems.append(f"{change.name}: the plan file's fingerprint is not that of the configs")
+        elif expected is not None and (change.fingerprint != expected.fingerprint
+                                       or recorded.get(change.name) != executed(expected)):
+            problems.append(f"{change.name}: the plan file's planned model is not the one the configs plan")
     if saved.settings != fresh.settings:
         problems.append("provider settings: the plan file's changes are not those of the specs and state")
     if problems:
         raise PlanError(f"{path}: refusing a plan file that does not follow from the configs and state:\n  "
                         + "\n  ".join(problems), remedy=REMEDY)
-    planned = {c.name: c for c in fresh.changes}
-    return replace(saved, changes=tuple(
-        replace(c, before=planned[c.name].before, after=planned[c.name].after, planned=planned[c.name].planned)
-        if c.is_change else c for c in saved.changes))
+    return replace(saved, changes=tuple(_bound(c, recorded[c.name], root) if c.is_change else c
+                                        for c in saved.changes))
+
+
+def _bound(change: Change, recorded: dict, root: Path) -> Change:
+    job = recorded["job"]
+    return replace(change, after=recorded["after"], planned=PlannedModel.from_record(job, root) if job else None)
 
 
 def _destroys(change: Change, expected: Change | None) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from runner.attributes import fingerprint, model_attributes
 from runner.datasets import DatasetRef
@@ -66,4 +67,49 @@ class PlannedModel:
     def dataset(self, which: str) -> DatasetRef:
         """One of its datasets by role: train, validation or eval."""
         return {"train": self.train, "validation": self.validation, "eval": self.eval_set}[which]
+
+    def to_record(self) -> dict:
+        """The job request as a saved plan records it: all apply executes, paths relative to the project root.
+        Not where the spec declares it (`source`): moving a declaration changes nothing to run."""
+        return {
+            "name": self.name, "provider": self.provider, "base_model": self.base_model,
+            "display_name": self.display_name, "description": self.description,
+            "datasets": {role: _ref_record(ref) for role, ref in
+                         (("train", self.train), ("validation", self.validation), ("eval", self.eval_set))},
+            "input_key": self.input_key, "output_key": self.output_key,
+            "hyperparameters": dict(self.hyperparameters), "prevent_destroy": self.prevent_destroy,
+            "requires_replace": sorted(self.requires_replace),
+            "estimate": {"epochs": self.estimate.epochs, "note": self.estimate.note},
+            "eval_consistency": self.eval_consistency, "gate": dict(self.gate),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict, root: Path) -> PlannedModel:
+        """A record to_record wrote (a saved plan checks it equals a fresh plan's before this is called)."""
+        datasets = {role: _ref(ref, root) for role, ref in record["datasets"].items()}
+        return cls(
+            name=record["name"], provider=record["provider"], base_model=record["base_model"],
+            display_name=record["display_name"], description=record["description"], train=datasets["train"],
+            validation=datasets["validation"], input_key=record["input_key"], output_key=record["output_key"],
+            hyperparameters=dict(record["hyperparameters"]), prevent_destroy=record["prevent_destroy"],
+            source="(saved plan)", requires_replace=frozenset(record["requires_replace"]),
+            estimate=TrainingEstimate(**record["estimate"]), eval_set=datasets["eval"],
+            eval_consistency=record["eval_consistency"], gate=dict(record["gate"]),
+        )
+
+
+def _ref_record(ref: DatasetRef | None) -> dict | None:
+    """What reading and checking a dataset needs; not its stat, which only answers the hash cache."""
+    if ref is None:
+        return None
+    return {"path": ref.display, "input_key": ref.input_key, "output_key": ref.output_key, "sha256": ref.sha256,
+            "examples": ref.examples, "max_input_chars": ref.max_input_chars,
+            "max_output_chars": ref.max_output_chars, "text_bytes": ref.text_bytes}
+
+
+def _ref(record: dict | None, root: Path) -> DatasetRef | None:
+    if record is None:
+        return None
+    fields = {key: value for key, value in record.items() if key != "path"}
+    return DatasetRef(root / record["path"], record["path"], stat="", **fields)
 

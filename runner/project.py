@@ -250,7 +250,7 @@ class Project:
             # Whatever the file says, the rules of plan hold: re-plan now (prevent_destroy, targets, budget)...
             _check_targets(document["targets"], resolution.models, state)
             fresh = self._plan(resolution.models, state, None, document["targets"])
-            saved = conforming(saved, fresh, _protected(resolution.models, state), plan_file)
+            saved = conforming(document, saved, fresh, _protected(resolution.models, state), plan_file, self.root)
             return self._priced(saved)  # ...and the budget holds for what will really run
 
         return self._execute("apply", make_plan, confirm, reporter, parallelism, lock_timeout, clock)

@@ -134,3 +134,36 @@ def test_a_plan_file_config_dir_outside_the_project_is_refused(project):
     result = project.run("apply", "tfplan.json")
     assert result.code == 1
     assert "outside the project" in result.err, result.err
+
+
+@pytest.mark.parametrize("forge", [
+    lambda job: job["hyperparameters"].__setitem__("epoch_count", 400),
+    lambda job: job["datasets"]["train"].__setitem__("path", "../../etc/passwd"),
+    lambda job: job["gate"].__setitem__("min_accuracy", 0.0),
+], ids=["epochs", "dataset-path", "gate"])
+def test_a_forged_job_request_is_refused_even_with_a_recomputed_checksum(project, forge):
+    """A saved plan records what apply executes; each change's job must be the one the configs plan now."""
+    from runner.planfile import body_checksum
+
+    assert project.run("plan", "--out", "tfplan.json").code == 0
+    document = _saved(project)
+    forge(document["planned"]["sentiment"]["job"])
+    document["checksum"] = body_checksum(document)
+    _save(project, document)
+
+    result = project.run("apply", "tfplan.json", "--auto-approve")
+
+    assert result.code == 1
+    assert "sentiment: the plan file's planned model is not the one the configs plan" in result.err, result.err
+    assert project.state_bytes() is None and project.artifacts() == []
+
+
+def test_a_plan_file_of_the_previous_format_is_refused_with_a_remedy(project):
+    assert project.run("plan", "--out", "tfplan.json").code == 0
+    document = _saved(project)
+    document["format_version"] = 1
+    _save(project, document)
+
+    result = project.run("apply", "tfplan.json", "--auto-approve")
+
+    assert result.code == 1 and "plan format 1 is not supported" in result.err

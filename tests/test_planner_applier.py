@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -205,3 +206,13 @@ def test_apply_of_a_delete_removes_the_model_and_its_record():
     provider, _ = run(plan([], state), state)
 
     assert provider.deleted == ["reviews-1"] and state.models == {}
+
+
+def test_a_saved_plan_rebuilds_the_planned_model_it_recorded(tmp_path):
+    model = planned(gate={"min_accuracy": 0.5}, eval_set=TRAIN)
+
+    rebuilt = PlannedModel.from_record(json.loads(json.dumps(model.to_record())), tmp_path)
+
+    assert rebuilt.to_record() == model.to_record()
+    assert (rebuilt.attributes, rebuilt.fingerprint) == (model.attributes, model.fingerprint)
+    assert rebuilt.train.path == tmp_path / "data" / "train.jsonl"
