@@ -205,7 +205,7 @@ def project(tmp_path, capsys, monkeypatch) -> Project:
 
 
 def planned_model(name: str):
-    """The DesiredModel a plan in the current directory makes for `name`, dataset hashes included."""
+    """The PlannedModel a plan in the current directory makes for `name`, dataset hashes included."""
     from runner.project import Project as Engine
 
     return next(m for m in Engine.open(None, None).resolve().models if m.name == name)
