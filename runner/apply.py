@@ -164,12 +164,12 @@ class Applier:
             if pending.handle is not None:  # a refused submission (no handle) created nothing to delete
                 self.reporter.event(change.name, "retrying", "deleting the failed job's model first")
                 self._remove(change.name, provider, pending)
-        now = self.clock.now()
-        pending = Instance(
-            tuned_model_id=tuned_id, provider=model.provider, fingerprint=model.fingerprint, status=SUBMITTING,
-            base_model=model.base_model, display_name=model.display_name, description=model.description,
-            hyperparameters=dict(model.hyperparameters), dataset=model.dataset_record(), created_at=now,
-            updated_at=now, provider_info=provider.info(), prevent_destroy=model.prevent_destroy,
+        now, after = self.clock.now(), change.after
+        pending = Instance(  # `after`, plus what only the job knows: the dataset files and example counts
+            tuned_model_id=tuned_id, provider=after["provider"], fingerprint=model.fingerprint, status=SUBMITTING,
+            base_model=after["base_model"], display_name=after["display_name"], description=after["description"],
+            hyperparameters=dict(after["hyperparameters"]), dataset=model.dataset_record(), created_at=now,
+            updated_at=now, provider_info=provider.info(), prevent_destroy=after["lifecycle"]["prevent_destroy"],
         )
         abandoned = record.pending
         if abandoned is not None and abandoned.fingerprint != model.fingerprint:

@@ -121,3 +121,15 @@ def test_any_value_anywhere_reads_or_is_refused_and_a_read_state_works(valid_sta
     for record in state.models.values():
         for instance in filter(None, (record.current, record.pending, *record.deposed)):
             instance.attributes()
+
+
+def test_the_state_layer_imports_nothing_of_the_layers_that_plan():
+    """One-way flow: spec -> datasets -> provider.plan -> plan -> apply -> state; state imports none of them."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, runner.state; print(' '.join(sorted(m for m in sys.modules if m.startswith('runner.'))))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+
+    upstream = ("desired", "planned", "plan", "providers", "spec", "datasets")
+    assert [m for m in loaded if m.split(".")[1] in upstream] == []
