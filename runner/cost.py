@@ -4,7 +4,8 @@ Everything here is a pure function of its arguments. The only input read from di
 shipped next to this file (runner/pricing.json: dated, with its sources), merged with the overrides a spec
 gives under `providers.<name>.pricing`; the only output written is a chart the caller asks for.
 
-Prices are per million tokens. Training is billed per training token, i.e. dataset tokens x epochs.
+Prices are per million tokens. Training is billed per training token, i.e. dataset tokens x epochs
+(both estimated by the provider's plan: runner.providers.planning).
 """
 
 from __future__ import annotations
@@ -24,12 +25,6 @@ if TYPE_CHECKING:
 PRICING_PATH = Path(__file__).parent / "pricing.json"
 PRICE_FIELDS = ("training_per_million_tokens", "input_per_million_tokens", "output_per_million_tokens")
 TEXT_FIELDS = ("note", "source")
-
-# Token estimate: Google documents "a token is equivalent to about 4 characters" for Gemini models
-# (https://ai.google.dev/gemini-api/docs/tokens). No Gemini tokenizer is available offline, so this rule
-# of thumb is all a plan can use without calling the API.
-CHARS_PER_TOKEN = 4
-TOKENS_PER_EXAMPLE = 4  # role/turn framing around each (input, output) pair
 
 DEFAULT_HORIZON_MONTHS = 24  # chart length when the tuned model never pays back
 MAX_DEFAULT_HORIZON_MONTHS = 120  # ten years: past that a chart says nothing useful
@@ -150,21 +145,6 @@ def _name_variants(base_model: str) -> tuple[str, ...]:
 
 # -- training cost -------------------------------------------------------------------------------------
 
-def estimate_tokens(text_bytes: int, examples: int) -> int:
-    """Tokens in one pass over a dataset: ceil(text_bytes / 4) + 4 per example.
-
-    No Gemini tokenizer is available offline (counting exactly needs the API's count_tokens call), so
-    this uses Google's published rule of thumb, "a token is equivalent to about 4 characters"
-    (https://ai.google.dev/gemini-api/docs/tokens), plus 4 tokens per example for the user/model turn
-    framing (our allowance, not a published figure). It counts UTF-8 bytes, which equal characters for
-    ASCII and exceed them for other scripts. The rule is for English text; code and other languages
-    tokenize differently, so treat the result as an estimate: the provider's bill is the truth.
-    """
-    if text_bytes < 0 or examples < 0:
-        raise ValueError(f"text_bytes and examples must be >= 0, got {text_bytes} and {examples}")
-    return -(-text_bytes // CHARS_PER_TOKEN) + TOKENS_PER_EXAMPLE * examples
-
-
 @dataclass(frozen=True)
 class CostEstimate:
     tokens: int  # estimated tokens in one pass over the training set
@@ -189,17 +169,17 @@ class CostEstimate:
         return f"{text}; {self.note}" if self.note else text
 
 
-def training_cost(provider: str, base_model: str, text_bytes: int, examples: int, epochs: int,
-                  pricing: Pricing, epochs_note: str = "") -> CostEstimate:
-    """Estimated training bill: estimate_tokens(...) x epochs x price per million / 1e6. The epochs are those
-    the provider's plan expects (runner.planned.TrainingEstimate), with its note when it had to assume them.
+def training_cost(provider: str, base_model: str, tokens: int, epochs: int, pricing: Pricing,
+                  epochs_note: str = "") -> CostEstimate:
+    """Estimated training bill: tokens (one pass over the training set) x epochs x price per million / 1e6.
+    Both are what the provider's plan expects (runner.planned.TrainingEstimate), with its note when it had to
+    assume the epochs.
 
     An unknown base model (or one whose training price is not known) gives known=False and usd=None, with
     a note saying where to add the price, rather than a guess.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    tokens = estimate_tokens(text_bytes, examples)
     entry = pricing.lookup(provider, base_model)
     price = entry.training_per_million_tokens if entry else None
     if price is None:
@@ -218,9 +198,9 @@ def training_cost(provider: str, base_model: str, text_bytes: int, examples: int
 
 
 def training_cost_for(model: PlannedModel, pricing: Pricing) -> CostEstimate:
-    """training_cost for a planned model: its training set's size and the epochs its provider expects."""
-    return training_cost(model.provider, model.base_model, model.train.text_bytes, model.train.examples,
-                         model.estimate.epochs, pricing, model.estimate.note)
+    """training_cost for a planned model: the tokens and epochs its provider expects."""
+    estimate = model.estimate
+    return training_cost(model.provider, model.base_model, estimate.tokens, estimate.epochs, pricing, estimate.note)
 
 
 def money(value: float, signed: bool = False) -> str:

@@ -17,6 +17,7 @@ from runner.datasets import DatasetRef
 class TrainingEstimate:
     """What the provider expects a job to run: cost estimates and job ordering read it, never a table in the core."""
 
+    tokens: int  # in one pass over the training set
     epochs: int
     note: str = ""  # how the epochs were arrived at, when the spec did not say
 
@@ -79,7 +80,7 @@ class PlannedModel:
             "input_key": self.input_key, "output_key": self.output_key,
             "hyperparameters": dict(self.hyperparameters), "prevent_destroy": self.prevent_destroy,
             "requires_replace": sorted(self.requires_replace),
-            "estimate": {"epochs": self.estimate.epochs, "note": self.estimate.note},
+            "estimate": {"tokens": self.estimate.tokens, "epochs": self.estimate.epochs, "note": self.estimate.note},
             "eval_consistency": self.eval_consistency, "gate": dict(self.gate),
         }
 

@@ -13,13 +13,13 @@ from runner.cost import (
     PRICING_PATH,
     break_even,
     break_even_from_tokens,
-    estimate_tokens,
     load_pricing,
     overrides_from_settings,
     training_cost,
 )
 from runner.datasets import scan
 from runner.errors import TunerError
+from runner.providers.planning import estimate_tokens
 from runner.render.cost import break_even_table, write_break_even_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -98,7 +98,8 @@ def test_plan_style_hand_computation_on_a_small_dataset(tmp_path):
     assert (summary.examples, summary.text_bytes) == (200, 20_000)
     pricing = load_pricing({"vertex": {"gemini-2.5-flash": {"training_per_million_tokens": 5.0}}})
 
-    estimate = training_cost("vertex", "gemini-2.5-flash", summary.text_bytes, summary.examples, 3, pricing)
+    tokens = estimate_tokens(summary.text_bytes, summary.examples)
+    estimate = training_cost("vertex", "gemini-2.5-flash", tokens, 3, pricing)
 
     # 20,000 / 4 = 5,000 tokens of text + 200 x 4 framing = 5,800 per epoch; x 3 epochs = 17,400 training
     # tokens; at $5 per million: 17,400 x 5 / 1,000,000 = $0.087.
@@ -109,7 +110,7 @@ def test_plan_style_hand_computation_on_a_small_dataset(tmp_path):
 
 
 def test_unknown_base_model_is_reported_as_unknown_with_where_to_add_a_price():
-    estimate = training_cost("vertex", "gemini-9-ultra", 20_000, 200, 3, load_pricing())
+    estimate = training_cost("vertex", "gemini-9-ultra", estimate_tokens(20_000, 200), 3, load_pricing())
 
     assert estimate.known is False
     assert estimate.usd is None
@@ -118,7 +119,8 @@ def test_unknown_base_model_is_reported_as_unknown_with_where_to_add_a_price():
 
 
 def test_a_null_shipped_price_is_unknown_too():
-    estimate = training_cost("vertex", "gemini-2.0-flash-lite-001", 20_000, 200, 3, load_pricing())
+    tokens = estimate_tokens(20_000, 200)
+    estimate = training_cost("vertex", "gemini-2.0-flash-lite-001", tokens, 3, load_pricing())
 
     assert (estimate.known, estimate.usd) == (False, None)
 
@@ -126,12 +128,13 @@ def test_a_null_shipped_price_is_unknown_too():
 def test_gemini_api_tuning_was_free_and_names_match_with_or_without_the_models_prefix():
     pricing = load_pricing()
     for name in ("models/gemini-1.5-flash-001-tuning", "gemini-1.5-flash-001-tuning"):
-        estimate = training_cost("gemini", name, 20_000, 200, 5, pricing)
+        estimate = training_cost("gemini", name, estimate_tokens(20_000, 200), 5, pricing)
         assert estimate.known and estimate.usd == 0
 
 
 def test_local_training_costs_nothing():
-    estimate = training_cost("local", "local/linear-ngram", 10_000_000, 50_000, 5, load_pricing())
+    tokens = estimate_tokens(10_000_000, 50_000)
+    estimate = training_cost("local", "local/linear-ngram", tokens, 5, load_pricing())
 
     assert estimate.known and estimate.usd == 0
 
@@ -164,7 +167,7 @@ def test_an_override_replaces_one_shipped_price_and_keeps_the_others():
     assert entry.training_per_million_tokens == 4.0
     assert entry.input_per_million_tokens == shipped.input_per_million_tokens
     assert "training_per_million_tokens" not in entry.unverified
-    estimate = training_cost("vertex", "gemini-2.5-flash", 20_000, 200, 3, pricing)
+    estimate = training_cost("vertex", "gemini-2.5-flash", estimate_tokens(20_000, 200), 3, pricing)
     assert estimate.usd == pytest.approx(17_400 * 4.0 / 1_000_000)
     assert "your spec" in estimate.note
 
@@ -175,7 +178,8 @@ def test_an_override_can_add_a_base_model_the_table_does_not_know():
 
     pricing = load_pricing(overrides_from_settings(settings))
 
-    assert training_cost("vertex", "gemini-9-ultra", 20_000, 200, 1, pricing).usd == pytest.approx(5_800 * 40 / 1e6)
+    estimate = training_cost("vertex", "gemini-9-ultra", estimate_tokens(20_000, 200), 1, pricing)
+    assert estimate.usd == pytest.approx(5_800 * 40 / 1e6)
 
 
 def test_malformed_overrides_are_all_reported_at_once():

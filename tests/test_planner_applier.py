@@ -25,7 +25,7 @@ def planned(name: str = "reviews", epochs: int = 2, examples: int = 60, requires
                                                                  "1", "b" * 64, examples),
                   validation=None, input_key="text_input", output_key="output",
                   hyperparameters={"epoch_count": epochs}, prevent_destroy=False, source="configs/a.yaml:1",
-                  requires_replace=requires_replace, estimate=TrainingEstimate(epochs))
+                  requires_replace=requires_replace, estimate=TrainingEstimate(1000, epochs))
     return PlannedModel(**{**fields, **changes})
 
 

@@ -69,7 +69,7 @@ def test_an_unset_vertex_epoch_count_is_estimated_as_one_epoch_and_the_cost_says
 def test_the_estimate_runs_the_epochs_the_spec_sets():
     model = providers()["gemini"].plan(spec("gemini", epoch_count=3), ModelDatasets(ref(), None, None)).model
 
-    assert model.estimate == TrainingEstimate(3)
+    assert model.estimate == TrainingEstimate(20_000 // 4 + 4 * 200, 3)  # about 4 characters a token
     assert model.expected_work == 200 * 3
 
 

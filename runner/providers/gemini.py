@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from runner.datasets import open_examples
+from runner.datasets import DatasetRef, open_examples
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, first_line, is_network_error
 from runner.identity import Owner, model_digest
 from runner.planned import PlannedModel, TrainingEstimate
-from runner.providers import ProviderContext
+from runner.providers import ProviderContext, planning
 from runner.providers.base import (
     ACTIVE,
     CREATING,
@@ -29,7 +29,7 @@ from runner.providers.base import (
     checked_key_variable,
     guarded,
 )
-from runner.providers.planning import Hyperparameters, ModelDatasets, PlanResponse, imported_attributes, plan_model
+from runner.providers.planning import Hyperparameters, ModelDatasets, PlanResponse, plan_model
 from runner.sdkwarnings import quiet_sdk_banners
 
 if TYPE_CHECKING:
@@ -81,14 +81,12 @@ class GeminiProvider:
 
     # -- plan time -------------------------------------------------------------------------------------
     def plan(self, spec: ModelSpec, datasets: ModelDatasets | None) -> PlanResponse:
-        # epoch_count is always set (HYPERPARAMETERS' default is the API's own), so the estimate runs exactly it.
-        return plan_model(spec, datasets, HYPERPARAMETERS, lambda hp: TrainingEstimate(hp["epoch_count"]),
-                          self._limits)
+        return plan_model(spec, datasets, HYPERPARAMETERS, _estimate, self._limits)
 
     def import_attributes(self, planned: PlannedModel, seen: ObservedModel) -> dict:
         """The API reports base models as `models/<id>`; a spec may name the same model without the prefix."""
         same = seen.base_model == f"models/{planned.base_model}"
-        return imported_attributes(planned, seen, planned.base_model if same else None)
+        return planning.imported_attributes(planned, seen, planned.base_model if same else None)
 
     def _limits(self, model: PlannedModel) -> list[str]:
         problems = []
@@ -291,3 +289,8 @@ def _progress(tuned) -> float | None:
 def _field(value, name: str):
     """The SDK decodes some nested messages to dataclasses and others (snapshots) to plain dicts."""
     return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
+def _estimate(hyperparameters: dict, train: DatasetRef) -> TrainingEstimate:
+    """Gemini's token rule; epoch_count is always set (HYPERPARAMETERS' default is the API's own)."""
+    return TrainingEstimate(planning.estimate_tokens(train.text_bytes, train.examples), hyperparameters["epoch_count"])

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner import __version__
-from runner.datasets import open_examples
+from runner.datasets import DatasetRef, open_examples
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError
 from runner.fsutil import atomic_write
 from runner.identity import Owner
 from runner.planned import PlannedModel, TrainingEstimate
-from runner.providers import ProviderContext
+from runner.providers import ProviderContext, planning
 from runner.providers.base import (
     ACTIVE,
     CREATING,
@@ -30,7 +30,7 @@ from runner.providers.base import (
     ObservedModel,
     checked,
 )
-from runner.providers.planning import Hyperparameters, ModelDatasets, PlanResponse, imported_attributes, plan_model
+from runner.providers.planning import Hyperparameters, ModelDatasets, PlanResponse, plan_model
 
 if TYPE_CHECKING:
     from runner.spec import ModelSpec
@@ -59,11 +59,10 @@ class LocalProvider:
         )
 
     def plan(self, spec: ModelSpec, datasets: ModelDatasets | None) -> PlanResponse:
-        return plan_model(spec, datasets, HYPERPARAMETERS, lambda hp: TrainingEstimate(hp["epoch_count"]),
-                          self._limits)
+        return plan_model(spec, datasets, HYPERPARAMETERS, _estimate, self._limits)
 
     def import_attributes(self, planned: PlannedModel, seen: ObservedModel) -> dict:
-        return imported_attributes(planned, seen)
+        return planning.imported_attributes(planned, seen)
 
     @staticmethod
     def _limits(model: PlannedModel) -> list[str]:
@@ -214,3 +213,8 @@ def _well_formed(meta: object) -> bool:
     return (isinstance(meta, dict) and all(isinstance(meta.get(key), str)
                                            for key in ("tuned_model_id", "display_name", "description"))
             and isinstance(meta.get("hyperparameters", {}), dict) and isinstance(meta.get("model_bytes", 0), int))
+
+
+def _estimate(hyperparameters: dict, train: DatasetRef) -> TrainingEstimate:
+    """Training here is free; the estimate still shows the volume, by the same token rule as Gemini's."""
+    return TrainingEstimate(planning.estimate_tokens(train.text_bytes, train.examples), hyperparameters["epoch_count"])

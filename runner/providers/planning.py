@@ -16,6 +16,12 @@ from runner.providers.base import ObservedModel
 if TYPE_CHECKING:
     from runner.spec import ModelSpec
 
+# Token estimate: Google documents "a token is equivalent to about 4 characters" for Gemini models
+# (https://ai.google.dev/gemini-api/docs/tokens). No Gemini tokenizer is available offline, so this rule
+# of thumb is all a plan can use without calling the API.
+CHARS_PER_TOKEN = 4
+TOKENS_PER_EXAMPLE = 4  # role/turn framing around each (input, output) pair
+
 # Every attribute but these needs a new model: what each provider's plan declares as requires_replace today.
 REPLACED_UNLESS_RENAMED = frozenset({"provider", "base_model", "hyperparameters", "dataset"})
 
@@ -57,7 +63,7 @@ class PlanResponse:
 
 
 def plan_model(spec: ModelSpec, datasets: ModelDatasets | None, hyperparameters: Hyperparameters,
-               estimate: Callable[[dict], TrainingEstimate], limits: Callable[[PlannedModel], list[str]],
+               estimate: Callable[[dict, DatasetRef], TrainingEstimate], limits: Callable[[PlannedModel], list[str]],
                requires_replace: frozenset[str] = REPLACED_UNLESS_RENAMED) -> PlanResponse:
     """The planning every provider shares: its hyperparameter rules, its defaults filled in, the batch size
     against the examples (where it takes one), then its own limits. datasets is None when one of the spec's
@@ -71,10 +77,25 @@ def plan_model(spec: ModelSpec, datasets: ModelDatasets | None, hyperparameters:
         description=spec.description, train=datasets.train, validation=datasets.validation,
         input_key=spec.dataset.input_key, output_key=spec.dataset.output_key, hyperparameters=values,
         prevent_destroy=spec.prevent_destroy, source=spec.source, requires_replace=requires_replace,
-        estimate=estimate(values), eval_set=datasets.eval_set or datasets.validation,
+        estimate=estimate(values, datasets.train), eval_set=datasets.eval_set or datasets.validation,
         eval_consistency=spec.eval_consistency, gate=spec.gate)
     problems = _batch_size_problems(spec, model) + [f"{spec.source}: models.{spec.name}: {p}" for p in limits(model)]
     return PlanResponse(None if problems else model, problems)
+
+
+def estimate_tokens(text_bytes: int, examples: int) -> int:
+    """Tokens in one pass over a dataset: ceil(text_bytes / 4) + 4 per example.
+
+    No Gemini tokenizer is available offline (counting exactly needs the API's count_tokens call), so
+    this uses Google's published rule of thumb, "a token is equivalent to about 4 characters"
+    (https://ai.google.dev/gemini-api/docs/tokens), plus 4 tokens per example for the user/model turn
+    framing (our allowance, not a published figure). It counts UTF-8 bytes, which equal characters for
+    ASCII and exceed them for other scripts. The rule is for English text; code and other languages
+    tokenize differently, so treat the result as an estimate: the provider's bill is the truth.
+    """
+    if text_bytes < 0 or examples < 0:
+        raise ValueError(f"text_bytes and examples must be >= 0, got {text_bytes} and {examples}")
+    return -(-text_bytes // CHARS_PER_TOKEN) + TOKENS_PER_EXAMPLE * examples
 
 
 def _batch_size_problems(spec: ModelSpec, model: PlannedModel) -> list[str]:

@@ -25,11 +25,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from runner.datasets import open_examples
+from runner.datasets import DatasetRef, open_examples
 from runner.errors import NotOwnedError, ProviderError, first_line, is_network_error
 from runner.identity import Owner
 from runner.planned import PlannedModel, TrainingEstimate
-from runner.providers import ProviderContext
+from runner.providers import ProviderContext, planning
 from runner.providers.base import (
     ACTIVE,
     CREATING,
@@ -42,7 +42,7 @@ from runner.providers.base import (
     guarded,
     is_loopback,
 )
-from runner.providers.planning import Hyperparameters, ModelDatasets, PlanResponse, imported_attributes, plan_model
+from runner.providers.planning import Hyperparameters, ModelDatasets, PlanResponse, plan_model
 from runner.sdkwarnings import quiet_sdk_banners
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class VertexProvider:
         return plan_model(spec, datasets, HYPERPARAMETERS, _estimate, self._limits)
 
     def import_attributes(self, planned: PlannedModel, seen: ObservedModel) -> dict:
-        return imported_attributes(planned, seen)
+        return planning.imported_attributes(planned, seen)
 
     def _limits(self, model: PlannedModel) -> list[str]:
         problems = [f"providers.vertex.{key} is required" for key, value in
@@ -469,12 +469,14 @@ class VertexProvider:
                 "location": self.location}
 
 
-def _estimate(hyperparameters: dict) -> TrainingEstimate:
-    """Vertex AI "automatically adjusts the default value to your training dataset size" and publishes no number."""
+def _estimate(hyperparameters: dict, train: DatasetRef) -> TrainingEstimate:
+    """Gemini models' token rule. For epochs, Vertex AI "automatically adjusts the default value to your training
+    dataset size" and publishes no number."""
+    tokens = planning.estimate_tokens(train.text_bytes, train.examples)
     if hyperparameters["epoch_count"] is not None:
-        return TrainingEstimate(hyperparameters["epoch_count"])
-    return TrainingEstimate(1, "epoch_count not set: vertex picks it from the dataset size and publishes no default, "
-                               "so 1 epoch is assumed; multiply by the epochs the job reports")
+        return TrainingEstimate(tokens, hyperparameters["epoch_count"])
+    return TrainingEstimate(tokens, 1, "epoch_count not set: vertex picks it from the dataset size and publishes no "
+                                       "default, so 1 epoch is assumed; multiply by the epochs the job reports")
 
 
 def _write_vertex_jsonl(examples, out) -> None:
