@@ -149,7 +149,8 @@ class Recorder:
         self.events: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
-    def event(self, name: str, status: str, detail: str = "") -> None:
+    def event(self, name: str, status: str, detail: str = "", elapsed: float | None = None,
+              progress: float | None = None) -> None:
         with self._lock:
             self.events.append((name, status))
 
