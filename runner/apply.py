@@ -13,13 +13,12 @@ another state's identity (runner.identity) is never adopted and never deleted.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol
 
+from runner.clock import Clock
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, TunerError
 from runner.evaluate import GateResult, check_gate, evaluate_model
 from runner.identity import Owner
@@ -37,23 +36,6 @@ class Reporter(Protocol):
 
     def event(self, name: str, status: str, detail: str = "", elapsed: float | None = None,
               progress: float | None = None) -> None: ...
-
-
-class Clock:
-    """Wall time, monotonic time and waiting, injectable so tests never sleep for real."""
-
-    def __init__(self, stop: threading.Event | None = None):
-        self.stop = stop or threading.Event()
-
-    def now(self) -> str:
-        return datetime.now(UTC).isoformat(timespec="seconds")
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wait(self, seconds: float) -> bool:
-        """Wait, returning True early when a stop (Ctrl-C) was requested."""
-        return self.stop.wait(seconds)
 
 
 @dataclass

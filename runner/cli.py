@@ -18,7 +18,7 @@ from runner import __version__
 from runner.errors import DatasetError, SpecError, TunerError
 
 if TYPE_CHECKING:  # the engine is imported lazily: `tuner --help` stays fast
-    from runner.apply import Clock
+    from runner.clock import Clock
 
 EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 1, 2, 130
 

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runner.apply import Applier, ApplyResult, Clock, Reporter
 from runner.attributes import fingerprint
+from runner.clock import Clock
 from runner.datasets import DatasetScanner, HashCache
 from runner.desired import Resolution, resolve
 from runner.errors import PlanError, ProviderError, StateError, TunerError
@@ -29,6 +30,9 @@ from runner.retry import RetryPolicy
 from runner.spec import Config, load_config
 from runner.state import Instance, LocalBackend, State
 from runner.state.base import StateBackend
+
+if TYPE_CHECKING:
+    from runner.apply import ApplyResult, Reporter
 
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 OFFLINE_REMEDY = "pass --refresh=false for a plan from the recorded state alone (no provider is called)"
@@ -278,6 +282,8 @@ class Project:
             the_plan = make_plan(state)
             if not the_plan.has_changes or not confirm(the_plan):
                 return the_plan, None
+            from runner.apply import Applier  # only commands that apply pay for importing the applier
+
             applier = Applier(state, backend.write, self.providers, reporter, clock=clock, parallelism=parallelism)
             try:
                 return the_plan, applier.run(the_plan)

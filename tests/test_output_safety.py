@@ -7,6 +7,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from tests.conftest import SENTIMENT_SPEC
@@ -61,3 +63,13 @@ def test_terminal_control_sequences_are_stripped_from_predict_output(project):
     assert project.run("apply", "--auto-approve").code == 0
     answer = project.run("predict", "sentiment", "Awesome water bottle, keeps ice for a full day in a hot car.").out
     assert answer.strip() in {"positive", "negative", "neutral"}, repr(answer)
+
+
+@given(st.text(alphabet=st.characters(codec=None), max_size=40))
+def test_the_printable_shortcut_of_terminal_safe_never_lets_a_control_through(text):
+    import runner.render.terminal as terminal
+
+    full = terminal._TERMINAL_CONTROL.sub("", terminal._TERMINAL_SEQUENCE.sub("", text))
+    assert terminal.terminal_safe(text) == full
+    for control in ("\x1b", "\x9b", "\x07", "\u202e", "\u2066", "\x00"):
+        assert not (text + control).isprintable()  # what the shortcut relies on

@@ -15,12 +15,13 @@ _TERMINAL_SEQUENCE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
                                 r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
                                 r"|\x1b[ -/]*[0-~]?")
 _TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_UNBOUNDED_WIDTH = 100_000  # tables are never wrapped or cut: ids are copied from them
 
 
 def terminal_safe(text: str) -> str:
     """Text from specs, state or a provider, made safe to print: it cannot move the cursor, recolour, retitle,
     hide a link (OSC 8) or reorder what the terminal shows. Every text output passes here on its way out."""
+    if text.isprintable():  # no control character (ESC included) and no bidi override (category Cf): as is
+        return text
     return _TERMINAL_CONTROL.sub("", _TERMINAL_SEQUENCE.sub("", text))
 
 
@@ -37,20 +38,20 @@ def table_text(headers: Sequence[str], rows: Iterable[Sequence[str]], colour: bo
                right_aligned: Sequence[int] = ()) -> str:
     """Columns two spaces apart at their natural width, bold headers only in colour, no trailing spaces.
 
-    Every cell is terminal_safe and inert: rich reads `[style]` markup and `:emoji:` codes only in strings it
-    parses, and these cells reach it as Text."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    Every cell is terminal_safe and printed literally. Widths are terminal cells (rich's cell_len: wide
+    characters count twice). Not rich's Table: measured at 238 ms against 3 ms for a 1,000-row `state list`,
+    and tables grow with the fleet."""
+    from rich.cells import cell_len
 
-    table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 1), header_style="bold" if colour else "")
-    for index, header in enumerate(headers):
-        table.add_column(Text(terminal_safe(header)), justify="right" if index in right_aligned else "left",
-                         no_wrap=True)
-    for row in rows:
-        table.add_row(*(Text(terminal_safe(cell)) for cell in row))
-    console = Console(width=_UNBOUNDED_WIDTH, force_terminal=colour, no_color=not colour, highlight=False,
-                      color_system="standard" if colour else None, legacy_windows=False)
-    with console.capture() as captured:
-        console.print(table)
-    return "".join(line.rstrip() + "\n" for line in captured.get().splitlines())
+    table = [[terminal_safe(str(cell)) for cell in headers]] + [[terminal_safe(str(cell)) for cell in row]
+                                                              for row in rows]
+    widths = [max(cell_len(row[column]) for row in table) for column in range(len(headers))]
+    lines = []
+    for number, row in enumerate(table):
+        cells = []
+        for column, (cell, width) in enumerate(zip(row, widths)):
+            pad = " " * (width - cell_len(cell))
+            cells.append(pad + cell if column in right_aligned else cell + pad)
+        line = "  ".join(cells).rstrip()
+        lines.append(style(line, None, colour, bold=True) if number == 0 and line else line)
+    return "".join(line + "\n" for line in lines)
