@@ -8,62 +8,50 @@ Jobs run on an injectable clock and are settled lazily on every read: CREATING f
 ACTIVE, or FAILED when a training example's output is POISON_OUTPUT. An ACTIVE model is really trained
 with runner.trainer, and generateContent answers with its prediction.
 
-Faults are decided by a hash of (seed, the request, its attempt number), so a run is reproducible however
-threads interleave their requests: 503 UNAVAILABLE with probability fault_rate (nothing is created), a slow
-answer with probability fault_rate / 2, and with ambiguous_create_rate a create that succeeds but is answered
-503. The attempt number counts identical requests (method, path, query without the key, body), so a retry of a
-faulted request draws afresh.
+Faults are common.Faults, drawn from (seed, the request, its attempt number): 503 UNAVAILABLE with probability
+fault_rate (nothing is created), a slow answer with probability fault_rate / 2, and with ambiguous_create_rate a
+create that succeeds but is answered 503.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
-import hashlib
-import json
-import logging
 import math
 import random
 import re
 import string
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from runner import trainer
-from runner.emulators.loopback import LoopbackServer, run_until_interrupted
-from runner.fsutil import atomic_write
+from runner.emulators.common import (
+    GOOGLE_STATUS_CODES,
+    GOOGLE_TYPE_PREFIX,
+    POISON_OUTPUT,
+    Emulator,
+    GoogleError,
+    Request,
+    TrainedModels,
+    decode_cursor,
+    encode_cursor,
+    keyset_page,
+    rfc3339,
+    routes,
+    snake_case,
+    usage,
+)
 
-POISON_OUTPUT = "__tuner_emulator_fail__"  # a training example with this output makes its job FAILED
+__all__ = ["POISON_OUTPUT", "GeminiEmulator", "serve"]
 TUNED_MODEL_ID = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 CREATING, ACTIVE, FAILED = "CREATING", "ACTIVE", "FAILED"
 STATE_NUMBERS = {"STATE_UNSPECIFIED": 0, CREATING: 1, ACTIVE: 2, FAILED: 3}  # TunedModel.State
 FINISH_STOP = ("STOP", 1)  # Candidate.FinishReason
 
-_TYPE_PREFIX = "type.googleapis.com/"
-METADATA_TYPE = _TYPE_PREFIX + "google.ai.generativelanguage.v1beta.CreateTunedModelMetadata"
-TUNED_MODEL_TYPE = _TYPE_PREFIX + "google.ai.generativelanguage.v1beta.TunedModel"
+METADATA_TYPE = GOOGLE_TYPE_PREFIX + "google.ai.generativelanguage.v1beta.CreateTunedModelMetadata"
+TUNED_MODEL_TYPE = GOOGLE_TYPE_PREFIX + "google.ai.generativelanguage.v1beta.TunedModel"
 SERVICE = "generativelanguage.googleapis.com"
-
-# google.rpc.Code name -> (HTTP status, numeric code), as Google maps them.
-STATUS_CODES = {
-    "INVALID_ARGUMENT": (400, 3),
-    "FAILED_PRECONDITION": (400, 9),
-    "PERMISSION_DENIED": (403, 7),
-    "NOT_FOUND": (404, 5),
-    "ALREADY_EXISTS": (409, 6),
-    "RESOURCE_EXHAUSTED": (429, 8),
-    "INTERNAL": (500, 13),
-    "UNIMPLEMENTED": (501, 12),
-    "UNAVAILABLE": (503, 14),
-}
 
 # Documented limits: display name up to 40 characters, inputs up to 40,000 and outputs up to 5,000 characters.
 MAX_DISPLAY_NAME = 40
@@ -80,10 +68,8 @@ _TUNED_MODEL_FIELDS = {
     "name", "baseModel", "tunedModelSource", "displayName", "description", "temperature", "topP", "topK",
     "state", "createTime", "updateTime", "tuningTask", "readerProjectNumbers",
 }
-_TUNED_MODEL_SNAKE_FIELDS = {re.sub(r"([A-Z])", r"_\1", f).lower() for f in _TUNED_MODEL_FIELDS}
+_TUNED_MODEL_SNAKE_FIELDS = {snake_case(f) for f in _TUNED_MODEL_FIELDS}
 _UPDATABLE = {"display_name", "description", "temperature", "top_p", "top_k"}
-
-_log = logging.getLogger(__name__)
 
 
 def _base_model(model_id: str, base_model_id: str, version: str, display: str, description: str,
@@ -108,64 +94,44 @@ BASE_MODELS: list[dict] = [
 ]
 
 
-class ApiError(Exception):
-    """An answer in google.rpc.Status form: {"error": {"code", "message", "status", "details"}}."""
-
-    def __init__(self, status: str, message: str, details: list[dict] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = details or []
-
-    @property
-    def http_code(self) -> int:
-        return STATUS_CODES[self.status][0]
-
-    def body(self) -> dict:
-        error: dict[str, Any] = {"code": self.http_code, "message": self.message, "status": self.status}
-        if self.details:
-            error["details"] = self.details
-        return {"error": error}
+def _invalid(field_path: str, message: str) -> GoogleError:
+    return GoogleError.invalid(message, field_path)
 
 
-def _invalid(field_path: str, message: str) -> ApiError:
-    violation = {"field": field_path, "description": message}
-    return ApiError("INVALID_ARGUMENT", message,
-                    [{"@type": _TYPE_PREFIX + "google.rpc.BadRequest", "fieldViolations": [violation]}])
-
-
-def _unavailable() -> ApiError:
-    return ApiError("UNAVAILABLE", "The service is currently unavailable.")
-
-
-def _unregistered_caller() -> ApiError:
-    return ApiError("PERMISSION_DENIED",
+def _unregistered_caller() -> GoogleError:
+    return GoogleError("PERMISSION_DENIED",
                     "Method doesn't allow unregistered callers (callers without established identity). "
                     "Please use API Key or other form of API consumer identity to call this API.")
 
 
-def _invalid_key() -> ApiError:
+def _invalid_key() -> GoogleError:
     message = "API key not valid. Please pass a valid API key."
-    return ApiError("INVALID_ARGUMENT", message, [
-        {"@type": _TYPE_PREFIX + "google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+    return GoogleError("INVALID_ARGUMENT", message, [
+        {"@type": GOOGLE_TYPE_PREFIX + "google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
          "metadata": {"service": SERVICE}},
-        {"@type": _TYPE_PREFIX + "google.rpc.LocalizedMessage", "locale": "en-US", "message": message},
+        {"@type": GOOGLE_TYPE_PREFIX + "google.rpc.LocalizedMessage", "locale": "en-US", "message": message},
     ])
-
-
-def _timestamp(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
 
 
 def _get(message: dict, camel: str, default: Any = None) -> Any:
     """A proto JSON field: parsers accept the lowerCamel and the original snake_case spelling."""
     if camel in message:
         return message[camel]
-    return message.get(_snake(camel), default)
+    return message.get(snake_case(camel), default)
+
+
+def _arg(request: Request, camel: str, default: str = "") -> str:
+    """A query parameter, in either spelling."""
+    return request.arg(camel) or request.arg(snake_case(camel)) or default
+
+
+def _api_key(request: Request) -> str:
+    return request.headers.get("x-goog-api-key") or request.arg("key") or ""
+
+
+def _int_enums(request: Request) -> bool:
+    """Whether the client asked for enums as numbers ($alt=json;enum-encoding=int), as the SDK does."""
+    return "enum-encoding=int" in (request.arg("$alt") or "")
 
 
 @dataclass
@@ -225,96 +191,49 @@ class _Record:
         return cls(**data, started=now - elapsed)
 
 
-@dataclass
-class _Request:
-    key: str
-    params: dict[str, str]
-    query: dict[str, str]
-    body: bytes
-    int_enums: bool
-    attempt: bytes = b""  # this request's identity and attempt number, for fault draws
-
-    def json(self) -> dict:
-        if not self.body.strip():
-            return {}
-        try:
-            data = json.loads(self.body)
-        except ValueError as error:
-            raise ApiError("INVALID_ARGUMENT", f"Invalid JSON payload received. {error}") from None
-        if not isinstance(data, dict):
-            raise ApiError("INVALID_ARGUMENT", "Invalid JSON payload received. Expected an object.")
-        return data
-
-
-_ID = r"(?P<id>[^/:]+)"
-_ROUTES: list[tuple[str, re.Pattern, str]] = [
-    (method, re.compile(pattern), handler) for method, pattern, handler in [
-        ("GET", r"/v1beta/models", "_list_models"),
-        ("GET", r"/v1beta/models/(?P<model>[^/:]+)", "_get_model"),
-        ("POST", r"/v1beta/models/(?P<model>[^/:]+):generateContent", "_generate_with_base_model"),
-        ("GET", r"/v1beta/tunedModels", "_list_tuned_models"),
-        ("POST", r"/v1beta/tunedModels", "_create_tuned_model"),
-        ("GET", rf"/v1beta/tunedModels/{_ID}", "_get_tuned_model"),
-        ("PATCH", rf"/v1beta/tunedModels/{_ID}", "_update_tuned_model"),
-        ("DELETE", rf"/v1beta/tunedModels/{_ID}", "_delete_tuned_model"),
-        ("POST", rf"/v1beta/tunedModels/{_ID}:generateContent", "_generate_content"),
-        ("GET", rf"/v1beta/tunedModels/{_ID}/operations", "_list_operations"),
-        ("GET", rf"/v1beta/tunedModels/{_ID}/operations/(?P<op>[^/:]+)", "_get_operation"),
-    ]
-]
-
-
 def _new_counters() -> dict:
     return {
         "requests": 0, "faults_unavailable": 0, "faults_slow": 0, "ambiguous_creates": 0,
         "create_calls": 0, "creates": 0, "creates_by_id": {}, "list_calls": 0, "get_calls": 0,
         "update_calls": 0, "delete_calls": 0, "operation_calls": 0, "generate_calls": 0,
-        "model_list_calls": 0, "model_get_calls": 0, "errors_by_status": {},
+        "model_list_calls": 0, "model_get_calls": 0, "model_generate_calls": 0, "errors_by_status": {},
     }
 
 
-class GeminiEmulator(LoopbackServer):
-    """The emulator. `start()` serves it on 127.0.0.1; use it as a context manager in tests."""
+class GeminiEmulator(Emulator):
+    """The emulator. `start()` serves it on 127.0.0.1; use it as a context manager in tests.
+
+    Options beyond common.Emulator's: `api_keys` (None accepts any non-empty key). A fault_rate also slows half as
+    many answers down by fault_delay_seconds.
+    """
 
     thread_name = "gemini-emulator"
+    errors = GoogleError
+    title = "Gemini API emulator"
+    state_title = "Gemini"
 
-    def __init__(
-        self,
-        port: int = 0,
-        job_seconds: float = 5.0,
-        fault_rate: float = 0.0,
-        seed: int = 0,
-        persist_path: Path | None = None,
-        quota: int = 5,
-        api_keys: set[str] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        fault_delay_seconds: float = 2.0,
-        ambiguous_create_rate: float = 0.0,
-    ):
-        self.job_seconds = job_seconds
-        self.fault_rate = fault_rate
-        self.fault_delay_seconds = fault_delay_seconds
-        self.ambiguous_create_rate = ambiguous_create_rate
-        self.quota = quota
+    def __init__(self, port: int = 0, *, api_keys: set[str] | None = None, fault_rate: float = 0.0, **options: Any):
+        super().__init__(port, fault_rate=fault_rate, slow_rate=fault_rate / 2, **options)
         self.api_keys = api_keys
-        self.seed = seed
-        self.persist_path = Path(persist_path) if persist_path else None
-        super().__init__(port)
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._train_lock = threading.Lock()
-        self._attempts: dict[bytes, int] = {}  # request identity -> how many times it was received
-        self._outage = 0  # requests still to answer 503, whatever the fault rate
-        self._names = random.Random(f"names:{seed}")
+        self._names = random.Random(f"names:{self.seed}")
         self._models: dict[str, _Record] = {}
-        self._trained: OrderedDict[str, trainer.TunedModel] = OrderedDict()
+        self._trained = TrainedModels(TRAINED_CACHE)
         self._counters = _new_counters()
         self._seq = 0
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-
-    def handle_http(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, dict]:
-        return self.handle(method, path, headers, body)
+        model_id, tuned = r"/v1beta/models/(?P<model>[^/:]+)", r"/v1beta/tunedModels/(?P<id>[^/:]+)"
+        self._routes = routes([
+            ("GET", r"/v1beta/models", "model_list_calls", self._list_models),
+            ("GET", model_id, "model_get_calls", self._get_model),
+            ("POST", model_id + ":generateContent", "model_generate_calls", self._generate_with_base_model),
+            ("GET", r"/v1beta/tunedModels", "list_calls", self._list_tuned_models),
+            ("POST", r"/v1beta/tunedModels", "create_calls", self._create_tuned_model),
+            ("GET", tuned, "get_calls", self._get_tuned_model),
+            ("PATCH", tuned, "update_calls", self._update_tuned_model),
+            ("DELETE", tuned, "delete_calls", self._delete_tuned_model),
+            ("POST", tuned + ":generateContent", "generate_calls", self._generate_content),
+            ("GET", tuned + "/operations", "operation_calls", self._list_operations),
+            ("GET", tuned + "/operations/(?P<op>[^/:]+)", "operation_calls", self._get_operation),
+        ])
 
     @property
     def stats(self) -> dict:
@@ -329,117 +248,45 @@ class GeminiEmulator(LoopbackServer):
             snapshot["tuned_models"] = len(self._models)
         return snapshot
 
-    # -- request entry point -----------------------------------------------------------------------
+    # -- what common.Emulator asks ---------------------------------------------------------------------
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, dict]:
-        """Answer one HTTP request: (status, JSON body). Never raises."""
-        url = urlsplit(target)
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        if url.path.startswith("/_emulator/"):
-            return self._emulator_route(method, url.path)
-        self._count("requests")
-        try:
-            attempt = self._attempt(method, url.path, query, body)
-            self._inject_faults(attempt)
-            key = self._authenticate(headers, query)
-            handler, params = self._route(method, url.path)
-            request = _Request(key, params, query, body, "enum-encoding=int" in query.get("$alt", ""), attempt)
-            return 200, handler(request)
-        except ApiError as error:
-            with self._lock:
-                counts = self._counters["errors_by_status"]
-                counts[error.status] = counts.get(error.status, 0) + 1
-            return error.http_code, error.body()
-        except Exception as error:  # a bug here must still answer, and say what broke
-            _log.exception("emulator error on %s %s", method, target)
-            return 500, ApiError("INTERNAL", f"Internal error encountered: {error!r}").body()
-
-    def _emulator_route(self, method: str, path: str) -> tuple[int, dict]:
-        if method == "GET" and path == "/_emulator/stats":
-            return 200, self.stats
-        return 404, ApiError("NOT_FOUND", f"No emulator endpoint {method} {path}.").body()
-
-    def _attempt(self, method: str, path: str, query: dict[str, str], body: bytes) -> bytes:
-        """The request's identity and how many times it has been received, or b"" when no fault is drawn."""
-        if not (self.fault_rate or self.ambiguous_create_rate):
-            return b""
-        identity = hashlib.sha256("\0".join([method, path, *sorted(f"{k}={v}" for k, v in query.items()
-                                                                     if k != "key")]).encode() + b"\0" + body)
-        with self._lock:
-            count = self._attempts[identity.digest()] = self._attempts.get(identity.digest(), 0) + 1
-        return identity.digest() + count.to_bytes(8, "big")
-
-    def _chance(self, fault: str, attempt: bytes) -> float:
-        """A uniform draw in [0, 1), fixed by the seed, the kind of fault and the request's attempt."""
-        digest = hashlib.sha256(f"{self.seed}\0{fault}\0".encode() + attempt).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64
-
-    def fail_next(self, requests: int) -> None:
-        """A brief outage: the next REQUESTS requests answer 503 UNAVAILABLE."""
-        with self._lock:
-            self._outage = requests
-
-    def _inject_faults(self, attempt: bytes) -> None:
-        with self._lock:
-            outage, self._outage = self._outage > 0, max(0, self._outage - 1)
-        if outage:
-            self._count("faults_unavailable")
-            raise _unavailable()
-        if not self.fault_rate:
-            return
-        fail = self._chance("unavailable", attempt) < self.fault_rate
-        slow = self._chance("slow", attempt) < self.fault_rate / 2
-        if slow:
-            self._count("faults_slow")
-            time.sleep(self.fault_delay_seconds)
-        if fail:
-            self._count("faults_unavailable")
-            raise _unavailable()
-
-    def _authenticate(self, headers: Any, query: dict[str, str]) -> str:
-        key = headers.get("x-goog-api-key") or query.get("key") or ""
+    def _authenticate(self, request: Request) -> None:
+        key = _api_key(request)
         if not key:
             raise _unregistered_caller()
         if self.api_keys is not None and key not in self.api_keys:
             raise _invalid_key()
-        return key
-
-    def _route(self, method: str, path: str) -> tuple[Callable[[_Request], dict], dict[str, str]]:
-        for route_method, pattern, handler in _ROUTES:
-            match = pattern.fullmatch(path)
-            if match and route_method == method:
-                return getattr(self, handler), match.groupdict()
-        raise ApiError("NOT_FOUND", f"The requested URL {path} was not found on this server ({method}).")
 
     def _count(self, counter: str) -> None:
         with self._lock:
             self._counters[counter] += 1
 
+    def _count_error(self, error: GoogleError) -> None:  # type: ignore[override]
+        with self._lock:
+            counts = self._counters["errors_by_status"]
+            counts[error.status] = counts.get(error.status, 0) + 1
+
     # -- base models -------------------------------------------------------------------------------
 
-    def _list_models(self, request: _Request) -> dict:
-        self._count("model_list_calls")
-        page_size = _page_size(request.query, *MODEL_PAGE)
-        start = _decode_token(request.query.get("pageToken"), "models")
-        page = BASE_MODELS[start:start + page_size]
-        response: dict[str, Any] = {"models": copy.deepcopy(page)}
-        if start + page_size < len(BASE_MODELS):
-            response["nextPageToken"] = _encode_token("models", start + page_size)
+    def _list_models(self, request: Request) -> dict:
+        numbered = list(enumerate(BASE_MODELS, start=1))
+        page, token = _page(request, "models", numbered, lambda pair: pair[0], MODEL_PAGE)
+        response: dict[str, Any] = {"models": copy.deepcopy([model for _, model in page])}
+        if token:
+            response["nextPageToken"] = token
         return response
 
-    def _get_model(self, request: _Request) -> dict:
-        self._count("model_get_calls")
+    def _get_model(self, request: Request) -> dict:
         return copy.deepcopy(_find_base_model(f"models/{request.params['model']}"))
 
-    def _generate_with_base_model(self, request: _Request) -> dict:
+    def _generate_with_base_model(self, request: Request) -> dict:
         _find_base_model(f"models/{request.params['model']}")
-        raise ApiError("UNIMPLEMENTED", "The emulator answers generateContent for tuned models only.")
+        raise GoogleError("UNIMPLEMENTED", "The emulator answers generateContent for tuned models only.")
 
     # -- tuned models: create ----------------------------------------------------------------------
 
-    def _create_tuned_model(self, request: _Request) -> dict:
-        self._count("create_calls")
-        wanted_id = _get(request.query, "tunedModelId", "")
+    def _create_tuned_model(self, request: Request) -> dict:
+        wanted_id = _arg(request, "tunedModelId")
         if wanted_id and not TUNED_MODEL_ID.fullmatch(wanted_id):
             raise _invalid("tuned_model_id", f"tunedModelId '{wanted_id}' is invalid: it must match "
                            f"{TUNED_MODEL_ID.pattern} (lowercase letters, digits and hyphens, up to 40 characters).")
@@ -448,16 +295,15 @@ class GeminiEmulator(LoopbackServer):
             now = self._clock()
             model_id = wanted_id or self._generate_id(fields["display_name"])
             if model_id in self._models:
-                raise ApiError("ALREADY_EXISTS", f"Tuned model tunedModels/{model_id} already exists.")
-            self._check_quota(request.key, now)
-            model = self._add_model(model_id, fields, request.key, now)
-            ambiguous = self._chance("ambiguous", request.attempt) < self.ambiguous_create_rate
+                raise GoogleError("ALREADY_EXISTS", f"Tuned model tunedModels/{model_id} already exists.")
+            self._check_quota(_api_key(request), now)
+            model = self._add_model(model_id, fields, _api_key(request), now)
+            ambiguous = self._ambiguous(request)
         if ambiguous:  # the job was accepted, but the client only sees a 503
-            self._count("ambiguous_creates")
-            raise _unavailable()
+            raise GoogleError.unavailable()
         self._settle([model])
         with self._lock:
-            return self._operation_json(model, self._clock(), request.int_enums)
+            return self._operation_json(model, self._clock(), _int_enums(request))
 
     def _parse_new_model(self, body: dict) -> dict:
         _reject_unknown_fields(body)
@@ -503,16 +349,16 @@ class GeminiEmulator(LoopbackServer):
         if len(running) < self.quota:
             return
         wait = min(m.duration - (now - m.started) for m in running)
-        raise ApiError("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", [
-            {"@type": _TYPE_PREFIX + "google.rpc.QuotaFailure", "violations": [{
+        raise GoogleError("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", [
+            {"@type": GOOGLE_TYPE_PREFIX + "google.rpc.QuotaFailure", "violations": [{
                 "quotaMetric": f"{SERVICE}/tuning_jobs_in_progress", "quotaId": "ConcurrentTuningJobsPerApiKey",
                 "quotaValue": str(self.quota),
                 "description": f"At most {self.quota} tuning jobs may be in progress at once; {len(running)} are.",
             }]},
-            {"@type": _TYPE_PREFIX + "google.rpc.Help", "links": [
+            {"@type": GOOGLE_TYPE_PREFIX + "google.rpc.Help", "links": [
                 {"description": "Learn more about Gemini API quotas",
                  "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
-            {"@type": _TYPE_PREFIX + "google.rpc.RetryInfo", "retryDelay": f"{max(1, math.ceil(wait))}s"},
+            {"@type": GOOGLE_TYPE_PREFIX + "google.rpc.RetryInfo", "retryDelay": f"{max(1, math.ceil(wait))}s"},
         ])
 
     def _add_model(self, model_id: str, fields: dict, owner: str, now: float) -> _Record:
@@ -539,35 +385,30 @@ class GeminiEmulator(LoopbackServer):
 
     # -- tuned models: read, update, delete ----------------------------------------------------------
 
-    def _get_tuned_model(self, request: _Request) -> dict:
-        self._count("get_calls")
+    def _get_tuned_model(self, request: Request) -> dict:
         model = self._lookup(request.params["id"])
         self._settle([model])
         with self._lock:
-            return self._tuned_model_json(model, self._clock(), request.int_enums)
+            return self._tuned_model_json(model, self._clock(), _int_enums(request))
 
-    def _list_tuned_models(self, request: _Request) -> dict:
-        self._count("list_calls")
-        page_size = _page_size(request.query, *TUNED_PAGE)
-        after = _decode_token(request.query.get("pageToken"), "tunedModels")
+    def _list_tuned_models(self, request: Request) -> dict:
         with self._lock:
-            later = sorted((m for m in self._models.values() if m.seq > after), key=lambda m: m.seq)
-        page = later[:page_size]
+            models = list(self._models.values())
+        page, token = _page(request, "tunedModels", models, lambda m: m.seq, TUNED_PAGE)
         self._settle(page)
         with self._lock:
             now = self._clock()
             response: dict[str, Any] = {}
             if page:  # Google omits empty repeated fields: an empty list is {}
-                response["tunedModels"] = [self._tuned_model_json(m, now, request.int_enums) for m in page]
-            if len(later) > page_size:
-                response["nextPageToken"] = _encode_token("tunedModels", page[-1].seq)
+                response["tunedModels"] = [self._tuned_model_json(m, now, _int_enums(request)) for m in page]
+            if token:
+                response["nextPageToken"] = token
         return response
 
-    def _update_tuned_model(self, request: _Request) -> dict:
-        self._count("update_calls")
+    def _update_tuned_model(self, request: Request) -> dict:
         body = request.json()
         _reject_unknown_fields(body)
-        paths = _update_paths(_get(request.query, "updateMask", ""), body)
+        paths = _update_paths(_arg(request, "updateMask"), body)
         changes = {path: _updated_value(path, body) for path in paths}
         with self._lock:
             model = self._lookup(request.params["id"])
@@ -577,60 +418,54 @@ class GeminiEmulator(LoopbackServer):
             self._save()
         self._settle([model])
         with self._lock:
-            return self._tuned_model_json(model, self._clock(), request.int_enums)
+            return self._tuned_model_json(model, self._clock(), _int_enums(request))
 
-    def _delete_tuned_model(self, request: _Request) -> dict:
-        self._count("delete_calls")
+    def _delete_tuned_model(self, request: Request) -> dict:
         with self._lock:
             model = self._lookup(request.params["id"])
             del self._models[model.id]
-            self._trained.pop(model.cache_key, None)
+            self._trained.forget(model.cache_key)
             self._save()
         return {}
 
-    def _get_operation(self, request: _Request) -> dict:
-        self._count("operation_calls")
+    def _get_operation(self, request: Request) -> dict:
         model = self._lookup(request.params["id"])
         if request.params["op"] != model.operation_id:
-            raise ApiError("NOT_FOUND", f"Operation {model.name}/operations/{request.params['op']} not found.")
+            raise GoogleError("NOT_FOUND", f"Operation {model.name}/operations/{request.params['op']} not found.")
         self._settle([model])
         with self._lock:
-            return self._operation_json(model, self._clock(), request.int_enums)
+            return self._operation_json(model, self._clock(), _int_enums(request))
 
-    def _list_operations(self, request: _Request) -> dict:
-        self._count("operation_calls")
+    def _list_operations(self, request: Request) -> dict:
         model = self._lookup(request.params["id"])
         self._settle([model])
         with self._lock:
-            return {"operations": [self._operation_json(model, self._clock(), request.int_enums)]}
+            return {"operations": [self._operation_json(model, self._clock(), _int_enums(request))]}
 
     def _lookup(self, model_id: str) -> _Record:
         with self._lock:
             model = self._models.get(model_id)
         if model is None:
-            raise ApiError("NOT_FOUND", f"Tuned model tunedModels/{model_id} does not exist.")
+            raise GoogleError("NOT_FOUND", f"Tuned model tunedModels/{model_id} does not exist.")
         return model
 
     # -- generation --------------------------------------------------------------------------------
 
-    def _generate_content(self, request: _Request) -> dict:
-        self._count("generate_calls")
+    def _generate_content(self, request: Request) -> dict:
         model = self._lookup(request.params["id"])
         state = self._state(model, self._clock())
         if state != ACTIVE:
-            raise ApiError("FAILED_PRECONDITION", f"Tuned model {model.name} is not ready for use: its state is "
+            raise GoogleError("FAILED_PRECONDITION", f"Tuned model {model.name} is not ready for use: its state is "
                            f"{state}. Wait until the tuning job finishes and the state is ACTIVE.")
         prompt = _prompt_text(request.json())
         answer = self._ensure_trained(model).predict(prompt)
-        prompt_tokens, answer_tokens = len(prompt.split()), len(answer.split())
         return {
             "candidates": [{
                 "content": {"parts": [{"text": answer}], "role": "model"},
-                "finishReason": FINISH_STOP[1] if request.int_enums else FINISH_STOP[0],
+                "finishReason": FINISH_STOP[1] if _int_enums(request) else FINISH_STOP[0],
                 "index": 0,
             }],
-            "usageMetadata": {"promptTokenCount": prompt_tokens, "candidatesTokenCount": answer_tokens,
-                              "totalTokenCount": prompt_tokens + answer_tokens},
+            "usageMetadata": usage(prompt, answer),
             "modelVersion": model.name,
         }
 
@@ -649,27 +484,23 @@ class GeminiEmulator(LoopbackServer):
                 self._ensure_trained(model)
 
     def _ensure_trained(self, model: _Record) -> trainer.TunedModel:
-        with self._train_lock:
-            cached = self._trained.get(model.cache_key)
-            if cached is not None:
-                self._trained.move_to_end(model.cache_key)
-                return cached
-            losses: list[tuple[int, float]] = []
-            tuned = trainer.train(model.examples, model.epoch_count, model.batch_size, model.learning_rate,
-                                  seed=model.training_seed, on_epoch=lambda epoch, loss: losses.append((epoch, loss)))
-            with self._lock:
-                self._trained[model.cache_key] = tuned
-                while len(self._trained) > TRAINED_CACHE:
-                    self._trained.popitem(last=False)
-                if not model.snapshots and self._models.get(model.id) is model:
-                    model.snapshots = self._snapshots(model, losses)
-                    self._save()
-            return tuned
+        return self._trained.get(model.cache_key, lambda: self._train(model))
+
+    def _train(self, model: _Record) -> trainer.TunedModel:
+        """Train on the job's examples; the first training also records the job's loss snapshots."""
+        losses: list[tuple[int, float]] = []
+        tuned = trainer.train(model.examples, model.epoch_count, model.batch_size, model.learning_rate,
+                              seed=model.training_seed, on_epoch=lambda epoch, loss: losses.append((epoch, loss)))
+        with self._lock:
+            if not model.snapshots and self._models.get(model.id) is model:
+                model.snapshots = self._snapshots(model, losses)
+                self._save()
+        return tuned
 
     def _snapshots(self, model: _Record, losses: list[tuple[int, float]]) -> list[dict]:
         return [{
             "step": epoch * model.steps_per_epoch, "epoch": epoch, "meanLoss": loss,
-            "computeTime": _timestamp(model.create_time + model.duration * epoch / model.epoch_count),
+            "computeTime": rfc3339(model.create_time + model.duration * epoch / model.epoch_count),
         } for epoch, loss in losses]
 
     def _progress(self, model: _Record, now: float) -> tuple[int, float]:
@@ -687,14 +518,14 @@ class GeminiEmulator(LoopbackServer):
     def _tuned_model_json(self, model: _Record, now: float, int_enums: bool) -> dict:
         state = self._state(model, now)
         task: dict[str, Any] = {
-            "startTime": _timestamp(model.create_time),
+            "startTime": rfc3339(model.create_time),
             "hyperparameters": {"epochCount": model.epoch_count, "batchSize": model.batch_size,
                                 "learningRate": model.learning_rate},
         }
         update_time = model.update_time
         if state != CREATING:
             complete = model.create_time + model.duration
-            task["completeTime"] = _timestamp(complete)
+            task["completeTime"] = rfc3339(complete)
             update_time = max(update_time, complete)
         if model.snapshots:
             task["snapshots"] = copy.deepcopy(model.snapshots)
@@ -703,7 +534,7 @@ class GeminiEmulator(LoopbackServer):
             "name": model.name, "baseModel": model.base_model, "displayName": model.display_name,
             "description": model.description, "temperature": model.temperature, "topP": model.top_p,
             "topK": model.top_k, "state": STATE_NUMBERS[state] if int_enums else state,
-            "createTime": _timestamp(model.create_time), "updateTime": _timestamp(update_time), "tuningTask": task,
+            "createTime": rfc3339(model.create_time), "updateTime": rfc3339(update_time), "tuningTask": task,
         }
 
     def _operation_json(self, model: _Record, now: float, int_enums: bool) -> dict:
@@ -720,39 +551,27 @@ class GeminiEmulator(LoopbackServer):
             return operation
         operation["done"] = True
         if state == FAILED:
-            operation["error"] = {"code": STATUS_CODES["INVALID_ARGUMENT"][1], "message": model.failure}
+            operation["error"] = {"code": GOOGLE_STATUS_CODES["INVALID_ARGUMENT"][1], "message": model.failure}
         else:
             operation["response"] = {"@type": TUNED_MODEL_TYPE, **self._tuned_model_json(model, now, int_enums)}
         return operation
 
     # -- persistence -------------------------------------------------------------------------------
 
-    def _save(self) -> None:
-        """Write the whole state atomically. Called with the lock held, after every mutation."""
-        if self.persist_path is None:
-            return
+    def _snapshot(self) -> dict[str, Any]:
         now = self._clock()
-        state = {
+        return {
             "version": 1, "savedAt": time.time(), "seq": self._seq, "counters": self._counters,
             "tunedModels": [m.to_json(now) for m in sorted(self._models.values(), key=lambda m: m.seq)],
         }
-        self.persist_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.persist_path, json.dumps(state, indent=1).encode("utf-8"))
 
-    def _load(self) -> None:
-        if self.persist_path is None or not self.persist_path.exists():
-            return
-        try:
-            state = json.loads(self.persist_path.read_text(encoding="utf-8"))
-            downtime = max(0.0, time.time() - state["savedAt"])
-            now = self._clock()
-            models = {m["id"]: _Record.from_json(m, now, downtime) for m in state["tunedModels"]}
-        except (ValueError, KeyError, TypeError) as error:
-            raise RuntimeError(f"{self.persist_path}: not a Gemini emulator state file ({error!r}); "
-                               "delete it to start empty") from error
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        downtime = max(0.0, time.time() - snapshot["savedAt"])
+        now = self._clock()
+        models = {m["id"]: _Record.from_json(m, now, downtime) for m in snapshot["tunedModels"]}
         with self._lock:
-            self._seq = state["seq"]
-            self._counters = {**_new_counters(), **state["counters"]}
+            self._seq = snapshot["seq"]
+            self._counters = {**_new_counters(), **snapshot["counters"]}
             self._models = models
 
 
@@ -763,7 +582,7 @@ def _find_base_model(name: str, method: str = "getModel") -> dict:
     for model in BASE_MODELS:
         if model["name"] == name:
             return model
-    raise ApiError("NOT_FOUND", f"{name} is not found for API version v1beta, or is not supported for {method}. "
+    raise GoogleError("NOT_FOUND", f"{name} is not found for API version v1beta, or is not supported for {method}. "
                    "Call ListModels to see the list of available models and their supported methods.")
 
 
@@ -822,7 +641,7 @@ def _number(message: dict, camel: str, default: float, kind: type, where: str) -
     raw = _get(message, camel)
     if raw is None:
         return default
-    field_path = f"{where}.{_snake(camel)}"
+    field_path = f"{where}.{snake_case(camel)}"
     try:
         value = kind(raw)
     except (TypeError, ValueError):
@@ -836,8 +655,8 @@ def _number(message: dict, camel: str, default: float, kind: type, where: str) -
 
 def _update_paths(mask: str, body: dict) -> list[str]:
     """The snake_case paths to update: the updateMask (the SDK sends lowerCamel), else the fields present."""
-    paths = [_snake(p.strip()) for p in mask.split(",") if p.strip()] if mask else [
-        _snake(key) for key in body if _snake(key) in _UPDATABLE]
+    paths = [snake_case(p.strip()) for p in mask.split(",") if p.strip()] if mask else [
+        snake_case(key) for key in body if snake_case(key) in _UPDATABLE]
     refused = [p for p in paths if p not in _UPDATABLE]
     if refused:
         raise _invalid("update_mask", f"update_mask contains fields that cannot be updated: {', '.join(refused)}. "
@@ -869,8 +688,19 @@ def _prompt_text(body: dict) -> str:
     return text
 
 
-def _page_size(query: dict[str, str], default: int, maximum: int) -> int:
-    raw = _get(query, "pageSize", "")
+def _page(request: Request, kind: str, items: Iterable[Any], position: Any, sizes: tuple[int, int]
+          ) -> tuple[list[Any], str | None]:
+    """A page of ITEMS in order of POSITION (their creation order) and the token of the next one, if any."""
+    token = _arg(request, "pageToken")
+    after = decode_cursor(token, kind) if token else None
+    if token and after is None:  # a token from another list or a tampered one
+        raise _invalid("page_token", "Invalid page token.")
+    page, more = keyset_page(items, position, after, _page_size(request, *sizes))
+    return page, encode_cursor(kind, position(page[-1])) if more else None
+
+
+def _page_size(request: Request, default: int, maximum: int) -> int:
+    raw = _arg(request, "pageSize")
     if raw in ("", "0"):
         return default
     try:
@@ -882,29 +712,4 @@ def _page_size(query: dict[str, str], default: int, maximum: int) -> int:
     return min(size, maximum)
 
 
-def _encode_token(kind: str, position: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([kind, position]).encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str | None, kind: str) -> int:
-    """Page tokens are opaque to clients; a token from another list or a tampered one is INVALID_ARGUMENT."""
-    if not token:
-        return 0
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        token_kind, position = decoded
-    except (ValueError, TypeError, binascii.Error):
-        token_kind, position = None, None
-    if token_kind != kind or not isinstance(position, int) or position < 0:
-        raise _invalid("page_token", "Invalid page token.")
-    return position
-
-
-# -- HTTP plumbing ----------------------------------------------------------------------------------
-
-
-def serve(port: int = 0, job_seconds: float = 5.0, fault_rate: float = 0.0, seed: int = 0,
-          persist_path: Path | None = None) -> None:
-    """Run the emulator in the foreground until Ctrl-C (`tuner emulator gemini`)."""
-    run_until_interrupted(GeminiEmulator(port=port, job_seconds=job_seconds, fault_rate=fault_rate, seed=seed,
-                                         persist_path=persist_path), "Gemini API emulator")
+serve = GeminiEmulator.serve  # `tuner emulator gemini`
