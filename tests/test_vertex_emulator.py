@@ -354,3 +354,36 @@ def test_faults_answer_503_without_side_effects(make_emulator):
     assert (unavailable.value.code, unavailable.value.status) == (503, "UNAVAILABLE")
     stats = flaky.stats
     assert stats["create_accepted"] == 0 and stats["faults_injected"] == 1
+
+
+def _create_outcome(client: genai.Client, name: str) -> str:
+    try:
+        tune(client, name=name)
+    except errors.APIError as error:
+        return str(error.code)
+    return "created"
+
+
+def _fault_outcomes(make_emulator, order: list[str]) -> dict[str, list[str]]:
+    """What each of three attempts to create each job meets, trying the jobs in ORDER."""
+    client = sdk(make_emulator(fault_rate=0.5, seed=7, quota=100))
+    return {name: [_create_outcome(client, name) for _ in range(3)] for name in order}
+
+
+def test_a_fault_depends_on_the_request_and_its_attempt_not_on_what_other_requests_came_first(make_emulator):
+    names = [f"order-{index}" for index in range(8)]
+
+    forward, backward = _fault_outcomes(make_emulator, names), _fault_outcomes(make_emulator, names[::-1])
+
+    assert forward == backward  # threads interleave requests differently on every run: faults must not care
+    assert {"created", "503"} <= {outcome for attempts in forward.values() for outcome in attempts}
+
+
+def test_an_ambiguous_create_starts_the_job_but_answers_503(make_emulator):
+    ambiguous = make_emulator(ambiguous_create_rate=1.0)
+    with pytest.raises(errors.ServerError) as unavailable:
+        tune(sdk(ambiguous), name="accepted")
+    assert unavailable.value.code == 503
+    stats = ambiguous.stats
+    assert stats["create_accepted"] == 1 and stats["ambiguous_creates"] == 1
+    assert stats["jobs_by_display_name"] == {"accepted": 1}

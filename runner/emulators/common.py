@@ -1,13 +1,12 @@
 """What every emulator shares, whatever API it speaks: the request, the routing table, the dispatch that turns an
-error into its answer, reproducible fault injection, opaque page cursors, the --state file and the cache of
-really trained models. An emulator adds only its own surface: its routes and resources, its error body (an
-ApiError subclass) and its paging style (the query parameters and response fields around a cursor).
+error into its answer, reproducible fault injection, keyset paging, the --state file and the cache of really
+trained models. An emulator adds only its own surface: its routes and resources, its error body (an ApiError
+subclass, e.g. google.GoogleError) and its paging style around keyset_page (e.g. google.cursor_page's opaque
+pageToken/nextPageToken, or an OpenAI-style `after`/`has_more`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -17,7 +16,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -37,7 +35,6 @@ class ApiError(Exception):
     raises the four kinds every API has through these constructors."""
 
     http_code: int = 500
-    key: str = "error"  # how the emulator's stats count it
 
     def body(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -57,69 +54,6 @@ class ApiError(Exception):
     @classmethod
     def internal(cls, message: str) -> ApiError:
         raise NotImplementedError
-
-
-# google.rpc.Code name -> (HTTP status, numeric code), as Google maps them.
-GOOGLE_STATUS_CODES = {
-    "INVALID_ARGUMENT": (400, 3),
-    "FAILED_PRECONDITION": (400, 9),
-    "UNAUTHENTICATED": (401, 16),
-    "PERMISSION_DENIED": (403, 7),
-    "NOT_FOUND": (404, 5),
-    "ALREADY_EXISTS": (409, 6),
-    "RESOURCE_EXHAUSTED": (429, 8),
-    "INTERNAL": (500, 13),
-    "UNIMPLEMENTED": (501, 12),
-    "UNAVAILABLE": (503, 14),
-}
-GOOGLE_TYPE_PREFIX = "type.googleapis.com/"
-
-
-class GoogleError(ApiError):
-    """An answer in google.rpc.Status form: {"error": {"code", "message", "status", "details"}}."""
-
-    def __init__(self, status: str, message: str, details: list[dict[str, Any]] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.details = status, message, details or []
-
-    @property
-    def http_code(self) -> int:  # type: ignore[override]
-        return GOOGLE_STATUS_CODES[self.status][0]
-
-    @property
-    def key(self) -> str:  # type: ignore[override]
-        return self.status
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.http_code, "message": self.message, "status": self.status}
-        if self.details:
-            error["details"] = self.details
-        return {"error": error}
-
-    @classmethod
-    def invalid(cls, message: str, field_path: str | None = None) -> GoogleError:
-        """INVALID_ARGUMENT; with FIELD_PATH it carries a google.rpc.BadRequest naming the field."""
-        if field_path is None:
-            return cls("INVALID_ARGUMENT", message)
-        return cls.bad_request([(field_path, message)], message)
-
-    @classmethod
-    def bad_request(cls, violations: list[tuple[str, str]], message: str) -> GoogleError:
-        details = [{"@type": GOOGLE_TYPE_PREFIX + "google.rpc.BadRequest",
-                    "fieldViolations": [{"field": f, "description": d} for f, d in violations]}]
-        return cls("INVALID_ARGUMENT", message, details)
-
-    @classmethod
-    def not_found(cls, message: str) -> GoogleError:
-        return cls("NOT_FOUND", message)
-
-    @classmethod
-    def unavailable(cls) -> GoogleError:
-        return cls("UNAVAILABLE", "The service is currently unavailable.")
-
-    @classmethod
-    def internal(cls, message: str) -> GoogleError:
-        return cls("INTERNAL", message)
 
 
 @dataclass
@@ -164,22 +98,6 @@ class Route:
 def routes(table: Iterable[tuple[str, str, str, Callable[[Request], dict[str, Any]]]]) -> list[Route]:
     """Compile (method, path pattern with named groups, call name, handler) rows."""
     return [Route(method, re.compile(pattern), name, handler) for method, pattern, name, handler in table]
-
-
-def rfc3339(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def snake_case(name: str) -> str:
-    """lowerCamel -> snake_case, as proto JSON names map to field names."""
-    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
-
-
-def usage(prompt: str, answer: str) -> dict[str, int]:
-    """Token counts of a generation: words stand for tokens."""
-    prompt_tokens, answer_tokens = len(prompt.split()), len(answer.split())
-    return {"promptTokenCount": prompt_tokens, "candidatesTokenCount": answer_tokens,
-            "totalTokenCount": prompt_tokens + answer_tokens}
 
 
 class Faults:
@@ -241,22 +159,6 @@ class Faults:
         return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def encode_cursor(kind: str, position: int) -> str:
-    """An opaque page cursor: which list and the position (a sortable key) of the last item served."""
-    return base64.urlsafe_b64encode(json.dumps([kind, position]).encode()).decode().rstrip("=")
-
-
-def decode_cursor(token: str, kind: str) -> int | None:
-    """The position in a cursor of list KIND; None for a token of another list or a tampered one."""
-    try:
-        token_kind, position = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (ValueError, TypeError, binascii.Error):
-        return None
-    if token_kind != kind or not isinstance(position, int) or isinstance(position, bool) or position < 0:
-        return None
-    return position
-
-
 def keyset_page(items: Iterable[Item], position: Callable[[Item], int], after: int | None, size: int,
                 newest_first: bool = False) -> tuple[list[Item], bool]:
     """(the page, whether more follow): the SIZE items after the cursor position AFTER in order of POSITION.
@@ -268,10 +170,11 @@ def keyset_page(items: Iterable[Item], position: Callable[[Item], int], after: i
 
 
 class TrainedModels:
-    """The "really learns" cache: models trained by runner.trainer, the most recently used first. Training happens
-    once per key, outside the emulator's lock, so other requests go on meanwhile."""
+    """The "really learns" cache: models trained by runner.trainer, the most recently used kept. Training happens
+    once per key under the cache's own lock: an emulator that calls it outside its own lock serves other requests
+    meanwhile."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int = 8):  # a 50-label classifier holds ~50 MB of weights: keep the latest few
         self._capacity = capacity
         self._models: OrderedDict[str, trainer.TunedModel] = OrderedDict()
         self._training = threading.Lock()  # one training at a time; a second asker for the same key waits for it

@@ -26,22 +26,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runner import trainer
-from runner.emulators.common import (
-    GOOGLE_STATUS_CODES,
-    GOOGLE_TYPE_PREFIX,
-    POISON_OUTPUT,
-    Emulator,
-    GoogleError,
-    Request,
-    TrainedModels,
-    decode_cursor,
-    encode_cursor,
-    keyset_page,
-    rfc3339,
-    routes,
-    snake_case,
-    usage,
-)
+from runner.emulators.common import POISON_OUTPUT, Emulator, Request, TrainedModels, routes
+from runner.emulators.google import STATUS_CODES, TYPE_PREFIX, GoogleError, cursor_page, rfc3339, snake_case, usage
 
 __all__ = ["POISON_OUTPUT", "GeminiEmulator", "serve"]
 TUNED_MODEL_ID = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
@@ -49,8 +35,8 @@ CREATING, ACTIVE, FAILED = "CREATING", "ACTIVE", "FAILED"
 STATE_NUMBERS = {"STATE_UNSPECIFIED": 0, CREATING: 1, ACTIVE: 2, FAILED: 3}  # TunedModel.State
 FINISH_STOP = ("STOP", 1)  # Candidate.FinishReason
 
-METADATA_TYPE = GOOGLE_TYPE_PREFIX + "google.ai.generativelanguage.v1beta.CreateTunedModelMetadata"
-TUNED_MODEL_TYPE = GOOGLE_TYPE_PREFIX + "google.ai.generativelanguage.v1beta.TunedModel"
+METADATA_TYPE = TYPE_PREFIX + "google.ai.generativelanguage.v1beta.CreateTunedModelMetadata"
+TUNED_MODEL_TYPE = TYPE_PREFIX + "google.ai.generativelanguage.v1beta.TunedModel"
 SERVICE = "generativelanguage.googleapis.com"
 
 # Documented limits: display name up to 40 characters, inputs up to 40,000 and outputs up to 5,000 characters.
@@ -62,7 +48,6 @@ DEFAULT_EPOCHS = 5
 LARGE_DATASET = 500
 TUNED_PAGE = (10, 1000)  # (default, maximum) pageSize of tunedModels.list
 MODEL_PAGE = (50, 1000)  # ... and of models.list
-TRAINED_CACHE = 8  # a 50-label classifier holds ~50 MB of weights: keep only the most recently used
 
 _TUNED_MODEL_FIELDS = {
     "name", "baseModel", "tunedModelSource", "displayName", "description", "temperature", "topP", "topK",
@@ -107,9 +92,9 @@ def _unregistered_caller() -> GoogleError:
 def _invalid_key() -> GoogleError:
     message = "API key not valid. Please pass a valid API key."
     return GoogleError("INVALID_ARGUMENT", message, [
-        {"@type": GOOGLE_TYPE_PREFIX + "google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+        {"@type": TYPE_PREFIX + "google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
          "metadata": {"service": SERVICE}},
-        {"@type": GOOGLE_TYPE_PREFIX + "google.rpc.LocalizedMessage", "locale": "en-US", "message": message},
+        {"@type": TYPE_PREFIX + "google.rpc.LocalizedMessage", "locale": "en-US", "message": message},
     ])
 
 
@@ -217,7 +202,7 @@ class GeminiEmulator(Emulator):
         self.api_keys = api_keys
         self._names = random.Random(f"names:{self.seed}")
         self._models: dict[str, _Record] = {}
-        self._trained = TrainedModels(TRAINED_CACHE)
+        self._trained = TrainedModels()
         self._counters = _new_counters()
         self._seq = 0
         model_id, tuned = r"/v1beta/models/(?P<model>[^/:]+)", r"/v1beta/tunedModels/(?P<id>[^/:]+)"
@@ -350,15 +335,15 @@ class GeminiEmulator(Emulator):
             return
         wait = min(m.duration - (now - m.started) for m in running)
         raise GoogleError("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", [
-            {"@type": GOOGLE_TYPE_PREFIX + "google.rpc.QuotaFailure", "violations": [{
+            {"@type": TYPE_PREFIX + "google.rpc.QuotaFailure", "violations": [{
                 "quotaMetric": f"{SERVICE}/tuning_jobs_in_progress", "quotaId": "ConcurrentTuningJobsPerApiKey",
                 "quotaValue": str(self.quota),
                 "description": f"At most {self.quota} tuning jobs may be in progress at once; {len(running)} are.",
             }]},
-            {"@type": GOOGLE_TYPE_PREFIX + "google.rpc.Help", "links": [
+            {"@type": TYPE_PREFIX + "google.rpc.Help", "links": [
                 {"description": "Learn more about Gemini API quotas",
                  "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
-            {"@type": GOOGLE_TYPE_PREFIX + "google.rpc.RetryInfo", "retryDelay": f"{max(1, math.ceil(wait))}s"},
+            {"@type": TYPE_PREFIX + "google.rpc.RetryInfo", "retryDelay": f"{max(1, math.ceil(wait))}s"},
         ])
 
     def _add_model(self, model_id: str, fields: dict, owner: str, now: float) -> _Record:
@@ -551,7 +536,7 @@ class GeminiEmulator(Emulator):
             return operation
         operation["done"] = True
         if state == FAILED:
-            operation["error"] = {"code": GOOGLE_STATUS_CODES["INVALID_ARGUMENT"][1], "message": model.failure}
+            operation["error"] = {"code": STATUS_CODES["INVALID_ARGUMENT"][1], "message": model.failure}
         else:
             operation["response"] = {"@type": TUNED_MODEL_TYPE, **self._tuned_model_json(model, now, int_enums)}
         return operation
@@ -691,12 +676,8 @@ def _prompt_text(body: dict) -> str:
 def _page(request: Request, kind: str, items: Iterable[Any], position: Any, sizes: tuple[int, int]
           ) -> tuple[list[Any], str | None]:
     """A page of ITEMS in order of POSITION (their creation order) and the token of the next one, if any."""
-    token = _arg(request, "pageToken")
-    after = decode_cursor(token, kind) if token else None
-    if token and after is None:  # a token from another list or a tampered one
-        raise _invalid("page_token", "Invalid page token.")
-    page, more = keyset_page(items, position, after, _page_size(request, *sizes))
-    return page, encode_cursor(kind, position(page[-1])) if more else None
+    return cursor_page(items, position, kind, _arg(request, "pageToken"), _page_size(request, *sizes),
+                       lambda: _invalid("page_token", "Invalid page token."))
 
 
 def _page_size(request: Request, default: int, maximum: int) -> int:

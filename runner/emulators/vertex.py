@@ -27,31 +27,27 @@ API's TuningJob.labels: "to organize TuningJob and generated resources such as M
 model cannot be deleted (FAILED_PRECONDITION, as models.delete documents) until undeployModel's operation is done.
 Request bodies with a field the API does not define, and list filters it cannot parse, are refused with 400 as the
 API does. Errors use Google's body shape `{"error": {"code", "message", "status"}}`. Routes, request fields and
-enum values are checked against Google's discovery document by tests/test_vertex_emulator.py.
+enum values are checked against Google's discovery document by tests/test_vertex_emulator.py. Faults (fault_rate,
+ambiguous_create_rate, fail_next) are common.Faults: drawn from the seed, the request and its attempt, so they do
+not depend on how concurrent requests interleave.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
-import random
 import re
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, ClassVar
 
-from runner.emulators.loopback import LoopbackServer, run_until_interrupted
+from runner.emulators.common import POISON_OUTPUT, Emulator, Request, Route, TrainedModels, routes
+from runner.emulators.google import GoogleError, cursor_page, rfc3339, snake_case, usage
 from runner.trainer import TunedModel, train
 
-POISON_OUTPUT = "__tuner_emulator_fail__"
+__all__ = ["PARTIAL_OUTPUT", "POISON_OUTPUT", "VertexEmulator", "parse_dataset", "parse_gcs_uri", "serve"]
 PARTIAL_OUTPUT = "__tuner_emulator_unusable__"  # such examples are skipped: the job ends PARTIALLY_SUCCEEDED
 
 PENDING, RUNNING, SUCCEEDED = "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"
@@ -119,26 +115,12 @@ _UNAUTHENTICATED_MESSAGE = (
 StorageClientFactory = Callable[[], Any]  # returns a google.cloud.storage.Client
 
 
-class ApiError(Exception):
-    """An HTTP error answered in Google's JSON error shape."""
-
-    def __init__(self, code: int, status: str, message: str, details: list[dict[str, Any]] | None = None):
-        super().__init__(message)
-        self.code, self.status, self.message, self.details = code, status, message, details
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
-        if self.details:
-            error["details"] = self.details
-        return {"error": error}
+def _invalid(message: str) -> GoogleError:
+    return GoogleError.invalid(message)
 
 
-def _invalid(message: str) -> ApiError:
-    return ApiError(400, "INVALID_ARGUMENT", message)
-
-
-def _not_found(message: str) -> ApiError:
-    return ApiError(404, "NOT_FOUND", message)
+def _not_found(message: str) -> GoogleError:
+    return GoogleError.not_found(message)
 
 
 class DatasetProblem(Exception):
@@ -146,10 +128,26 @@ class DatasetProblem(Exception):
 
 
 @dataclass
-class _Job:
+class _Located:
+    """A resource under projects/P/locations/L, named COLLECTION/ID there."""
+
+    collection: ClassVar[str]
     id: str
     project: str
     location: str
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.parent}/{self.collection}/{self.id}"
+
+
+@dataclass
+class _Job(_Located):
+    collection = "tuningJobs"
     base_model: str
     training_uri: str
     validation_uri: str | None
@@ -170,20 +168,10 @@ class _Job:
     example_count: int | None = None
     character_count: int | None = None
 
-    @property
-    def parent(self) -> str:
-        return f"projects/{self.project}/locations/{self.location}"
-
-    @property
-    def name(self) -> str:
-        return f"{self.parent}/tuningJobs/{self.id}"
-
 
 @dataclass
-class _Model:
-    id: str
-    project: str
-    location: str
+class _Model(_Located):
+    collection = "models"
     display_name: str
     description: str | None
     job_id: str
@@ -192,28 +180,14 @@ class _Model:
     create_time: float
     labels: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def parent(self) -> str:
-        return f"projects/{self.project}/locations/{self.location}"
-
-    @property
-    def name(self) -> str:
-        return f"{self.parent}/models/{self.id}"
-
 
 @dataclass
-class _Endpoint:
-    id: str
-    project: str
-    location: str
+class _Endpoint(_Located):
+    collection = "endpoints"
     display_name: str
     labels: dict[str, str]
     deployed: dict[str, str]  # deployed model id -> model id
     create_time: float
-
-    @property
-    def name(self) -> str:
-        return f"projects/{self.project}/locations/{self.location}/endpoints/{self.id}"
 
 
 @dataclass
@@ -230,46 +204,12 @@ class _Operation:
 
 
 @dataclass
-class _Request:
-    params: dict[str, str]
-    query: dict[str, list[str]]
-    body: bytes
-
-    def json(self) -> dict[str, Any]:
-        if not self.body.strip():
-            return {}
-        try:
-            payload = json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise _invalid(f"Invalid JSON payload received. {error}") from error
-        if not isinstance(payload, dict):
-            raise _invalid("Invalid JSON payload received. Expected an object.")
-        return payload
-
-    def first(self, key: str) -> str | None:
-        values = self.query.get(key)
-        return values[0] if values else None
-
-
-@dataclass
-class _Route:
-    method: str
-    pattern: re.Pattern[str]
-    call: str  # the stats counter
-    handler: Callable[[_Request], dict[str, Any]]
-
-
-@dataclass
 class _State:
     jobs: dict[str, _Job] = field(default_factory=dict)
     models: dict[str, _Model] = field(default_factory=dict)
     endpoints: dict[str, _Endpoint] = field(default_factory=dict)
     operations: dict[str, _Operation] = field(default_factory=dict)
     next_id: int = 1
-
-
-def rfc3339(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_gcs_uri(uri: str) -> tuple[str, str]:
@@ -329,50 +269,34 @@ def default_storage_client() -> Any:
     return storage.Client()
 
 
-class VertexEmulator(LoopbackServer):
-    """The Vertex AI tuning-jobs emulator. Bind with start() (port 0 picks a free port); `url` is its base URL."""
+class VertexEmulator(Emulator):
+    """The Vertex AI tuning-jobs emulator. Bind with start() (port 0 picks a free port); `url` is its base URL.
+
+    Options beyond common.Emulator's: where datasets are read from (`storage_client_factory`), and
+    `honour_filters=False` to ignore list filters (a caller must not depend on them).
+    """
 
     thread_name = "vertex-emulator"
+    errors = GoogleError
+    title = "Vertex AI emulator"
+    state_title = "Vertex"
 
-    def __init__(
-        self,
-        port: int = 0,
-        job_seconds: float = 5.0,
-        fault_rate: float = 0.0,
-        seed: int = 0,
-        quota: int = 5,
-        clock: Callable[[], float] = time.monotonic,
-        persist_path: Path | None = None,
-        storage_client_factory: StorageClientFactory = default_storage_client,
-        honour_filters: bool = True,
-    ):
-        super().__init__(port)
-        self._honour_filters = honour_filters  # False: list filters are ignored (a caller must not depend on them)
-        self._job_seconds = job_seconds
-        self._pending_seconds = job_seconds / 10  # "briefly": a tenth of the job
-        self._fault_rate = fault_rate
-        self._seed = seed
-        self._rng = random.Random(seed)
-        self._quota = quota
-        self._clock = clock
+    def __init__(self, port: int = 0, *, storage_client_factory: StorageClientFactory = default_storage_client,
+                 honour_filters: bool = True, **options: Any):
+        super().__init__(port, **options)
+        self._honour_filters = honour_filters
+        self._pending_seconds = self.job_seconds / 10  # "briefly": a tenth of the job
         # Timestamps are wall-clock epochs moved by the injected clock, so they survive a restart (persistence).
-        self._wall0, self._clock0 = time.time(), clock()
-        self._persist_path = Path(persist_path) if persist_path else None
+        self._wall0, self._clock0 = time.time(), self._clock()
         self._storage_client_factory = storage_client_factory
         self._storage_client: Any = None
-        self._lock = threading.RLock()
         self._state = _State()
         self._examples: dict[str, list[tuple[str, str]]] = {}  # job id -> training pairs (in memory only)
-        self._trained: dict[str, TunedModel] = {}  # model id -> trained model (retrained lazily after restart)
+        self._trained = TrainedModels()  # model id -> trained model (retrained lazily after a restart or eviction)
         self._calls: Counter[str] = Counter()
+        self._events: Counter[str] = Counter()
         self._rejected: Counter[int] = Counter()
-        self._faults = 0
         self._routes = self._build_routes()
-
-    # ---- lifecycle -------------------------------------------------------------------------------------------
-
-    def handle_http(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, dict]:
-        return self.handle(method, path, headers.get("Authorization"), body)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -387,50 +311,44 @@ class VertexEmulator(LoopbackServer):
                 "states": dict(Counter(j.state for j in jobs)),
                 "calls": dict(self._calls),
                 "rejected_by_status": {str(code): n for code, n in self._rejected.items()},
-                "faults_injected": self._faults,
+                "faults_injected": self._events["faults_unavailable"],
+                "ambiguous_creates": self._events["ambiguous_creates"],
                 "tuned_models": len(self._state.models),
                 "endpoints": len(self._state.endpoints),
             }
 
-    # ---- request handling ------------------------------------------------------------------------------------
+    # ---- what common.Emulator asks ---------------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, authorization: str | None, body: bytes) -> tuple[int, dict[str, Any]]:
-        """Answer one HTTP request: (status, JSON body). Thread-safe."""
-        url = urlsplit(raw_path)
-        if url.path.startswith("/_emulator/"):
-            if method == "GET" and url.path == "/_emulator/stats":
-                return 200, self.stats
-            return 404, _not_found(f"No emulator resource {url.path}.").body()
-        try:
-            if not authorization or not authorization.startswith("Bearer ") or not authorization[7:].strip():
-                raise ApiError(401, "UNAUTHENTICATED", _UNAUTHENTICATED_MESSAGE)
-            self._maybe_fault()
-            route, params = self._route(method, url.path)
-            with self._lock:
-                self._calls[route.call] += 1
-                self._advance_all()
-                return 200, route.handler(_Request(params, parse_qs(url.query), body))
-        except ApiError as error:
-            with self._lock:
-                self._rejected[error.code] += 1
-            return error.code, error.body()
-        except Exception as error:  # an emulator bug or odd input: answer like Google rather than drop the socket
-            return 500, ApiError(500, "INTERNAL", f"Internal error encountered: {error!r}").body()
+    def _admit(self, request: Request) -> None:
+        self._authenticate(request)  # Vertex checks the credentials before anything else can fail
+        self._faults.inject(request, self.errors)
 
-    def _maybe_fault(self) -> None:
+    def _authenticate(self, request: Request) -> None:
+        authorization = request.headers.get("Authorization")
+        if not authorization or not authorization.startswith("Bearer ") or not authorization[7:].strip():
+            raise GoogleError("UNAUTHENTICATED", _UNAUTHENTICATED_MESSAGE)
+
+    def _dispatch(self, route: Route, request: Request) -> dict[str, Any]:
+        with self._lock:  # one request at a time: jobs advance and train inside it
+            self._calls[route.name] += 1
+            self._advance_all()
+            return route.handler(request)
+
+    def _count(self, counter: str) -> None:
         with self._lock:
-            if self._fault_rate <= 0 or self._rng.random() >= self._fault_rate:
-                return
-            self._faults += 1
-        raise ApiError(503, "UNAVAILABLE", "The service is currently unavailable.")
+            self._events[counter] += 1
 
-    def _build_routes(self) -> list[_Route]:
+    def _count_error(self, error: GoogleError) -> None:  # type: ignore[override]
+        with self._lock:
+            self._rejected[error.http_code] += 1
+
+    def _build_routes(self) -> list[Route]:
         parent = r"/v1(?:beta1)?/projects/(?P<project>[^/:]+)/locations/(?P<location>[^/:]+)"
         job = parent + r"/tuningJobs/(?P<id>[^/:]+)"
         model = parent + r"/models/(?P<id>[^/:@]+)(?:@(?P<version>[^/:]+))?"
         endpoint = parent + r"/endpoints/(?P<id>[^/:]+)"
         operation = parent + r"/(?:endpoints|models|tuningJobs)/[^/:]+/operations/(?P<id>[^/:]+)"
-        table = [
+        return routes([
             ("POST", parent + "/tuningJobs", "create", self._create_job),
             ("GET", parent + "/tuningJobs", "list", self._list_jobs),
             ("GET", job, "get", self._get_job),
@@ -444,30 +362,24 @@ class VertexEmulator(LoopbackServer):
             ("DELETE", endpoint, "endpoint_delete", self._delete_endpoint),
             ("POST", endpoint + ":undeployModel", "undeploy", self._undeploy),
             ("GET", operation, "operation_get", self._get_operation),
-        ]
-        return [_Route(m, re.compile(p), call, h) for m, p, call, h in table]
-
-    def _route(self, method: str, path: str) -> tuple[_Route, dict[str, str]]:
-        for route in self._routes:
-            match = route.pattern.fullmatch(path)
-            if match and route.method == method:
-                return route, {k: v for k, v in match.groupdict().items() if v is not None}
-        raise _not_found(f"The requested URL {path} was not found on this server ({method}).")
+        ])
 
     # ---- tuning jobs -----------------------------------------------------------------------------------------
 
-    def _create_job(self, request: _Request) -> dict[str, Any]:
+    def _create_job(self, request: Request) -> dict[str, Any]:
         project, location = request.params["project"], request.params["location"]
         fields = self._validated_job_fields(_known_fields(request.json(), "TuningJob", "tuning_job"))
         active = sum(1 for j in self._state.jobs.values() if j.project == project and j.state in ACTIVE_STATES)
-        if active >= self._quota:
-            raise ApiError(429, "RESOURCE_EXHAUSTED", (
-                f"Quota exceeded for concurrent tuning jobs in project {project}: {active} of {self._quota} "
+        if active >= self.quota:
+            raise GoogleError("RESOURCE_EXHAUSTED", (
+                f"Quota exceeded for concurrent tuning jobs in project {project}: {active} of {self.quota} "
                 "are pending or running. Wait for one to finish or cancel one."))
         now = self._now()
         job = _Job(id=self._new_id(), project=project, location=location, create_time=now, update_time=now, **fields)
         self._state.jobs[job.id] = job
         self._save()
+        if self._ambiguous(request):  # the job was accepted, but the client only sees a 503
+            raise GoogleError.unavailable()
         return self._job_json(job)
 
     @staticmethod
@@ -517,23 +429,17 @@ class VertexEmulator(LoopbackServer):
             "labels": _string_map(body.get("labels")),
         }
 
-    def _get_job(self, request: _Request) -> dict[str, Any]:
+    def _get_job(self, request: Request) -> dict[str, Any]:
         return self._job_json(self._find_job(request.params))
 
-    def _list_jobs(self, request: _Request) -> dict[str, Any]:
-        project, location = request.params["project"], request.params["location"]
-        jobs = [j for j in self._state.jobs.values() if j.project == project and j.location == location]
-        page, token = _page(self._filtered(jobs, request), request)
-        result: dict[str, Any] = {"tuningJobs": [self._job_json(j) for j in page]}
-        if token:
-            result["nextPageToken"] = token
-        return result
+    def _list_jobs(self, request: Request) -> dict[str, Any]:
+        return self._listed(request, "tuningJobs", self._state.jobs.values(), self._job_json)
 
-    def _cancel_job(self, request: _Request) -> dict[str, Any]:
+    def _cancel_job(self, request: Request) -> dict[str, Any]:
         job = self._find_job(request.params)
         if job.state not in ACTIVE_STATES:
-            raise ApiError(400, "FAILED_PRECONDITION",
-                           f"Cannot cancel tuning job {job.name} because it is in state {job.state}.")
+            raise GoogleError("FAILED_PRECONDITION",
+                              f"Cannot cancel tuning job {job.name} because it is in state {job.state}.")
         self._end(job, self._now(), CANCELLED, {"code": _RPC_CANCELLED, "message": "CANCELED"})
         self._save()
         return {}
@@ -594,8 +500,8 @@ class VertexEmulator(LoopbackServer):
         before = job.state
         if job.state == PENDING and now >= job.create_time + self._pending_seconds:
             self._begin_running(job, job.create_time + self._pending_seconds)
-        if job.state == RUNNING and now >= job.create_time + self._job_seconds:
-            self._finish(job, job.create_time + self._job_seconds)
+        if job.state == RUNNING and now >= job.create_time + self.job_seconds:
+            self._finish(job, job.create_time + self.job_seconds)
         return job.state != before
 
     def _complete(self, operation: _Operation, now: float) -> bool:
@@ -638,7 +544,7 @@ class VertexEmulator(LoopbackServer):
         self._state.endpoints[record.endpoint_id] = _Endpoint(
             id=record.endpoint_id, project=job.project, location=job.location, display_name=record.display_name,
             labels=dict(job.labels), deployed={self._new_id(): record.id}, create_time=at)
-        self._trained[record.id] = model
+        self._trained.put(record.id, model)
         job.model_id, job.endpoint_id = record.id, record.endpoint_id
         examples = self._training_examples(job)
         unusable = sum(1 for _, output in examples if output == PARTIAL_OUTPUT)
@@ -661,7 +567,7 @@ class VertexEmulator(LoopbackServer):
         examples = [e for e in self._training_examples(job) if e[1] != PARTIAL_OUTPUT]
         try:
             return train(examples, job.epoch_count, batch_size=8,
-                         learning_rate=0.5 * job.learning_rate_multiplier, seed=self._seed)
+                         learning_rate=0.5 * job.learning_rate_multiplier, seed=self.seed)
         except ValueError as error:
             raise DatasetProblem(f"{job.training_uri}: {error}") from error
 
@@ -683,20 +589,25 @@ class VertexEmulator(LoopbackServer):
 
     # ---- tuned models and their endpoints --------------------------------------------------------------------
 
-    def _list_models(self, request: _Request) -> dict[str, Any]:
-        project, location = request.params["project"], request.params["location"]
+    def _list_models(self, request: Request) -> dict[str, Any]:
         # Every model here is a tuned one, so the SDK's `labels.tune-type:*` filter keeps them all.
-        models = [m for m in self._state.models.values() if (m.project, m.location) == (project, location)]
-        page, token = _page(self._filtered(models, request), request)
-        result: dict[str, Any] = {"models": [self._model_json(m) for m in page]}
+        return self._listed(request, "models", self._state.models.values(), self._model_json)
+
+    def _listed(self, request: Request, collection: str, resources: Iterable[_Located],
+                to_json: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        """A list method's answer: one page of the RESOURCES under the request's parent that match its filters."""
+        parent = f"projects/{request.params['project']}/locations/{request.params['location']}"
+        here = [resource for resource in resources if resource.parent == parent]
+        page, token = _page(self._filtered(here, request), request, collection)
+        result: dict[str, Any] = {collection: [to_json(resource) for resource in page]}
         if token:
             result["nextPageToken"] = token
         return result
 
-    def _get_model(self, request: _Request) -> dict[str, Any]:
+    def _get_model(self, request: Request) -> dict[str, Any]:
         return self._model_json(self._find_model(request.params))
 
-    def _update_model(self, request: _Request) -> dict[str, Any]:
+    def _update_model(self, request: Request) -> dict[str, Any]:
         """models.update: display name and description change in place (the SDK sends only those set)."""
         model = self._find_model(request.params)
         body = _known_fields(request.json(), "Model", "model")
@@ -709,14 +620,14 @@ class VertexEmulator(LoopbackServer):
         self._save()
         return self._model_json(model)
 
-    def _delete_model(self, request: _Request) -> dict[str, Any]:
+    def _delete_model(self, request: Request) -> dict[str, Any]:
         model = self._find_model(request.params)
         endpoints = [e.name for e in self._endpoints_of(model)]
         if endpoints:  # models.delete: "cannot be deleted if any Endpoint resource has a DeployedModel based on it"
-            raise ApiError(400, "FAILED_PRECONDITION", f'The Model "{model.name}" is deployed or being deployed at '
-                                                       f"the following Endpoint(s): {', '.join(endpoints)}.")
+            raise GoogleError("FAILED_PRECONDITION", f'The Model "{model.name}" is deployed or being deployed at '
+                                                      f"the following Endpoint(s): {', '.join(endpoints)}.")
         del self._state.models[model.id]
-        self._trained.pop(model.id, None)
+        self._trained.forget(model.id)
         return self._operation_json(self._operation(model.name, "DeleteOperationMetadata"))
 
     def _endpoints_of(self, model: _Model) -> list[_Endpoint]:
@@ -724,7 +635,7 @@ class VertexEmulator(LoopbackServer):
 
     # ---- endpoints and operations ----------------------------------------------------------------------------
 
-    def _get_endpoint(self, request: _Request) -> dict[str, Any]:
+    def _get_endpoint(self, request: Request) -> dict[str, Any]:
         endpoint = self._find_endpoint(request.params)
         deployed = [{"id": deployed_id, "model": f"projects/{endpoint.project}/locations/{endpoint.location}/models/"
                      f"{model_id}", "displayName": endpoint.display_name} for deployed_id, model_id
@@ -738,20 +649,20 @@ class VertexEmulator(LoopbackServer):
             result["labels"] = endpoint.labels
         return result
 
-    def _delete_endpoint(self, request: _Request) -> dict[str, Any]:
+    def _delete_endpoint(self, request: Request) -> dict[str, Any]:
         endpoint = self._find_endpoint(request.params)
         if endpoint.deployed:
-            raise ApiError(400, "FAILED_PRECONDITION", f"Endpoint {endpoint.name} has deployed models; undeploy "
-                                                       "them before deleting the endpoint.")
+            raise GoogleError("FAILED_PRECONDITION", f"Endpoint {endpoint.name} has deployed models; undeploy "
+                                                      "them before deleting the endpoint.")
         del self._state.endpoints[endpoint.id]
         return self._operation_json(self._operation(endpoint.name, "DeleteOperationMetadata"))
 
-    def _undeploy(self, request: _Request) -> dict[str, Any]:
+    def _undeploy(self, request: Request) -> dict[str, Any]:
         endpoint = self._find_endpoint(request.params)
         deployed_id = _known_fields(request.json(), "UndeployModelRequest", "").get("deployedModelId")
         if deployed_id not in endpoint.deployed:
-            raise ApiError(400, "FAILED_PRECONDITION", f"Endpoint {endpoint.name} has no DeployedModel with id "
-                                                       f"{deployed_id!r}.")
+            raise GoogleError("FAILED_PRECONDITION", f"Endpoint {endpoint.name} has no DeployedModel with id "
+                                                      f"{deployed_id!r}.")
         return self._operation_json(self._operation(endpoint.name, "UndeployModelOperationMetadata",
                                                     UNDEPLOY_SECONDS, [endpoint.id, deployed_id]))
 
@@ -769,7 +680,7 @@ class VertexEmulator(LoopbackServer):
         self._save()
         return operation
 
-    def _get_operation(self, request: _Request) -> dict[str, Any]:
+    def _get_operation(self, request: Request) -> dict[str, Any]:
         operation = self._state.operations.get(request.params["id"])
         if operation is None:
             raise _not_found(f"Operation {request.params['id']} not found.")
@@ -788,10 +699,11 @@ class VertexEmulator(LoopbackServer):
             result["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
         return result
 
-    def _filtered(self, items: list[Any], request: _Request) -> list[Any]:
+    def _filtered(self, items: list[Any], request: Request) -> list[Any]:
         """Items matching every `filter` parameter (the SDK may send two); the supported grammar is the labels
         part of the API's: labels.KEY=VALUE, labels.KEY="VALUE", labels.KEY:*, labels:KEY, joined with AND."""
-        terms = [term for expression in request.query.get("filter", []) for term in _filter_terms(expression)]
+        terms = [term for expression in request.query.get("filter", []) if expression
+                 for term in _filter_terms(expression)]
         if not self._honour_filters:
             return items
         return [item for item in items if all(_matches(item.labels, term) for term in terms)]
@@ -823,23 +735,20 @@ class VertexEmulator(LoopbackServer):
             result["deployedModels"] = deployed
         return result
 
-    def _generate(self, request: _Request) -> dict[str, Any]:
+    def _generate(self, request: Request) -> dict[str, Any]:
         endpoint = self._find_endpoint(request.params)
         if not endpoint.deployed:
-            raise ApiError(400, "FAILED_PRECONDITION", f"Endpoint {endpoint.name} has no deployed model.")
+            raise GoogleError("FAILED_PRECONDITION", f"Endpoint {endpoint.name} has no deployed model.")
         model = self._state.models[next(iter(endpoint.deployed.values()))]
         prompt = _last_user_text(_known_fields(request.json(), "GenerateContentRequest", ""))
-        if model.id not in self._trained:  # after a restart: retrain from the job's dataset
-            try:
-                self._trained[model.id] = self._train(self._state.jobs[model.job_id])
-            except DatasetProblem as problem:
-                raise ApiError(500, "INTERNAL", f"The tuned model cannot be loaded: {problem}") from problem
-        answer = self._trained[model.id].predict(prompt)
-        prompt_tokens, answer_tokens = len(prompt.split()), len(answer.split())
+        try:  # retrained from the job's dataset after a restart
+            tuned = self._trained.get(model.id, lambda: self._train(self._state.jobs[model.job_id]))
+        except DatasetProblem as problem:
+            raise GoogleError.internal(f"The tuned model cannot be loaded: {problem}") from problem
+        answer = tuned.predict(prompt)
         return {
             "candidates": [{"content": {"role": "model", "parts": [{"text": answer}]}, "finishReason": "STOP"}],
-            "usageMetadata": {"promptTokenCount": prompt_tokens, "candidatesTokenCount": answer_tokens,
-                              "totalTokenCount": prompt_tokens + answer_tokens, "trafficType": "ON_DEMAND"},
+            "usageMetadata": {**usage(prompt, answer), "trafficType": "ON_DEMAND"},
             "modelVersion": f"{model.name}@1",
             "createTime": rfc3339(self._now()),
             "responseId": self._new_id(),
@@ -852,10 +761,8 @@ class VertexEmulator(LoopbackServer):
         self._state.next_id += 1
         return str(_ID_BASE + number)
 
-    def _save(self) -> None:
-        if not self._persist_path:
-            return
-        snapshot = {
+    def _snapshot(self) -> dict[str, Any]:
+        return {
             "format": 1,
             "saved_at": self._now(),
             "next_id": self._state.next_id,
@@ -864,15 +771,8 @@ class VertexEmulator(LoopbackServer):
             "endpoints": [asdict(e) for e in self._state.endpoints.values()],
             "operations": [asdict(o) for o in self._state.operations.values()],
         }
-        self._persist_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._persist_path.with_name(self._persist_path.name + ".tmp")
-        temporary.write_text(json.dumps(snapshot, indent=1), encoding="utf-8")
-        os.replace(temporary, self._persist_path)  # readers never see a half-written file
 
-    def _load(self) -> None:
-        if not self._persist_path or not self._persist_path.exists():
-            return
-        snapshot = json.loads(self._persist_path.read_text(encoding="utf-8"))
+    def _restore(self, snapshot: dict[str, Any]) -> None:
         with self._lock:
             # Emulator time never runs backwards: it resumes from the save (a fake clock's advances count) or from
             # the wall clock if that is later (real downtime counts, as cloud jobs keep running meanwhile).
@@ -906,16 +806,11 @@ def _known_fields(body: dict[str, Any], message: str, path: str) -> dict[str, An
         if key not in fields:
             where = f" at '{path}'" if path else ""
             text = f'Invalid JSON payload received. Unknown name "{key}"{where}: Cannot find field.'
-            raise ApiError(400, "INVALID_ARGUMENT", text, [{"@type": "type.googleapis.com/google.rpc.BadRequest",
-                                                            "fieldViolations": [{"field": path, "description": text}]}])
+            raise GoogleError.invalid(text, path)
         nested = fields[key]
         if nested is not None and isinstance(value, dict):
-            _known_fields(value, nested, f"{path}.{_snake(key)}" if path else _snake(key))
+            _known_fields(value, nested, f"{path}.{snake_case(key)}" if path else snake_case(key))
     return body
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
 
 
 def _filter_terms(expression: str) -> list[tuple[str, str | None]]:
@@ -949,38 +844,19 @@ def _as_number(value: Any, kind: type) -> Any:
     return number
 
 
-def _bad_request(violations: list[tuple[str, str]]) -> ApiError:
+def _bad_request(violations: list[tuple[str, str]]) -> GoogleError:
     listed = "".join(f"{i}.Field: {f}; Message: {d}\t" for i, (f, d) in enumerate(violations, start=1))
-    details = [{"@type": "type.googleapis.com/google.rpc.BadRequest",
-                "fieldViolations": [{"field": f, "description": d} for f, d in violations]}]
-    return ApiError(400, "INVALID_ARGUMENT", f"List of found errors:\t{listed}", details)
+    return GoogleError.bad_request(violations, f"List of found errors:\t{listed}")
 
 
-def _page(items: list[Any], request: _Request) -> tuple[list[Any], str | None]:
+def _page(items: list[Any], request: Request, kind: str) -> tuple[list[Any], str | None]:
     """Newest first; the page token names the last id served, so creates between pages don't shift pages."""
-    size = _as_number(request.first("pageSize") or DEFAULT_PAGE_SIZE, int)
+    size = _as_number(request.arg("pageSize") or DEFAULT_PAGE_SIZE, int)
     if size is None or size < 0:
         raise _invalid("pageSize must be a non-negative integer.")
-    size = min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    ordered = sorted(items, key=lambda item: int(item.id), reverse=True)
-    token = request.first("pageToken")
-    if token:
-        after = _decode_token(token)
-        ordered = [item for item in ordered if int(item.id) < after]
-    page = ordered[:size]
-    more = len(ordered) > size
-    return page, _encode_token(int(page[-1].id)) if more else None
-
-
-def _encode_token(after_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": after_id}).encode()).decode()
-
-
-def _decode_token(token: str) -> int:
-    try:
-        return int(json.loads(base64.urlsafe_b64decode(token.encode()))["after"])
-    except (binascii.Error, ValueError, KeyError, TypeError) as error:
-        raise _invalid(f"Invalid page token {token!r}.") from error
+    token = request.arg("pageToken")
+    return cursor_page(items, lambda item: int(item.id), kind, token, min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+                       lambda: _invalid(f"Invalid page token {token!r}."), newest_first=True)
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
@@ -994,13 +870,4 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return text
 
 
-def serve(
-    port: int = 0,
-    job_seconds: float = 5.0,
-    fault_rate: float = 0.0,
-    seed: int = 0,
-    persist_path: Path | None = None,
-) -> None:
-    """Run the emulator in the foreground until Ctrl-C."""
-    run_until_interrupted(VertexEmulator(port=port, job_seconds=job_seconds, fault_rate=fault_rate, seed=seed,
-                                         persist_path=persist_path), "Vertex AI emulator")
+serve = VertexEmulator.serve  # `tuner emulator vertex`
