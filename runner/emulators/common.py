@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from runner import trainer
 from runner.emulators.loopback import LoopbackServer, run_until_interrupted
+from runner.errors import TunerError
 from runner.fsutil import atomic_write
 
 POISON_OUTPUT = "__tuner_emulator_fail__"  # a training example with this output makes its job fail
@@ -222,8 +223,8 @@ class StateFile:
         try:
             restore(json.loads(self.path.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError) as error:
-            raise RuntimeError(f"{self.path}: not a {self._what} emulator state file ({error!r}); "
-                               "delete it to start empty") from error
+            raise TunerError(f"{self.path}: not a {self._what} state file ({error!r})",
+                             remedy="delete it to start empty") from error
 
 
 class Emulator(LoopbackServer):
@@ -231,8 +232,7 @@ class Emulator(LoopbackServer):
     into the API's own error answer. GET /_emulator/stats serves `stats` (no auth, never faulted)."""
 
     errors: type[ApiError] = ApiError
-    title = "emulator"  # what `tuner emulator ...` prints
-    state_title = "an"  # "not a <state_title> emulator state file"
+    title = "API emulator"  # what `tuner emulator ...` prints, and what a foreign --state file is said not to be for
 
     def __init__(self, port: int = 0, *, job_seconds: float = 5.0, fault_rate: float = 0.0, seed: int = 0,
                  quota: int = 5, clock: Callable[[], float] = time.monotonic, persist_path: Path | None = None,
@@ -242,7 +242,7 @@ class Emulator(LoopbackServer):
         self._clock = clock
         self._lock = threading.RLock()
         self._faults = Faults(seed, fault_rate, slow_rate, fault_delay_seconds, ambiguous_create_rate, self._count)
-        self._state_file = StateFile(persist_path, self.state_title)
+        self._state_file = StateFile(persist_path, self.title)
         self._routes: list[Route] = []  # filled by the subclass
 
     @property
@@ -279,10 +279,7 @@ class Emulator(LoopbackServer):
 
     # -- the request path --------------------------------------------------------------------------------------
 
-    def handle_http(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, dict]:
-        return self.handle(method, path, headers, body)
-
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle_http(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
         """Answer one HTTP request: (status, JSON body). Never raises; thread-safe."""
         url = urlsplit(target)
         if url.path.startswith("/_emulator/"):

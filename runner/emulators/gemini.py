@@ -195,7 +195,6 @@ class GeminiEmulator(Emulator):
     thread_name = "gemini-emulator"
     errors = GoogleError
     title = "Gemini API emulator"
-    state_title = "Gemini"
 
     def __init__(self, port: int = 0, *, api_keys: set[str] | None = None, fault_rate: float = 0.0, **options: Any):
         super().__init__(port, fault_rate=fault_rate, slow_rate=fault_rate / 2, **options)

@@ -1,4 +1,5 @@
-"""What both emulators share: a JSON-over-HTTP server bound to 127.0.0.1 only, run in a daemon thread."""
+"""The HTTP side every emulator shares: a JSON-over-HTTP server bound to 127.0.0.1 only, run in a daemon thread
+(common.Emulator builds the request handling on it)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from runner.errors import TunerError
 class LoopbackServer:
     """Base of an emulator: start() binds 127.0.0.1 (port 0 picks a free one), stop() releases it.
 
-    Subclasses answer requests in handle_http(method, path, headers, body) -> (status, JSON payload).
+    Subclasses answer requests in handle_http(method, target, headers, body) -> (status, JSON payload).
     """
 
     thread_name = "emulator"
@@ -25,7 +26,7 @@ class LoopbackServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def handle_http(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, dict]:
+    def handle_http(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
         raise NotImplementedError
 
     def _load(self) -> None:

@@ -279,7 +279,6 @@ class VertexEmulator(Emulator):
     thread_name = "vertex-emulator"
     errors = GoogleError
     title = "Vertex AI emulator"
-    state_title = "Vertex"
 
     def __init__(self, port: int = 0, *, storage_client_factory: StorageClientFactory = default_storage_client,
                  honour_filters: bool = True, **options: Any):
@@ -776,13 +775,13 @@ class VertexEmulator(Emulator):
         with self._lock:
             # Emulator time never runs backwards: it resumes from the save (a fake clock's advances count) or from
             # the wall clock if that is later (real downtime counts, as cloud jobs keep running meanwhile).
-            self._wall0, self._clock0 = max(time.time(), float(snapshot.get("saved_at", 0))), self._clock()
+            self._wall0, self._clock0 = max(time.time(), float(snapshot["saved_at"])), self._clock()
             self._state = _State(
-                jobs={j["id"]: _Job(**j) for j in snapshot.get("jobs", [])},
-                models={m["id"]: _Model(**m) for m in snapshot.get("models", [])},
-                endpoints={e["id"]: _Endpoint(**e) for e in snapshot.get("endpoints", [])},
-                operations={o["id"]: _Operation(**o) for o in snapshot.get("operations", [])},
-                next_id=int(snapshot.get("next_id", 1)),
+                jobs={j["id"]: _Job(**j) for j in snapshot["jobs"]},
+                models={m["id"]: _Model(**m) for m in snapshot["models"]},
+                endpoints={e["id"]: _Endpoint(**e) for e in snapshot["endpoints"]},
+                operations={o["id"]: _Operation(**o) for o in snapshot["operations"]},
+                next_id=int(snapshot["next_id"]),
             )
 
 
