@@ -30,6 +30,7 @@ from runner.emulators.common import POISON_OUTPUT, Emulator, Request, TrainedMod
 from runner.emulators.google import STATUS_CODES, TYPE_PREFIX, GoogleError, cursor_page, rfc3339, snake_case, usage
 
 __all__ = ["POISON_OUTPUT", "GeminiEmulator", "serve"]
+
 TUNED_MODEL_ID = re.compile(r"[a-z]([a-z0-9-]{0,38}[a-z0-9])?")
 CREATING, ACTIVE, FAILED = "CREATING", "ACTIVE", "FAILED"
 STATE_NUMBERS = {"STATE_UNSPECIFIED": 0, CREATING: 1, ACTIVE: 2, FAILED: 3}  # TunedModel.State
@@ -85,8 +86,8 @@ def _invalid(field_path: str, message: str) -> GoogleError:
 
 def _unregistered_caller() -> GoogleError:
     return GoogleError("PERMISSION_DENIED",
-                    "Method doesn't allow unregistered callers (callers without established identity). "
-                    "Please use API Key or other form of API consumer identity to call this API.")
+                       "Method doesn't allow unregistered callers (callers without established identity). "
+                       "Please use API Key or other form of API consumer identity to call this API.")
 
 
 def _invalid_key() -> GoogleError:
