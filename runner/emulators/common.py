@@ -204,6 +204,22 @@ class TrainedModels:
             self._models.pop(key, None)
 
 
+class EmulatedTime:
+    """The emulator's time: wall-clock epoch seconds moved by the injected clock, so timestamps look real and a fake
+    clock's advances count. It never runs backwards across a restart: it resumes from the save, or from the wall
+    clock if that is later (real downtime counts, as cloud jobs keep running meanwhile)."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self._clock = clock
+        self._wall0, self._clock0 = time.time(), clock()
+
+    def __call__(self) -> float:
+        return self._wall0 + (self._clock() - self._clock0)
+
+    def resume(self, saved_at: float) -> None:
+        self._wall0, self._clock0 = max(time.time(), saved_at), self._clock()
+
+
 class StateFile:
     """The --state FILE: the emulator's whole state as JSON, replaced atomically after every change."""
 
@@ -240,6 +256,7 @@ class Emulator(LoopbackServer):
         super().__init__(port)
         self.job_seconds, self.fault_rate, self.seed, self.quota = job_seconds, fault_rate, seed, quota
         self._clock = clock
+        self._now = EmulatedTime(clock)
         self._lock = threading.RLock()
         self._faults = Faults(seed, fault_rate, slow_rate, fault_delay_seconds, ambiguous_create_rate, self._count)
         self._state_file = StateFile(persist_path, self.title)
@@ -317,12 +334,17 @@ class Emulator(LoopbackServer):
     def _save(self) -> None:
         """Write the whole state. Called with the lock held, after every mutation."""
         if self._state_file.path is not None:
-            self._state_file.save(self._snapshot())
+            self._state_file.save({"saved_at": self._now(), **self._snapshot()})
 
     def _load(self) -> None:
-        self._state_file.load(self._restore)
+        self._state_file.load(self._resume)
+
+    def _resume(self, snapshot: dict[str, Any]) -> None:
+        self._now.resume(float(snapshot["saved_at"]))
+        self._restore(snapshot)
 
     def _snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON; times in it are the emulator's (`self._now()`)."""
         raise NotImplementedError
 
     def _restore(self, snapshot: dict[str, Any]) -> None:

@@ -20,7 +20,6 @@ import math
 import random
 import re
 import string
-import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -122,7 +121,7 @@ def _int_enums(request: Request) -> bool:
 
 @dataclass
 class _Record:
-    """One tuned model and its job. `started` is on the emulator clock; the rest is persisted as is."""
+    """One tuned model and its job, persisted as is. Times are the emulator's (common.EmulatedTime)."""
 
     id: str
     base_model: str
@@ -138,13 +137,12 @@ class _Record:
     owner: str  # the API key that created it: concurrent-job quota is per key
     operation_id: str
     duration: float  # job_seconds when it was created
-    create_time: float  # wall clock, for createTime/updateTime
+    create_time: float  # the job started then
     update_time: float
     seq: int  # creation order: list order and page tokens
     training_seed: int
     failure: str | None = None  # the FAILED message, known at create time (poison example)
     failure_index: int | None = None
-    started: float = 0.0
     snapshots: list[dict] = field(default_factory=list)  # filled when the job finishes and the model is trained
 
     @property
@@ -163,18 +161,9 @@ class _Record:
     def total_steps(self) -> int:
         return self.epoch_count * self.steps_per_epoch
 
-    def to_json(self, now: float) -> dict:
-        data = asdict(self)
-        data["elapsed"] = now - data.pop("started")
-        return data
-
     @classmethod
-    def from_json(cls, data: dict, now: float, downtime: float) -> _Record:
-        data = dict(data)
-        # Jobs keep running while the emulator is down, as they would at Google.
-        elapsed = data.pop("elapsed") + downtime
-        data["examples"] = [tuple(pair) for pair in data["examples"]]
-        return cls(**data, started=now - elapsed)
+    def from_json(cls, data: dict) -> _Record:
+        return cls(**{**data, "examples": [tuple(pair) for pair in data["examples"]]})
 
 
 def _new_counters() -> dict:
@@ -225,7 +214,7 @@ class GeminiEmulator(Emulator):
         """A snapshot: call counters, accepted creates per tuned model id, and current counts by state."""
         with self._lock:
             snapshot = copy.deepcopy(self._counters)
-            now = self._clock()
+            now = self._now()
             states = {CREATING: 0, ACTIVE: 0, FAILED: 0}
             for model in self._models.values():
                 states[self._state(model, now)] += 1
@@ -277,7 +266,7 @@ class GeminiEmulator(Emulator):
                            f"{TUNED_MODEL_ID.pattern} (lowercase letters, digits and hyphens, up to 40 characters).")
         fields = self._parse_new_model(request.json())
         with self._lock:
-            now = self._clock()
+            now = self._now()
             model_id = wanted_id or self._generate_id(fields["display_name"])
             if model_id in self._models:
                 raise GoogleError("ALREADY_EXISTS", f"Tuned model tunedModels/{model_id} already exists.")
@@ -288,7 +277,7 @@ class GeminiEmulator(Emulator):
             raise GoogleError.unavailable()
         self._settle([model])
         with self._lock:
-            return self._operation_json(model, self._clock(), _int_enums(request))
+            return self._operation_json(model, self._now(), _int_enums(request))
 
     def _parse_new_model(self, body: dict) -> dict:
         _reject_unknown_fields(body)
@@ -333,7 +322,7 @@ class GeminiEmulator(Emulator):
         running = [m for m in self._models.values() if m.owner == key and self._state(m, now) == CREATING]
         if len(running) < self.quota:
             return
-        wait = min(m.duration - (now - m.started) for m in running)
+        wait = min(m.duration - (now - m.create_time) for m in running)
         raise GoogleError("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", [
             {"@type": TYPE_PREFIX + "google.rpc.QuotaFailure", "violations": [{
                 "quotaMetric": f"{SERVICE}/tuning_jobs_in_progress", "quotaId": "ConcurrentTuningJobsPerApiKey",
@@ -348,11 +337,10 @@ class GeminiEmulator(Emulator):
 
     def _add_model(self, model_id: str, fields: dict, owner: str, now: float) -> _Record:
         self._seq += 1
-        wall = time.time()
         failure_index = next((i for i, (_, out) in enumerate(fields["examples"]) if out == POISON_OUTPUT), None)
         model = _Record(
             id=model_id, owner=owner, operation_id=self._operation_id(), duration=self.job_seconds,
-            create_time=wall, update_time=wall, seq=self._seq, training_seed=self.seed, started=now,
+            create_time=now, update_time=now, seq=self._seq, training_seed=self.seed,
             failure_index=failure_index, **fields,
         )
         if failure_index is not None:
@@ -374,7 +362,7 @@ class GeminiEmulator(Emulator):
         model = self._lookup(request.params["id"])
         self._settle([model])
         with self._lock:
-            return self._tuned_model_json(model, self._clock(), _int_enums(request))
+            return self._tuned_model_json(model, self._now(), _int_enums(request))
 
     def _list_tuned_models(self, request: Request) -> dict:
         with self._lock:
@@ -382,7 +370,7 @@ class GeminiEmulator(Emulator):
         page, token = _page(request, "tunedModels", models, lambda m: m.seq, TUNED_PAGE)
         self._settle(page)
         with self._lock:
-            now = self._clock()
+            now = self._now()
             response: dict[str, Any] = {}
             if page:  # Google omits empty repeated fields: an empty list is {}
                 response["tunedModels"] = [self._tuned_model_json(m, now, _int_enums(request)) for m in page]
@@ -399,11 +387,11 @@ class GeminiEmulator(Emulator):
             model = self._lookup(request.params["id"])
             for path, value in changes.items():
                 setattr(model, path, value)
-            model.update_time = time.time()
+            model.update_time = self._now()
             self._save()
         self._settle([model])
         with self._lock:
-            return self._tuned_model_json(model, self._clock(), _int_enums(request))
+            return self._tuned_model_json(model, self._now(), _int_enums(request))
 
     def _delete_tuned_model(self, request: Request) -> dict:
         with self._lock:
@@ -419,13 +407,13 @@ class GeminiEmulator(Emulator):
             raise GoogleError("NOT_FOUND", f"Operation {model.name}/operations/{request.params['op']} not found.")
         self._settle([model])
         with self._lock:
-            return self._operation_json(model, self._clock(), _int_enums(request))
+            return self._operation_json(model, self._now(), _int_enums(request))
 
     def _list_operations(self, request: Request) -> dict:
         model = self._lookup(request.params["id"])
         self._settle([model])
         with self._lock:
-            return {"operations": [self._operation_json(model, self._clock(), _int_enums(request))]}
+            return {"operations": [self._operation_json(model, self._now(), _int_enums(request))]}
 
     def _lookup(self, model_id: str) -> _Record:
         with self._lock:
@@ -438,7 +426,7 @@ class GeminiEmulator(Emulator):
 
     def _generate_content(self, request: Request) -> dict:
         model = self._lookup(request.params["id"])
-        state = self._state(model, self._clock())
+        state = self._state(model, self._now())
         if state != ACTIVE:
             raise GoogleError("FAILED_PRECONDITION", f"Tuned model {model.name} is not ready for use: its state is "
                            f"{state}. Wait until the tuning job finishes and the state is ACTIVE.")
@@ -457,13 +445,13 @@ class GeminiEmulator(Emulator):
     # -- job lifecycle and training ----------------------------------------------------------------
 
     def _state(self, model: _Record, now: float) -> str:
-        if now - model.started < model.duration:
+        if now - model.create_time < model.duration:
             return CREATING
         return FAILED if model.failure else ACTIVE
 
     def _settle(self, models: Iterable[_Record]) -> None:
         """Train each model whose job has finished but was not trained yet (outside the main lock)."""
-        now = self._clock()
+        now = self._now()
         for model in models:
             if not model.snapshots and self._state(model, now) == ACTIVE:
                 self._ensure_trained(model)
@@ -496,7 +484,7 @@ class GeminiEmulator(Emulator):
         if state == FAILED:
             steps = (model.failure_index or 0) // model.batch_size
         else:
-            fraction = (now - model.started) / model.duration if model.duration > 0 else 1.0
+            fraction = (now - model.create_time) / model.duration if model.duration > 0 else 1.0
             steps = int(model.total_steps * max(0.0, min(fraction, 1.0)))
         return steps, 100.0 * steps / model.total_steps
 
@@ -544,16 +532,13 @@ class GeminiEmulator(Emulator):
     # -- persistence -------------------------------------------------------------------------------
 
     def _snapshot(self) -> dict[str, Any]:
-        now = self._clock()
         return {
-            "version": 1, "savedAt": time.time(), "seq": self._seq, "counters": self._counters,
-            "tunedModels": [m.to_json(now) for m in sorted(self._models.values(), key=lambda m: m.seq)],
+            "version": 2, "seq": self._seq, "counters": self._counters,
+            "tunedModels": [asdict(m) for m in sorted(self._models.values(), key=lambda m: m.seq)],
         }
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
-        downtime = max(0.0, time.time() - snapshot["savedAt"])
-        now = self._clock()
-        models = {m["id"]: _Record.from_json(m, now, downtime) for m in snapshot["tunedModels"]}
+        models = {m["id"]: _Record.from_json(m) for m in snapshot["tunedModels"]}
         with self._lock:
             self._seq = snapshot["seq"]
             self._counters = {**_new_counters(), **snapshot["counters"]}

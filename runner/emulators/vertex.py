@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -285,8 +284,6 @@ class VertexEmulator(Emulator):
         super().__init__(port, **options)
         self._honour_filters = honour_filters
         self._pending_seconds = self.job_seconds / 10  # "briefly": a tenth of the job
-        # Timestamps are wall-clock epochs moved by the injected clock, so they survive a restart (persistence).
-        self._wall0, self._clock0 = time.time(), self._clock()
         self._storage_client_factory = storage_client_factory
         self._storage_client: Any = None
         self._state = _State()
@@ -484,9 +481,6 @@ class VertexEmulator(Emulator):
         return result
 
     # ---- lifecycle of a job, driven lazily by the clock ------------------------------------------------------
-
-    def _now(self) -> float:
-        return self._wall0 + (self._clock() - self._clock0)
 
     def _advance_all(self) -> None:
         now = self._now()
@@ -763,7 +757,6 @@ class VertexEmulator(Emulator):
     def _snapshot(self) -> dict[str, Any]:
         return {
             "format": 1,
-            "saved_at": self._now(),
             "next_id": self._state.next_id,
             "jobs": [asdict(j) for j in self._state.jobs.values()],
             "models": [asdict(m) for m in self._state.models.values()],
@@ -773,9 +766,6 @@ class VertexEmulator(Emulator):
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
         with self._lock:
-            # Emulator time never runs backwards: it resumes from the save (a fake clock's advances count) or from
-            # the wall clock if that is later (real downtime counts, as cloud jobs keep running meanwhile).
-            self._wall0, self._clock0 = max(time.time(), float(snapshot["saved_at"])), self._clock()
             self._state = _State(
                 jobs={j["id"]: _Job(**j) for j in snapshot["jobs"]},
                 models={m["id"]: _Model(**m) for m in snapshot["models"]},
