@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from runner.emulators.common import ApiError, Emulator, Request, keyset_page, routes
+from runner.emulators.common import ApiError, Emulator, Request, TrainedModels, keyset_page, routes
 from runner.errors import TunerError
 from tests.conftest import FakeClock
 
@@ -145,3 +146,39 @@ def test_the_state_file_survives_a_restart_and_a_foreign_one_is_refused(tmp_path
     with pytest.raises(TunerError, match=r"not a toy emulator state file") as refused:
         ToyOpenAI(persist_path=state).start()
     assert refused.value.remedy == "delete it to start empty"
+
+
+def test_the_trained_model_cache_keeps_the_latest_and_retrains_an_evicted_one():
+    trainings: list[str] = []
+
+    def trainer_for(key: str):
+        return lambda: trainings.append(key) or f"model {key}"
+
+    cache = TrainedModels(capacity=2)
+    for key in ["a", "b", "a", "c", "b", "a"]:
+        assert cache.get(key, trainer_for(key)) == f"model {key}"
+
+    # "a" was used after "b", so "b" made room for "c"; "b" then pushed out "a", the least recently used
+    assert trainings == ["a", "b", "c", "b", "a"]
+
+
+def test_forgetting_a_model_does_not_wait_for_a_training_in_progress():
+    cache, started, release = TrainedModels(), threading.Event(), threading.Event()
+
+    def slow_training():
+        started.set()
+        release.wait(5)
+        return "model"
+
+    training = threading.Thread(target=cache.get, args=("slow", slow_training))
+    training.start()
+    started.wait(5)
+    forgetting = threading.Thread(target=cache.forget, args=("other",))  # a model deleted meanwhile
+    forgetting.start()
+    forgetting.join(5)
+    forgot_during_the_training = not forgetting.is_alive()
+    release.set()
+    training.join(5)
+    forgetting.join(5)
+
+    assert forgot_during_the_training and cache.get("slow", lambda: "retrained") == "model"
