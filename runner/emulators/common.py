@@ -253,9 +253,12 @@ class Emulator(LoopbackServer):
     def __init__(self, port: int = 0, *, job_seconds: float = 5.0, fault_rate: float = 0.0, seed: int = 0,
                  quota: int = 5, clock: Callable[[], float] = time.monotonic, persist_path: Path | None = None,
                  slow_rate: float = 0.0, fault_delay_seconds: float = 2.0, ambiguous_create_rate: float = 0.0):
+        """JOB_SECONDS: how long a tuning job runs; QUOTA: concurrent jobs (per the API's unit); CLOCK: drives jobs
+        (tests inject a fake); PERSIST_PATH: the --state file. Faults, from SEED: 503 with probability FAULT_RATE,
+        a FAULT_DELAY_SECONDS pause with probability SLOW_RATE, a create answered 503 after it succeeded with
+        probability AMBIGUOUS_CREATE_RATE (for the emulators that call _ambiguous)."""
         super().__init__(port)
         self.job_seconds, self.fault_rate, self.seed, self.quota = job_seconds, fault_rate, seed, quota
-        self._clock = clock
         self._now = EmulatedTime(clock)
         self._lock = threading.RLock()
         self._faults = Faults(seed, fault_rate, slow_rate, fault_delay_seconds, ambiguous_create_rate, self._count)
