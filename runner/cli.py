@@ -1,13 +1,15 @@
-"""Command line: parse options, call one engine function (runner.project), render. No logic here.
+"""Command line: parse options, call one operation (runner/ops/) and one view (runner/render/). No logic here.
 
-Exit codes: 0 success; 1 error; 2 changes present (plan --detailed-exitcode); 130 interrupted.
+Exit codes (runner.status.ExitStatus): 0 success; 1 error; 2 changes present (plan --detailed-exitcode);
+130 interrupted. The world a run reads (cwd, environment variables, terminals, clock) is one Environment, made
+in main() and handed to every operation.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,12 +17,13 @@ import click
 from click.core import ParameterSource
 
 from runner import __version__
+from runner.environment import Environment
 from runner.errors import DatasetError, SpecError, TunerError
+from runner.status import ExitStatus
 
-if TYPE_CHECKING:  # the engine is imported lazily: `tuner --help` stays fast
+if TYPE_CHECKING:  # the operations are imported lazily: `tuner --help` stays fast
     from runner.clock import Clock
-
-EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 1, 2, 130
+    from runner.project import Project
 
 
 def project_options(func):
@@ -38,18 +41,21 @@ def project_options(func):
     return wrapper
 
 
-def _project(config, workspace, allow_small_dataset: bool = False):
+def _env() -> Environment:
+    """The run's Environment, made once in main()."""
+    return click.get_current_context().find_root().obj
+
+
+def _project(config, workspace, allow_small_dataset: bool = False) -> Project:
     from runner.project import Project
 
-    return _clocked(Project.open(config, workspace, allow_small_dataset))
+    return Project.open(config, workspace, allow_small_dataset, _env())
 
 
-def _clocked(project):
-    """The project on the clock main() was given (tests inject one so retries never sleep), if any."""
-    clock = click.get_current_context().obj
-    if clock is not None:
-        project.clock = clock
-    return project
+def _colour() -> bool:
+    """Colour only on a terminal, never with NO_COLOR."""
+    env = _env()
+    return env.stdout_isatty and "NO_COLOR" not in env.environ
 
 
 def _out(text: str, err: bool = False) -> None:
@@ -120,7 +126,7 @@ def validate(config, workspace, allow_small_dataset, as_json):
         return
     from runner.render.outcome import validated_text
 
-    resolution = _project(config, workspace, allow_small_dataset).validate()
+    resolution = _project(config, workspace, allow_small_dataset).resolve()
     _warn(resolution.warnings)
     _out(validated_text(resolution))
 
@@ -130,10 +136,10 @@ def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
     from runner.render.json_view import invalid_json, validation_json
 
     try:
-        resolution = _project(config, workspace, allow_small_dataset).validate()
+        resolution = _project(config, workspace, allow_small_dataset).resolve()
     except (SpecError, DatasetError) as error:
         _out(invalid_json(error.problems))
-        sys.exit(EXIT_ERROR)
+        sys.exit(ExitStatus.ERROR)
     _out(validation_json(resolution))
 
 
@@ -155,11 +161,14 @@ def plan(config, workspace, targets, as_json, markdown, output_format, detailed_
 
     Changed fields are shown old -> new; fields that force a new tuned model are marked.
     """
+    from runner.ops.plan import plan as plan_op
+    from runner.ops.plan import save_plan
+
     project = _project(config, workspace, allow_small_dataset)
-    the_plan, resolution = project.plan(list(targets), refresh=refresh)
+    the_plan, resolution = plan_op(project, list(targets), refresh=refresh)
     _warn(resolution.warnings)
     if out:
-        project.save_plan(out, the_plan, resolution, list(targets))
+        save_plan(project, out, the_plan, resolution, list(targets))
     output_format = output_format or ("json" if as_json else "markdown" if markdown else "text")
     _out(_plan_view(output_format)(the_plan))
     if out and output_format == "text":
@@ -167,7 +176,7 @@ def plan(config, workspace, targets, as_json, markdown, output_format, detailed_
 
         _out(saved_plan_text(out))
     if detailed_exitcode and the_plan.has_changes:
-        sys.exit(EXIT_CHANGES)
+        sys.exit(ExitStatus.CHANGES_PRESENT)
 
 
 @cli.command(cls=FlagValueCommand)
@@ -192,15 +201,16 @@ def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock
     refresh_given = click.get_current_context().get_parameter_source("refresh") == ParameterSource.COMMANDLINE
     if plan_file and (targets or refresh_given):
         raise click.UsageError("--target and --refresh cannot be combined with a saved plan (it is already made)")
+    from runner.ops.apply import apply as apply_op
+
     if plan_file:
         from runner.project import Project
 
-        project = _clocked(Project.open_for_plan(plan_file, config, workspace, allow_small_dataset))
+        project = Project.open_for_plan(plan_file, config, workspace, allow_small_dataset, _env())
     else:
         project = _project(config, workspace, allow_small_dataset)
-    _execute(lambda confirm, reporter: project.apply(plan_file, list(targets), confirm, reporter,
-                                                     parallelism=parallelism, lock_timeout=lock_timeout,
-                                                     refresh=refresh),
+    _execute(lambda confirm, reporter: apply_op(project, plan_file, list(targets), confirm, reporter,
+                                                parallelism=parallelism, lock_timeout=lock_timeout, refresh=refresh),
              auto_approve or plan_file is not None)
 
 
@@ -217,9 +227,11 @@ def destroy(config, workspace, targets, auto_approve, parallelism, lock_timeout)
 
     Models with lifecycle.prevent_destroy: true are refused.
     """
+    from runner.ops.apply import destroy as destroy_op
+
     project = _project(config, workspace)
-    _execute(lambda confirm, reporter: project.destroy(list(targets), confirm, reporter, parallelism=parallelism,
-                                                       lock_timeout=lock_timeout), auto_approve, verb="Destroy")
+    _execute(lambda confirm, reporter: destroy_op(project, list(targets), confirm, reporter, parallelism=parallelism,
+                                                  lock_timeout=lock_timeout), auto_approve, verb="Destroy")
 
 
 def _plan_view(output_format: str):
@@ -233,14 +245,13 @@ def _plan_view(output_format: str):
 
         return plan_markdown
     from runner.render.plan import plan_text
-    from runner.render.terminal import use_colour
 
-    return functools.partial(plan_text, colour=use_colour())
+    return functools.partial(plan_text, colour=_colour())
 
 
 def _confirmed(question: str, remedy: str) -> bool:
     """Ask a yes/no question on the terminal; without a terminal, refuse (a script must say so explicitly)."""
-    if not sys.stdin.isatty():
+    if not _env().stdin_isatty:
         raise TunerError("refusing to proceed without confirmation: standard input is not a terminal", remedy=remedy)
     answer = click.prompt(f"{question} Only 'yes' will be accepted", default="", show_default=False)
     return answer.strip() == "yes"
@@ -258,8 +269,7 @@ def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
         return auto_approve or _confirmed("\nDo you want to perform these actions?",
                                           "review with `tuner plan`, then pass --auto-approve")
 
-    clock = click.get_current_context().obj  # the injected clock times the live table too
-    reporter = progress_reporter(monotonic=clock.monotonic) if clock is not None else progress_reporter()
+    reporter = progress_reporter(monotonic=_env().clock.monotonic)  # the injected clock times the live table too
     try:
         the_plan, result = run(confirm, reporter)
     finally:
@@ -267,15 +277,15 @@ def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
     if result is None:
         if the_plan.has_changes:
             click.echo("Cancelled.")
-            sys.exit(EXIT_ERROR)
+            sys.exit(ExitStatus.ERROR)
         _out(show_plan(the_plan))
         return
     if result.interrupted:
         _out(INTERRUPTED_TEXT, err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(ExitStatus.INTERRUPTED)
     if result.failures:
         _out(failures_text(result.failures), err=True)
-        sys.exit(EXIT_ERROR)
+        sys.exit(ExitStatus.ERROR)
     _out(complete_text(verb, the_plan))
 
 
@@ -289,9 +299,10 @@ def refresh(config, workspace, lock_timeout):
     A model deleted outside tuner leaves state (the next plan re-creates it); a display name or
     description changed outside tuner is recorded (the next plan changes it back).
     """
+    from runner.ops.refresh import refresh as refresh_op
     from runner.render.state import refresh_text
 
-    _out(refresh_text(*_project(config, workspace).refresh(lock_timeout)))
+    _out(refresh_text(*refresh_op(_project(config, workspace), lock_timeout)))
 
 
 @cli.command("import")
@@ -304,9 +315,10 @@ def import_(config, workspace, name, tuned_model_id, lock_timeout):
 
     Records what the provider reports; run `tuner plan` next to see whether it matches the spec.
     """
+    from runner.ops.import_ import import_model
     from runner.render.outcome import imported_text
 
-    instance, notes = _project(config, workspace).import_model(name, tuned_model_id, lock_timeout)
+    instance, notes = import_model(_project(config, workspace), name, tuned_model_id, lock_timeout)
     imported, noted = imported_text(name, instance, notes)
     _out(noted, err=True)
     _out(imported)
@@ -317,11 +329,11 @@ def import_(config, workspace, name, tuned_model_id, lock_timeout):
 @click.option("--json", "as_json", is_flag=True, help="Print the raw state JSON.")
 def show(config, workspace, as_json):
     """Print what the state records: every model, its tuned model id and status."""
+    from runner.ops.state import current_state
     from runner.render.state import state_summary
-    from runner.render.terminal import use_colour
 
-    state = _project(config, workspace).state()
-    _out(state.to_json().decode() if as_json else state_summary(state, use_colour()))
+    state = current_state(_project(config, workspace))
+    _out(state.to_json().decode() if as_json else state_summary(state, _colour()))
 
 
 @cli.group("state")
@@ -334,12 +346,12 @@ def state_group():
 @click.option("--json", "as_json", is_flag=True, help="Print name -> tuned model id, provider, status.")
 def state_list(config, workspace, as_json):
     """One line per recorded tuned model (pending and superseded ones too)."""
+    from runner.ops.state import current_state
     from runner.render.json_view import state_list_json
     from runner.render.state import state_list
-    from runner.render.terminal import use_colour
 
-    state = _project(config, workspace).state()
-    _out(state_list_json(state) if as_json else state_list(state, use_colour()))
+    state = current_state(_project(config, workspace))
+    _out(state_list_json(state) if as_json else state_list(state, _colour()))
 
 
 @state_group.command("show")
@@ -347,9 +359,10 @@ def state_list(config, workspace, as_json):
 @click.argument("name")
 def state_show(config, workspace, name):
     """Everything recorded about one model."""
+    from runner.ops.state import current_state
     from runner.render.state import record_text
 
-    state = _project(config, workspace).state()
+    state = current_state(_project(config, workspace))
     record = state.models.get(name)
     if record is None:
         raise TunerError(f"no model named {name!r} in state",
@@ -426,9 +439,10 @@ def state_migrate(config, workspace, to, bucket, prefix, lock_timeout):
     if prefix and not bucket:
         raise click.UsageError("--prefix needs --bucket")
     gcs = {"bucket": bucket, "prefix": prefix} if bucket else None
+    from runner.ops.state import migrate_state
     from runner.render.outcome import migrated_text
 
-    _out(migrated_text(*_project(config, workspace).migrate_state(to, lock_timeout, gcs)))
+    _out(migrated_text(*migrate_state(_project(config, workspace), to, lock_timeout, gcs)))
 
 
 @cli.command("force-unlock")
@@ -442,16 +456,17 @@ def force_unlock(config, workspace, lock_id, force):
     Asks for confirmation first, and refuses the lock of a process still running on this host:
     removing the lock of a live apply lets a second one write the same state.
     """
+    from runner.ops.state import force_unlock as force_unlock_op
     from runner.render.outcome import lock_holder_text
 
     def confirm(holder: dict) -> bool:
         return _confirmed(f"Remove lock {lock_id}, held by {lock_holder_text(holder)}?",
                           "pass --force if you are sure no tuner run still holds the lock")
 
-    holder = _project(config, workspace).force_unlock(lock_id, confirm, force)
+    holder = force_unlock_op(_project(config, workspace), lock_id, confirm, force)
     if holder is None:
         click.echo("Cancelled.")
-        sys.exit(EXIT_ERROR)
+        sys.exit(ExitStatus.ERROR)
     click.echo(f"Lock {lock_id} removed (it was held by {lock_holder_text(holder)}).")
 
 
@@ -464,10 +479,11 @@ def output(config, workspace, name, as_json):
 
     Every apply also writes state/<workspace>.outputs.json, so other tools need not run tuner.
     """
+    from runner.ops.state import current_state
     from runner.render.json_view import outputs_json
     from runner.render.state import output_text, outputs_text
 
-    outputs = _project(config, workspace).state().outputs()
+    outputs = current_state(_project(config, workspace)).outputs()
     if name is not None:
         if name not in outputs:
             raise TunerError(f"no current tuned model named {name!r}",
@@ -491,13 +507,13 @@ def eval_(config, workspace, name, against, as_json, lock_timeout):
     Metrics: exact-match accuracy, per-label precision/recall/F1 (when outputs are labels) and
     consistency (the same input asked twice gives the same answer).
     """
+    from runner.ops.evaluate import evaluate
     from runner.render.json_view import evaluation_json
     from runner.render.metrics import metrics_table
-    from runner.render.terminal import use_colour
 
-    current, previous, previous_id = _project(config, workspace).evaluate(name, against, lock_timeout)
+    current, previous, previous_id = evaluate(_project(config, workspace), name, against, lock_timeout)
     _out(evaluation_json(current, previous, previous_id) if as_json
-         else metrics_table(current, previous, previous_id, use_colour()))
+         else metrics_table(current, previous, previous_id, _colour()))
 
 
 @cli.command()
@@ -526,19 +542,19 @@ def cost(config, workspace, name, calls_per_month, prompt_tokens_saved, input_pr
       tuner cost sentiment --training-usd 20 --calls-per-month 10000 \\
           --prompt-price-per-1k-calls 0.05 --tuned-price-per-1k-calls 0.02 --plot cost.svg
     """
+    from runner.ops.cost import break_even
     from runner.render.cost import break_even_table, write_break_even_chart
-    from runner.render.terminal import use_colour
 
     per_call = (prompt_price_per_1k_calls, tuned_price_per_1k_calls)
     per_token = (prompt_tokens_saved, input_price_per_million)
     if None in per_call and None in per_token:
         raise click.UsageError("give --prompt-price-per-1k-calls and --tuned-price-per-1k-calls, "
                                "or --prompt-tokens-saved and --input-price-per-million")
-    result = _project(config, workspace).break_even(
-        name, calls_per_month, training_usd, months=months, prompt_price_per_1k_calls=prompt_price_per_1k_calls,
-        tuned_price_per_1k_calls=tuned_price_per_1k_calls, prompt_tokens_saved=prompt_tokens_saved,
-        input_price_per_million=input_price_per_million)
-    _out(break_even_table(result, colour=use_colour()))
+    result = break_even(
+        _project(config, workspace), name, calls_per_month, training_usd, months=months,
+        prompt_price_per_1k_calls=prompt_price_per_1k_calls, tuned_price_per_1k_calls=tuned_price_per_1k_calls,
+        prompt_tokens_saved=prompt_tokens_saved, input_price_per_million=input_price_per_million)
+    _out(break_even_table(result, colour=_colour()))
     if plot:
         write_break_even_chart(result, plot)
         click.echo(f"Chart written to {plot}")
@@ -565,9 +581,10 @@ def predict(config, workspace, name, text, text_file):
     except UnicodeDecodeError as exc:
         raise TunerError(f"the text to predict from is not valid UTF-8 (byte {exc.start})",
                          remedy="convert it to UTF-8") from None
+    from runner.ops.predict import predict as predict_op
     from runner.render.terminal import terminal_safe
 
-    _, answer = _project(config, workspace).predict(name, text)
+    _, answer = predict_op(_project(config, workspace), name, text)
     click.echo(terminal_safe(answer))
 
 
@@ -575,29 +592,34 @@ def _without_final_newline(text: str) -> str:
     return text.removesuffix("\n").removesuffix("\r")
 
 
-def main(argv: list[str] | None = None, clock: Clock | None = None) -> None:
+def main(argv: list[str] | None = None, clock: Clock | None = None, env: Environment | None = None) -> None:
+    """Run one command in ENV (the real world unless given), on CLOCK if given (tests inject one so retries
+    never sleep)."""
+    env = env or Environment()
+    if clock is not None:
+        env = replace(env, clock=clock)
     try:
-        cli.main(args=argv, prog_name="tuner", standalone_mode=False, obj=clock)
+        cli.main(args=argv, prog_name="tuner", standalone_mode=False, obj=env)
     except TunerError as error:
         from runner.render.outcome import error_text
 
         _out(error_text(error), err=True)
-        sys.exit(EXIT_ERROR)
+        sys.exit(ExitStatus.ERROR)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(ExitStatus.INTERRUPTED)
     except click.ClickException as error:
         error.show()
-        sys.exit(EXIT_ERROR)  # usage errors are errors: 2 means "changes present" to scripts
+        sys.exit(ExitStatus.ERROR)  # usage errors are errors: 2 means "changes present" to scripts
     except KeyboardInterrupt:
         click.echo("\nInterrupted.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(ExitStatus.INTERRUPTED)
     except Exception as error:  # a bug: say so plainly; TUNER_DEBUG=1 shows the traceback
-        if os.environ.get("TUNER_DEBUG"):
+        if env.environ.get("TUNER_DEBUG"):
             raise
         from runner.render.outcome import internal_error_text
 
         _out(internal_error_text(error), err=True)
-        sys.exit(EXIT_ERROR)
+        sys.exit(ExitStatus.ERROR)

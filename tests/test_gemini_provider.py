@@ -14,8 +14,10 @@ with warnings.catch_warnings():
     import google.generativeai as genai
 
 from runner.emulators.gemini import POISON_OUTPUT, GeminiEmulator
+from runner.environment import Environment
 from runner.errors import DatasetChangedError
 from runner.identity import Owner, owner_tag
+from runner.ops.plan import plan
 from runner.project import Project as Engine
 from tests.conftest import NoWaitClock, SteppingClock, edit_one_example_in_place, planned_model
 
@@ -247,9 +249,8 @@ def test_with_faults_the_apply_completes_with_exactly_one_model_per_spec(project
 def test_a_refresh_survives_a_brief_outage_waiting_on_the_injected_clock(gemini, emulator):
     gemini.record_applied_settings("gemini")  # so refresh calls the provider
     emulator.fail_next(2)
-    engine = Engine.open(None, None)
-    engine.clock = clock = NoWaitClock()
-    the_plan, _ = engine.plan()
+    clock = NoWaitClock()
+    the_plan, _ = plan(Engine.open(None, None, env=Environment(clock=clock)))
     assert [(c.name, c.action) for c in the_plan.changes] == [("reviews", "create")]
     assert len(clock.waited) == 2
     assert emulator.stats["faults_unavailable"] == 2 and emulator.stats["list_calls"] == 1

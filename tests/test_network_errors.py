@@ -10,7 +10,10 @@ from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
+from runner.environment import Environment
 from runner.errors import ProviderError, StateError
+from runner.ops.apply import apply
+from runner.ops.plan import plan
 from runner.project import Project
 from runner.providers.vertex import VertexProvider
 from runner.state.gcs import GcsBackend
@@ -101,7 +104,7 @@ def test_apply_gives_up_on_an_unreachable_provider_after_its_retries_with_one_li
     monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
     project.spec(GEMINI_SPEC % closed_url if provider == "gemini" else VERTEX_SPEC)
     clock = NoWaitClock()
-    _, result = Project.open(None, None).apply(None, None, lambda plan: True, Events(), clock=clock)
+    _, result = apply(Project.open(None, None, env=Environment(clock=clock)), None, None, lambda plan: True, Events())
     message = result.failures["reviews"]
     assert "cannot reach" in message and closed_url in message and "gave up after 8 attempts" in message
     assert "check the network" in message and "\n" not in message
@@ -117,10 +120,9 @@ def test_a_refresh_gives_up_on_an_unreachable_provider_after_its_retries_on_the_
     monkeypatch.delenv("TUNER_GEMINI_ENDPOINT", raising=False)
     project.spec(GEMINI_SPEC % closed_url if provider == "gemini" else VERTEX_SPEC)
     project.record_applied_settings(provider)
-    engine = Project.open(None, None)
-    engine.clock = clock = NoWaitClock()
+    clock = NoWaitClock()
     with pytest.raises(ProviderError) as unreachable:
-        engine.plan()
+        plan(Project.open(None, None, env=Environment(clock=clock)))
     assert unreachable.value.message.startswith("refresh failed: cannot reach")
     assert "gave up after 8 attempts" in unreachable.value.message
     assert len(clock.waited) == 7  # the list call backed off, on the injected clock

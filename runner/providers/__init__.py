@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ _MODULES = {
 class ProviderContext:
     root: Path
     settings: dict = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)  # the run's (runner.environment)
 
 
 def get_provider(name: str, context: ProviderContext) -> Provider:
@@ -33,14 +35,16 @@ def get_provider(name: str, context: ProviderContext) -> Provider:
 class Providers:
     """Provider instances for one run, created on first use."""
 
-    def __init__(self, root: Path, settings: dict[str, dict]):
+    def __init__(self, root: Path, settings: dict[str, dict], environ: Mapping[str, str] | None = None):
         self.root = root
         self.settings = settings
+        self.environ = os.environ if environ is None else environ
         self._instances: dict[str, Provider] = {}
 
     def __getitem__(self, name: str) -> Provider:
         if name not in self._instances:
-            self._instances[name] = get_provider(name, ProviderContext(self.root, self.settings.get(name) or {}))
+            self._instances[name] = get_provider(name, ProviderContext(self.root, self.settings.get(name) or {},
+                                                                           self.environ))
         return self._instances[name]
 
     def preflight(self, names: Iterable[str], remedy: str | None = None) -> None:

@@ -61,7 +61,7 @@ quiet_sdk_banners()  # google-generativeai is imported lazily, on first use
 
 
 def create(context: ProviderContext) -> GeminiProvider:
-    return GeminiProvider(context.settings)
+    return GeminiProvider(context.settings, context.environ)
 
 
 class GeminiProvider:

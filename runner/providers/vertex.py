@@ -82,7 +82,7 @@ quiet_sdk_banners()  # google-genai and google-cloud-storage are imported lazily
 
 
 def create(context: ProviderContext) -> VertexProvider:
-    return VertexProvider(context.settings)
+    return VertexProvider(context.settings, context.environ)
 
 
 class VertexProvider:

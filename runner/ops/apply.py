@@ -1,0 +1,88 @@
+"""apply and destroy: lock the state, make (or load) the plan under the lock, confirm, execute.
+
+Both share one executor; the applier is imported only once a confirmed plan has changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.errors import PlanError
+from runner.ops.plan import OFFLINE_REMEDY, check_targets, planned, priced
+from runner.ops.refresh import observe
+from runner.ops.state import write_outputs
+from runner.plan import Plan
+from runner.plan import plan as diff
+from runner.planfile import check_fresh, conforming, plan_from_dict, read_plan
+from runner.planned import PlannedModel
+from runner.project import Project
+from runner.state import State
+
+if TYPE_CHECKING:
+    from runner.apply import ApplyResult, Reporter
+
+
+def apply(project: Project, plan_file: Path | None, targets: list[str] | None, confirm: Callable[[Plan], bool],
+          reporter: Reporter, parallelism: int = 10, lock_timeout: float = 0.0,
+          refresh: bool = True) -> tuple[Plan, ApplyResult | None]:
+    """Lock, (re)plan or load the saved plan, confirm, execute. Returns (plan, None) if declined."""
+    resolution = project.resolve()
+
+    def make_plan(state: State) -> Plan:
+        if plan_file is None:
+            check_targets(targets, resolution.models, state)
+            observed = observe(project, state, OFFLINE_REMEDY) if refresh else None
+            return planned(project, resolution.models, state, observed, targets)
+        document = read_plan(plan_file)
+        check_fresh(document, plan_file, project.workspace, project.config_relative, state.lineage, state.serial,
+                    resolution.models)
+        saved = plan_from_dict(document["plan"], state.lineage, state.serial)
+        # Whatever the file says, the rules of plan hold: re-plan now (prevent_destroy, targets, budget)...
+        check_targets(document["targets"], resolution.models, state)
+        fresh = planned(project, resolution.models, state, None, document["targets"])
+        saved = conforming(document, saved, fresh, _protected(resolution.models, state), plan_file, project.root)
+        return priced(project, saved)  # ...and the budget holds for what will really run
+
+    return _execute(project, "apply", make_plan, confirm, reporter, parallelism, lock_timeout)
+
+
+def destroy(project: Project, targets: list[str] | None, confirm: Callable[[Plan], bool], reporter: Reporter,
+            parallelism: int = 10, lock_timeout: float = 0.0) -> tuple[Plan, ApplyResult | None]:
+    """Delete every managed tuned model (or the targets), honouring prevent_destroy."""
+    protected = sorted(m.name for m in project.config.models
+                       if m.prevent_destroy and (not targets or m.name in targets))
+
+    def make_plan(state: State) -> Plan:
+        check_targets(targets, [], state)
+        guarded = [name for name in protected if name in state.models]
+        if guarded:
+            raise PlanError(f"refusing to destroy {', '.join(guarded)}: lifecycle.prevent_destroy is set",
+                            remedy="set prevent_destroy: false and apply that first, if destruction is intended")
+        return diff([], state, None, targets, project.settings((), state))
+
+    return _execute(project, "destroy", make_plan, confirm, reporter, parallelism, lock_timeout)
+
+
+def _execute(project: Project, operation: str, make_plan: Callable[[State], Plan], confirm: Callable[[Plan], bool],
+             reporter: Reporter, parallelism: int, lock_timeout: float) -> tuple[Plan, ApplyResult | None]:
+    with project.locked_state(operation, lock_timeout) as (backend, state):
+        the_plan = make_plan(state)
+        if not the_plan.has_changes or not confirm(the_plan):
+            return the_plan, None
+        from runner.apply import Applier  # only commands that apply pay for importing the applier
+
+        applier = Applier(state, backend.write, project.providers, reporter, clock=project.clock,
+                          parallelism=parallelism)
+        try:
+            return the_plan, applier.run(the_plan)
+        finally:
+            write_outputs(project, state)  # even after a failure or Ctrl-C: it says what is current now
+
+
+def _protected(models: list[PlannedModel], state: State) -> frozenset[str]:
+    """Names under prevent_destroy, as plan judges them: the spec's word, or state's for undeclared models."""
+    declared = {m.name: m.prevent_destroy for m in models}
+    recorded = {name: bool(r.current and r.current.prevent_destroy) for name, r in state.models.items()}
+    return frozenset(name for name, protected in (recorded | declared).items() if protected)

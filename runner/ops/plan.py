@@ -1,0 +1,81 @@
+"""plan: the desired models against state (and, with refresh, what providers hold), priced and budgeted.
+
+Never imports the applier: `tuner plan` pays only for what it shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from runner.desired import Resolution
+from runner.errors import PlanError
+from runner.ops.refresh import observe
+from runner.plan import CREATE, REPLACE, Observation, Plan
+from runner.plan import plan as diff
+from runner.planfile import write_plan
+from runner.planned import PlannedModel
+from runner.project import Project
+from runner.state import State
+
+OFFLINE_REMEDY = "pass --refresh=false for a plan from the recorded state alone (no provider is called)"
+
+
+def plan(project: Project, targets: list[str] | None = None, refresh: bool = True) -> tuple[Plan, Resolution]:
+    resolution = project.resolve()
+    state = project.read_state(project.backend())
+    check_targets(targets, resolution.models, state)
+    observed = observe(project, state, OFFLINE_REMEDY) if refresh else None
+    return planned(project, resolution.models, state, observed, targets), resolution
+
+
+def planned(project: Project, models: list[PlannedModel], state: State, observed: Observation | None,
+            targets: list[str] | None) -> Plan:
+    """The priced plan of MODELS against STATE, the budget enforced."""
+    settings = project.settings({m.provider for m in models}, state)
+    return priced(project, diff(models, state, observed, targets, settings))
+
+
+def priced(project: Project, the_plan: Plan) -> Plan:
+    """Attach the estimated training cost of every job the plan would pay for, and enforce the budget."""
+    paid = [c for c in the_plan.changes if c.action in (CREATE, REPLACE) and not c.resume and c.planned]
+    if not paid:
+        return the_plan
+    from runner.cost import load_pricing, overrides_from_settings, training_cost_for
+
+    pricing = load_pricing(overrides_from_settings(project.config.providers))
+    costs = {}
+    for change in paid:
+        estimate = training_cost_for(change.planned, pricing)
+        costs[change.name] = {"usd": estimate.usd, "training_tokens": estimate.training_tokens,
+                              "summary": estimate.summary()}
+    priced_plan = replace(the_plan, costs=costs, pricing_as_of=pricing.as_of)
+    _check_budget(priced_plan, project.config.budget.get("max_plan_cost_usd"))
+    return priced_plan
+
+
+def save_plan(project: Project, path: Path, the_plan: Plan, resolution: Resolution,
+              targets: list[str] | None) -> None:
+    write_plan(path, the_plan, project.workspace, project.config_relative, resolution.models, targets or [])
+
+
+def check_targets(targets: list[str] | None, models: list[PlannedModel], state: State) -> None:
+    known = {m.name for m in models} | set(state.models)
+    unknown = sorted(set(targets or ()) - known)
+    if unknown:
+        raise PlanError(f"--target {', '.join(unknown)}: no such model in the configs or the state",
+                        remedy=f"known models: {', '.join(sorted(known)) or 'none'}")
+
+
+def _check_budget(the_plan: Plan, limit: float | None) -> None:
+    if limit is None:
+        return
+    if the_plan.unpriced:
+        raise PlanError(f"budget.max_plan_cost_usd is set, but the cost of {', '.join(the_plan.unpriced)} is unknown",
+                        remedy="add the price under providers.<name>.pricing.<base_model> in a spec file")
+    if the_plan.total_cost_usd > limit:
+        biggest = sorted(the_plan.costs.items(), key=lambda item: -(item[1]["usd"] or 0))[:5]
+        detail = ", ".join(f"{name} ~${cost['usd']:.2f}" for name, cost in biggest)
+        raise PlanError(f"the plan would cost ~${the_plan.total_cost_usd:.2f} in training, over the budget of "
+                        f"${limit:.2f} ({detail}); nothing was submitted",
+                        remedy="raise budget.max_plan_cost_usd, or apply part of it with --target")
