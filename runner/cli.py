@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,9 +52,7 @@ def _project(config, workspace, allow_small_dataset: bool = False) -> Project:
 
 
 def _colour() -> bool:
-    """Colour only on a terminal, never with NO_COLOR."""
-    env = _env()
-    return env.stdout_isatty and "NO_COLOR" not in env.environ
+    return _env().colour
 
 
 def _out(text: str, err: bool = False) -> None:
@@ -593,11 +590,11 @@ def _without_final_newline(text: str) -> str:
 
 
 def main(argv: list[str] | None = None, clock: Clock | None = None, env: Environment | None = None) -> None:
-    """Run one command in ENV (the real world unless given), on CLOCK if given (tests inject one so retries
-    never sleep)."""
-    env = env or Environment()
-    if clock is not None:
-        env = replace(env, clock=clock)
+    """Run one command in ENV (the real world unless given). `clock` is short for env=Environment(clock=clock)
+    (tests inject one so retries never sleep)."""
+    if env is not None and clock is not None:
+        raise ValueError("give the clock inside env")
+    env = env or Environment(clock=clock)
     try:
         cli.main(args=argv, prog_name="tuner", standalone_mode=False, obj=env)
     except TunerError as error:

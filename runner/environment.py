@@ -2,7 +2,7 @@
 the working directory, the environment variables, whether the standard streams are terminals, and the clock.
 
 Nothing below the CLI reads `os.environ`, `Path.cwd()` or the real clock by itself, so a test states the
-world it runs in instead of patching it.
+world it runs in instead of patching it. A plain class, not a dataclass: the CLI imports it on every start.
 """
 
 from __future__ import annotations
@@ -10,21 +10,37 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runner.clock import Clock
+if TYPE_CHECKING:
+    from runner.clock import Clock
 
 
 def _isatty(stream) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-@dataclass(frozen=True)
 class Environment:
-    cwd: Path = field(default_factory=Path.cwd)
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    stdin_isatty: bool = field(default_factory=lambda: _isatty(sys.stdin))
-    stdout_isatty: bool = field(default_factory=lambda: _isatty(sys.stdout))
-    stderr_isatty: bool = field(default_factory=lambda: _isatty(sys.stderr))
-    clock: Clock = field(default_factory=Clock)
+    def __init__(self, cwd: Path | None = None, environ: Mapping[str, str] | None = None,
+                 stdin_isatty: bool | None = None, stdout_isatty: bool | None = None,
+                 clock: Clock | None = None):
+        self.cwd = Path.cwd() if cwd is None else cwd
+        self.environ = os.environ if environ is None else environ
+        self.stdin_isatty = _isatty(sys.stdin) if stdin_isatty is None else stdin_isatty
+        self.stdout_isatty = _isatty(sys.stdout) if stdout_isatty is None else stdout_isatty
+        self._clock = clock
+
+    @property
+    def clock(self) -> Clock:
+        """Wall time, monotonic time and waiting; made on first use (`tuner --help` never needs one)."""
+        if self._clock is None:
+            from runner.clock import Clock
+
+            self._clock = Clock()
+        return self._clock
+
+    @property
+    def colour(self) -> bool:
+        """Colour on standard output: only on a terminal, never with NO_COLOR."""
+        return self.stdout_isatty and "NO_COLOR" not in self.environ
