@@ -266,7 +266,8 @@ def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
         return auto_approve or _confirmed("\nDo you want to perform these actions?",
                                           "review with `tuner plan`, then pass --auto-approve")
 
-    reporter = progress_reporter(monotonic=_env().clock.monotonic)  # the injected clock times the live table too
+    env = _env()  # the injected clock times the live table too
+    reporter = progress_reporter(monotonic=env.clock.monotonic, live=env.stderr_colour)
     try:
         the_plan, result = run(confirm, reporter)
     finally:

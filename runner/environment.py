@@ -24,11 +24,12 @@ def _isatty(stream) -> bool:
 class Environment:
     def __init__(self, cwd: Path | None = None, environ: Mapping[str, str] | None = None,
                  stdin_isatty: bool | None = None, stdout_isatty: bool | None = None,
-                 clock: Clock | None = None):
+                 stderr_isatty: bool | None = None, clock: Clock | None = None):
         self.cwd = Path.cwd() if cwd is None else cwd
         self.environ = os.environ if environ is None else environ
         self.stdin_isatty = _isatty(sys.stdin) if stdin_isatty is None else stdin_isatty
         self.stdout_isatty = _isatty(sys.stdout) if stdout_isatty is None else stdout_isatty
+        self.stderr_isatty = _isatty(sys.stderr) if stderr_isatty is None else stderr_isatty
         self._clock = clock
 
     @property
@@ -44,3 +45,8 @@ class Environment:
     def colour(self) -> bool:
         """Colour on standard output: only on a terminal, never with NO_COLOR."""
         return self.stdout_isatty and "NO_COLOR" not in self.environ
+
+    @property
+    def stderr_colour(self) -> bool:
+        """Colour (and the live progress table) on standard error, by the same rule."""
+        return self.stderr_isatty and "NO_COLOR" not in self.environ

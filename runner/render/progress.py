@@ -31,10 +31,13 @@ def _detail(detail: str, elapsed: float | None, progress: float | None) -> str:
     return " ".join(parts)
 
 
-def progress_reporter(stream=None, monotonic: Callable[[], float] = time.monotonic):
-    """A live table on a terminal; one line per transition otherwise (CI logs, pipes, NO_COLOR)."""
+def progress_reporter(stream=None, monotonic: Callable[[], float] = time.monotonic, live: bool | None = None):
+    """A live table on a terminal (or when `live` says so); one line per transition otherwise (CI logs, pipes,
+    NO_COLOR)."""
     stream = stream or sys.stderr
-    return LiveProgress(stream, monotonic) if use_colour(stream) else LineProgress(stream, monotonic=monotonic)
+    if use_colour(stream) if live is None else live:
+        return LiveProgress(stream, monotonic)
+    return LineProgress(stream, colour=False, monotonic=monotonic)
 
 
 class LineProgress:
