@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def test_schema_error_names_file_line_and_field_path(project):
     project.spec("""\
@@ -152,3 +154,21 @@ def test_usage_errors_exit_1_not_2(project):
     result = project.run("plan", "--no-such-flag")
     assert result.code == 1
     assert "No such option" in result.err
+
+
+@pytest.mark.parametrize("link", ["file", "directory"])
+def test_a_dataset_reached_through_a_link_out_of_the_project_is_refused(project, tmp_path, link):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "train.jsonl").write_text((project.root / "data" / "train.jsonl").read_text())
+    if link == "file":
+        (project.root / "data" / "linked.jsonl").symlink_to(outside / "train.jsonl")
+        train = "../data/linked.jsonl"
+    else:
+        (project.root / "data" / "linked").symlink_to(outside)
+        train = "../data/linked/train.jsonl"
+    project.spec(f"models:\n  x:\n    base_model: local/linear-ngram\n    dataset: {{train: {train}}}\n")
+    result = project.run("validate")
+    assert result.code == 1
+    assert f"models.x.dataset.train: {train} resolves to {outside / 'train.jsonl'}" in result.err
+    assert "outside the project root" in result.err

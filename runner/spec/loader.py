@@ -52,6 +52,7 @@ def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
     A valid file whose stat is unchanged is read back from the spec cache (.tuner/cache/specs.json)
     instead of being parsed and schema-checked again: a warm plan of a thousand models starts fast.
     """
+    _real_directory.cache_clear()  # directories are resolved once per load, never trusted from an earlier one
     if not config_dir.is_dir():
         raise SpecError([f"{_display(config_dir, root)}: config directory not found"],
                         remedy="run from the project root or pass --config DIR")
@@ -354,12 +355,26 @@ def _origin(doc: YamlDocument, at: tuple) -> tuple:
     return at if at in doc.lines or inherited not in doc.lines else inherited
 
 
+def _real_path(path: Path) -> Path:
+    """path.resolve(), with each directory resolved once per run: a thousand datasets in a few directories
+    cost a thousand lstat calls instead of one per path component each (the cold plan's main thread reads
+    the specs while the scanner's workers hash; its CPU is theirs too)."""
+    if path.name in ("", ".", "..") or path.is_symlink():
+        return path.resolve()
+    return _real_directory(str(path.parent)) / path.name
+
+
+@lru_cache(maxsize=4096)
+def _real_directory(directory: str) -> Path:
+    return Path(directory).resolve()
+
+
 def _resolve(value: str, doc: YamlDocument, at: tuple, root: Path, field: str):
     """A dataset path relative to its YAML file; refused when it leaves the project root."""
     at = _origin(doc, at)
     if "\x00" in value:
         return None, [f"{doc.where(at)}: models.{field}: NUL character in a path"]
-    resolved = (doc.path.parent / value).resolve()
+    resolved = _real_path(doc.path.parent / value)
     if not resolved.is_relative_to(root):
         return None, [f"{doc.where(at)}: models.{field}: {value} resolves to {resolved}, "
                       f"outside the project root {root}"]
