@@ -25,19 +25,28 @@ if TYPE_CHECKING:  # the operations are imported lazily: `tuner --help` stays fa
     from runner.project import Project
 
 
-def project_options(func):
-    """--config and --workspace, shared by every command that reads the project."""
+CONFIG_HELP = "Directory of spec files (*.yaml, searched recursively), relative to the working directory. " \
+              "Default: configs/ in the project root"
+WORKSPACE_HELP = "Separate state over the same configs (state/NAME.json). Env: TUNER_WORKSPACE. " \
+                 "Default: the selected workspace (`tuner workspace select`), else default"
 
-    @click.option("--config", "config", metavar="DIR", default=None,
-                  help="Directory of spec files (*.yaml, searched recursively). Default: configs/")
-    @click.option("--workspace", "-w", metavar="NAME", default=None, envvar="TUNER_WORKSPACE",
-                  help="Separate state over the same configs (state/NAME.json). Env: TUNER_WORKSPACE. "
-                       "Default: default")
+
+def project_options(func):
+    """--config and --workspace, shared by every command that reads the project. Also accepted before the
+    command (`tuner -w prod plan`); given both places, the command's own (later, more specific) one wins."""
+
+    @click.option("--config", "config", metavar="DIR", default=None, help=CONFIG_HELP)
+    @click.option("--workspace", "-w", metavar="NAME", default=None, help=WORKSPACE_HELP)
     @functools.wraps(func)
     def wrapper(*args, config, workspace, **kwargs):
-        return func(*args, config=config, workspace=workspace, **kwargs)
+        before = click.get_current_context().meta.get(_GLOBAL_OPTIONS, {})
+        return func(*args, config=config or before.get("config"), workspace=workspace or before.get("workspace"),
+                    **kwargs)
 
     return wrapper
+
+
+_GLOBAL_OPTIONS = "tuner.global_options"
 
 
 def _env() -> Environment:
@@ -94,7 +103,11 @@ def _flag_value(arg: str, pairs: dict[str, str]) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tuner")
-def cli():
+@click.option("--config", "config", metavar="DIR", default=None, help=CONFIG_HELP)
+@click.option("--workspace", "-w", metavar="NAME", default=None, help=WORKSPACE_HELP)
+@click.option("--no-color", "no_color", is_flag=True, help="Plain text even on a terminal (as NO_COLOR=1).")
+@click.pass_context
+def cli(ctx: click.Context, config, workspace, no_color):
     """tuner: Terraform for fine-tuned models.
 
     Declare models in YAML under configs/, review what would change with `tuner plan`, and let
@@ -107,6 +120,8 @@ def cli():
       tuner apply --auto-approve     make it so
       tuner predict NAME "text"      ask the current tuned model
     """
+    ctx.meta[_GLOBAL_OPTIONS] = {"config": config, "workspace": workspace}
+    ctx.obj.no_color = ctx.obj.no_color or no_color
 
 
 @cli.command()

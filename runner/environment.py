@@ -31,6 +31,7 @@ class Environment:
         self.stdout_isatty = _isatty(sys.stdout) if stdout_isatty is None else stdout_isatty
         self.stderr_isatty = _isatty(sys.stderr) if stderr_isatty is None else stderr_isatty
         self._clock = clock
+        self.no_color = False  # --no-color: plain text even on a terminal, as NO_COLOR
 
     @property
     def clock(self) -> Clock:
@@ -43,10 +44,14 @@ class Environment:
 
     @property
     def colour(self) -> bool:
-        """Colour on standard output: only on a terminal, never with NO_COLOR."""
-        return self.stdout_isatty and "NO_COLOR" not in self.environ
+        """Colour on standard output: only on a terminal, never with NO_COLOR or --no-color."""
+        return self.stdout_isatty and not self._colour_refused
 
     @property
     def stderr_colour(self) -> bool:
         """Colour (and the live progress table) on standard error, by the same rule."""
-        return self.stderr_isatty and "NO_COLOR" not in self.environ
+        return self.stderr_isatty and not self._colour_refused
+
+    @property
+    def _colour_refused(self) -> bool:
+        return self.no_color or "NO_COLOR" in self.environ

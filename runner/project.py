@@ -41,13 +41,20 @@ class Project:
     @classmethod
     def open(cls, config: str | None, workspace: str | None, allow_small_dataset: bool = False,
              env: Environment | None = None) -> Project:
+        """The project around the working directory (see project_root); a relative `config` is relative to the
+        working directory, as a user typing a path in a subdirectory expects."""
         env = env or Environment()
-        root = env.cwd.resolve()
+        root = project_root(env)
+        config_dir = (env.cwd / config).resolve() if config else (root / "configs").resolve()
+        return cls._at(root, config_dir, workspace, allow_small_dataset, env)
+
+    @classmethod
+    def _at(cls, root: Path, config_dir: Path, workspace: str | None, allow_small_dataset: bool,
+            env: Environment) -> Project:
         workspace = workspace or env.environ.get("TUNER_WORKSPACE") or "default"
         if not WORKSPACE_NAME.match(workspace):
             raise TunerError(f"invalid workspace name {workspace!r}",
                              remedy="use letters, digits, '.', '_' and '-' (at most 64 characters)")
-        config_dir = (root / (config or "configs")).resolve()
         return cls(root, config_dir, workspace, allow_small_dataset, env)
 
     @classmethod
@@ -57,11 +64,12 @@ class Project:
         env = env or Environment()
         document = read_plan(plan_file)
         recorded = document["config_dir"]
-        root = env.cwd.resolve()
+        root = project_root(env)
         if Path(recorded).is_absolute() or not (root / recorded).resolve().is_relative_to(root):
             raise PlanError(f"{plan_file}: corrupt plan file: config_dir {recorded!r} is outside the project",
                             remedy="run `tuner plan --out FILE` again from the project root")
-        return cls.open(config or recorded, workspace or document["workspace"], allow_small_dataset, env)
+        config_dir = (env.cwd / config).resolve() if config else (root / recorded).resolve()
+        return cls._at(root, config_dir, workspace or document["workspace"], allow_small_dataset, env)
 
     @property
     def clock(self) -> Clock:
@@ -177,6 +185,20 @@ class Project:
             raise PlanError(f"the settings of provider {provider} changed since the last apply",
                             remedy="review them with `tuner plan` and apply that first")
         return current
+
+
+def project_root(env: Environment) -> Path:
+    """The directory named by TUNER_ROOT, else the nearest directory from the working one up holding configs/
+    (as git finds .git), else the working directory itself."""
+    named = env.environ.get("TUNER_ROOT")
+    if named:
+        root = (env.cwd / named).resolve()
+        if not root.is_dir():
+            raise TunerError(f"TUNER_ROOT {named!r} is not a directory",
+                             remedy="set TUNER_ROOT to the project directory (the one holding configs/), or unset it")
+        return root
+    cwd = env.cwd.resolve()
+    return next((directory for directory in (cwd, *cwd.parents) if (directory / "configs").is_dir()), cwd)
 
 
 def _backend_block(location: str) -> str:
