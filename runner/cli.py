@@ -384,6 +384,83 @@ def state_show(config, workspace, name):
 
 
 @cli.group()
+def workspace():
+    """Separate states over the same configs (dev, staging, prod): list, show, new, select, delete.
+
+    \b
+    The selected workspace is recorded in .tuner/workspace; TUNER_WORKSPACE and -w override it.
+    """
+
+
+@workspace.command("list")
+@project_options
+def workspace_list(config, workspace):
+    """Every workspace with a state (and default), the one in use marked with *."""
+    from runner.ops.workspace import workspaces
+    from runner.render.workspace import workspace_list_text
+
+    project = _project(config, workspace)
+    _out(workspace_list_text(workspaces(project), project.workspace))
+
+
+@workspace.command("show")
+@project_options
+def workspace_show(config, workspace):
+    """Print the workspace in use."""
+    click.echo(_project(config, workspace).workspace)
+
+
+@workspace.command("new")
+@project_options
+@click.argument("name")
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS")
+def workspace_new(config, workspace, name, lock_timeout):
+    """Create workspace NAME (an empty state) and select it."""
+    from runner.ops.workspace import new_workspace
+
+    new_workspace(_project(config, workspace), name, lock_timeout)
+    click.echo(f"Created and selected workspace {name!r}.")
+    _warn_overridden(name)
+
+
+@workspace.command("select")
+@project_options
+@click.argument("name")
+def workspace_select(config, workspace, name):
+    """Use workspace NAME from now on (recorded in .tuner/workspace)."""
+    from runner.ops.workspace import select_workspace
+
+    select_workspace(_project(config, workspace), name)
+    click.echo(f"Selected workspace {name!r}.")
+    _warn_overridden(name)
+
+
+def _warn_overridden(name: str) -> None:
+    overriding = _env().environ.get("TUNER_WORKSPACE")
+    if overriding and overriding != name:
+        _warn([f"TUNER_WORKSPACE={overriding} is set: it overrides the selected workspace in this shell"])
+
+
+@workspace.command("delete")
+@project_options
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Forget the state even though it still manages models (they are "
+                                            "named, and stay with their providers: nothing is deleted there).")
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS")
+def workspace_delete(config, workspace, name, force, lock_timeout):
+    """Forget workspace NAME's state. Refused while it still manages models unless --force.
+
+    Never deletes a tuned model: `tuner -w NAME destroy` does that first.
+    """
+    from runner.ops.workspace import delete_workspace
+    from runner.render.workspace import left_behind_text
+
+    delete_workspace(_project(config, workspace), name, force,
+                     lambda managed: _out(left_behind_text(name, managed), err=True), lock_timeout)
+    click.echo(f"Deleted workspace {name!r}.")
+
+
+@cli.group()
 def emulator():
     """Loopback emulators of the cloud tuning APIs (127.0.0.1 only), for tests and demos."""
 

@@ -6,7 +6,6 @@ Each command's operation is its own module under runner/ops/; none of them is wr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,9 +22,7 @@ from runner.planned import PlannedModel
 from runner.providers import Providers
 from runner.spec import Config, load_config
 from runner.state import LocalBackend, State
-from runner.state.base import StateBackend
-
-WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+from runner.state.base import WORKSPACE_NAME, StateBackend
 
 
 @dataclass
@@ -51,10 +48,8 @@ class Project:
     @classmethod
     def _at(cls, root: Path, config_dir: Path, workspace: str | None, allow_small_dataset: bool,
             env: Environment) -> Project:
-        workspace = workspace or env.environ.get("TUNER_WORKSPACE") or "default"
-        if not WORKSPACE_NAME.match(workspace):
-            raise TunerError(f"invalid workspace name {workspace!r}",
-                             remedy="use letters, digits, '.', '_' and '-' (at most 64 characters)")
+        workspace = workspace or env.environ.get("TUNER_WORKSPACE") or _selected_workspace(root) or DEFAULT_WORKSPACE
+        check_workspace_name(workspace)
         return cls(root, config_dir, workspace, allow_small_dataset, env)
 
     @classmethod
@@ -185,6 +180,31 @@ class Project:
             raise PlanError(f"the settings of provider {provider} changed since the last apply",
                             remedy="review them with `tuner plan` and apply that first")
         return current
+
+
+DEFAULT_WORKSPACE = "default"
+
+
+def check_workspace_name(workspace: str) -> None:
+    if not WORKSPACE_NAME.match(workspace):
+        raise TunerError(f"invalid workspace name {workspace!r}",
+                         remedy="use letters, digits, '.', '_' and '-' (at most 64 characters)")
+
+
+def selected_workspace_path(root: Path) -> Path:
+    """Where `tuner workspace select` records its choice."""
+    return root / ".tuner" / "workspace"
+
+
+def _selected_workspace(root: Path) -> str | None:
+    """The workspace `tuner workspace select` recorded, if any (checked by the caller like any name)."""
+    try:
+        return selected_workspace_path(root).read_text(encoding="utf-8").strip() or None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TunerError(f"cannot read the selected workspace in {selected_workspace_path(root)}: {exc}",
+                         remedy="select one again with `tuner workspace select NAME`") from None
 
 
 def project_root(env: Environment) -> Path:

@@ -324,3 +324,26 @@ def test_a_writer_that_missed_a_newer_version_is_refused(location):
             f"(generation {read_generation}, now {newer.generation})" in str(refused.value))
     assert "nothing was overwritten" in refused.value.remedy
     assert (location.stored(""), location.stored(".backup")) == (live, backup)
+
+
+# -- workspaces ------------------------------------------------------------------------------------------
+def test_the_backend_lists_the_workspaces_with_a_state_beside_it(location):
+    assert location.workspace not in location.make().workspaces()
+    write_once(location.make(), model="sentiment")
+    write_once(location.make())  # a second write leaves a backup, which is no workspace
+    location.put(".lock", b"{}")  # nor is a lock
+    listed = location.make().workspaces()
+    assert location.workspace in listed and listed == sorted(listed)
+    assert not [name for name in listed if name.startswith(location.workspace) and name != location.workspace]
+
+
+def test_delete_forgets_the_state_and_its_backup_under_the_lock(location):
+    write_once(location.make(), model="sentiment")
+    write_once(location.make())
+    backend = location.make()
+    with pytest.raises(StateError, match="without holding the lock"):
+        backend.delete()
+    with backend.locked("workspace delete"):
+        backend.delete()
+    assert location.stored("") is None and location.stored(".backup") is None and location.stored(".lock") is None
+    assert location.workspace not in location.make().workspaces()

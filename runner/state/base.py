@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -22,9 +23,22 @@ from typing import Any
 from runner.errors import StateError, StateLockedError
 from runner.state.model import State
 
+WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+STATE_SUFFIX, OUTPUTS_SUFFIX = ".json", ".outputs.json"
+
+
+def workspace_of(file_name: str) -> str | None:
+    """The workspace whose state FILE_NAME (<workspace>.json) is, or None for any other file (backup, lock,
+    outputs file, a name no workspace can have)."""
+    if not file_name.endswith(STATE_SUFFIX) or file_name.endswith(OUTPUTS_SUFFIX):
+        return None
+    name = file_name.removesuffix(STATE_SUFFIX)
+    return name if WORKSPACE_NAME.match(name) else None
+
 
 class StateBackend(ABC):
-    """One workspace's state in one place: read, write, lock, unlock, locked, lock_info, force_unlock."""
+    """One workspace's state in one place: read, write, delete, lock, unlock, locked, lock_info, force_unlock;
+    and the workspaces whose state lives in the same place."""
 
     workspace: str
     display: str  # where the state is, as messages name it (a path or a gs:// URL)
@@ -40,6 +54,14 @@ class StateBackend(ABC):
     # -- the primitives a backend supplies --------------------------------------------------------------
     @abstractmethod
     def exists(self) -> bool: ...
+
+    @abstractmethod
+    def workspaces(self) -> list[str]:
+        """The workspaces that have a state in this backend's location (this one's siblings), sorted."""
+
+    @abstractmethod
+    def _remove(self) -> None:
+        """Remove the state and its backup (the lock is held, and stays until unlock)."""
 
     @abstractmethod
     def _load(self) -> bytes | None:
@@ -89,6 +111,12 @@ class StateBackend(ABC):
         self._keep_backup()
         state.next_version()
         self._store(state.to_json())
+
+    def delete(self) -> None:
+        """Forget this workspace's state (and its backup); the lock must be held."""
+        if self._lock_id is None:
+            raise StateError("internal: state deleted without holding the lock")
+        self._remove()
 
     @contextmanager
     def locked(self, operation: str, timeout: float = 0.0) -> Iterator[State]:

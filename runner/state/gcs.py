@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from runner.errors import StateError, first_line, is_network_error
 from runner.sdkwarnings import quiet_sdk_banners
-from runner.state.base import StateBackend
+from runner.state.base import StateBackend, workspace_of
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 EMULATOR_PROJECT = "tuner-local"
 ALL_PERMISSIONS_ROLE = "roles/storage.objectAdmin"
 READ, CREATE, DELETE = "storage.objects.get", "storage.objects.create", "storage.objects.delete"
+LIST = "storage.objects.list"
 quiet_sdk_banners()  # google-cloud-storage is imported lazily, on first use
 
 
@@ -50,6 +51,7 @@ class GcsBackend(StateBackend):
                  sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
                  retry=None):
         self.bucket_name = bucket
+        self.prefix = _join(prefix, "")
         self.object_name = _join(prefix, f"{workspace}.json")
         self.backup_name = f"{self.object_name}.backup"
         self.lock_name = f"{self.object_name}.lock"
@@ -65,6 +67,21 @@ class GcsBackend(StateBackend):
     def exists(self) -> bool:
         with self._errors(f"read {self.display}", READ):
             return self._bucket().blob(self.object_name).exists(**self._retry)
+
+    def workspaces(self) -> list[str]:
+        """One paged listing of the prefix (its own level only: the delimiter leaves deeper prefixes out)."""
+        with self._errors(f"list {self._url(self.prefix)}", LIST):
+            blobs = self._client_factory().list_blobs(self.bucket_name, prefix=self.prefix, delimiter="/",
+                                                      **self._retry)
+            names = [blob.name.removeprefix(self.prefix) for blob in blobs]
+        return sorted(filter(None, map(workspace_of, names)))
+
+    def _remove(self) -> None:
+        from google.api_core.exceptions import NotFound
+
+        for name in (self.object_name, self.backup_name):
+            with self._errors(f"delete {self._url(name)}", DELETE), suppress(NotFound):
+                self._bucket().blob(name).delete(**self._retry)
 
     def _load(self) -> bytes | None:
         raw, self.generation = self._download(self.object_name)

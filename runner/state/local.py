@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runner.fsutil import atomic_write
-from runner.state.base import StateBackend, is_dead_local_holder
+from runner.state.base import StateBackend, is_dead_local_holder, workspace_of
 
 
 class LocalBackend(StateBackend):
@@ -26,6 +26,15 @@ class LocalBackend(StateBackend):
 
     def exists(self) -> bool:
         return self.path.exists()
+
+    def workspaces(self) -> list[str]:
+        if not self.path.parent.is_dir():
+            return []
+        return sorted(filter(None, (workspace_of(entry.name) for entry in self.path.parent.iterdir())))
+
+    def _remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.backup_path.unlink(missing_ok=True)
 
     def _load(self) -> bytes | None:
         try:
