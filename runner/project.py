@@ -79,7 +79,8 @@ class Project:
         return self._config
 
     def _load_config(self, on_file=None) -> Config:
-        return load_config(self.config_dir, self.root, self.root / ".tuner" / "cache" / "specs.json", on_file)
+        return load_config(self.config_dir, self.root, self.root / ".tuner" / "cache" / "specs.json", on_file,
+                           self.workspace)
 
     @property
     def config_relative(self) -> str:

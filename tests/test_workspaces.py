@@ -103,3 +103,33 @@ def test_workspaces_live_in_the_gcs_backend_too(project, prefix):  # noqa: F811 
     assert project.run("-w", "default", "workspace", "delete", "prod", "--force").code == 0
     assert state_blob(prefix, "prod") is None
     assert project.run("workspace", "list").out == "* default\n"
+
+
+WORKSPACE_SPEC = """\
+defaults:
+  provider: local
+  base_model: local/linear-ngram
+  hyperparameters: {epoch_count: 4, batch_size: 8, learning_rate: 0.5}
+models:
+  sentiment:
+    display_name: Sentiment (${workspace})
+    dataset:
+      train: ../data/${workspace}/train.jsonl
+"""
+
+
+def test_workspace_in_a_spec_string_is_the_workspace_in_use(project):
+    for workspace in ("dev", "prod"):
+        (project.root / "data" / workspace).mkdir()
+        (project.root / "data" / workspace / "train.jsonl").write_bytes((project.root / "data" / "train.jsonl")
+                                                                         .read_bytes())
+    project.spec(WORKSPACE_SPEC)
+    assert project.run("-w", "dev", "apply", "--auto-approve").code == 0
+    assert project.run("-w", "prod", "apply", "--auto-approve").code == 0  # the spec cache is per workspace here
+    for workspace in ("dev", "prod"):
+        current = project.state(workspace)["models"]["sentiment"]
+        assert current["display_name"] == f"Sentiment ({workspace})"
+        assert current["dataset"]["train"]["path"] == f"data/{workspace}/train.jsonl"
+    assert project.run("-w", "dev", "plan", "--detailed-exitcode").code == 0  # and back: nothing to do
+    result = project.run("-w", "staging", "validate")
+    assert result.code == ExitStatus.ERROR and "data/staging/train.jsonl" in result.err

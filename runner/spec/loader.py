@@ -36,18 +36,22 @@ class FileSpec:
 
     models: list[ModelSpec] = field(default_factory=list)
     settings: list[tuple[str, object, str]] = field(default_factory=list)  # (key, value, file:line)
+    workspace: str | None = None  # the workspace ${workspace} was replaced by; None: the file does not use it
 
     def to_dict(self) -> dict:
-        return {"models": [_spec_to_dict(m) for m in self.models], "settings": [list(s) for s in self.settings]}
+        return {"models": [_spec_to_dict(m) for m in self.models], "settings": [list(s) for s in self.settings],
+                "workspace": self.workspace}
 
     @classmethod
     def from_dict(cls, data: dict) -> FileSpec:
-        return cls([_spec_from_dict(m) for m in data["models"]], [tuple(s) for s in data["settings"]])
+        return cls([_spec_from_dict(m) for m in data["models"]], [tuple(s) for s in data["settings"]],
+                   data["workspace"])
 
 
 def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
-                on_file: Callable[[list[ModelSpec]], None] | None = None) -> Config:
-    """Load all *.yaml/*.yml under config_dir. Raises SpecError listing every problem found.
+                on_file: Callable[[list[ModelSpec]], None] | None = None, workspace: str = "default") -> Config:
+    """Load all *.yaml/*.yml under config_dir, `${workspace}` in any string being WORKSPACE. Raises SpecError
+    listing every problem found.
 
     A valid file whose stat is unchanged is read back from the spec cache (.tuner/cache/specs.json)
     instead of being parsed and schema-checked again: a warm plan of a thousand models starts fast.
@@ -63,10 +67,10 @@ def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
     declared: dict[str, str] = {}  # model name -> where it was declared
     setting_sources: dict[str, str] = {}
     for path in files:
-        file_spec = cache.get(path)
+        file_spec = cache.get(path, workspace)
         if file_spec is None:
             try:
-                file_spec = _read_file(path, root)
+                file_spec = _read_file(path, root, workspace)
             except SpecError as exc:
                 problems.extend(exc.problems)
                 continue
@@ -91,7 +95,7 @@ def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
     return config
 
 
-def _read_file(path: Path, root: Path) -> FileSpec:
+def _read_file(path: Path, root: Path, workspace: str) -> FileSpec:
     doc = load_yaml(path, _display(path, root))
     if doc.data is None and not doc.problems:
         return FileSpec()
@@ -99,6 +103,9 @@ def _read_file(path: Path, root: Path) -> FileSpec:
     if problems:
         raise SpecError(problems)
     file_spec = FileSpec()
+    substituted = _substitute(doc.data, "${workspace}", workspace)
+    if substituted != doc.data:  # this file means something else in another workspace: cached for this one
+        doc.data, file_spec.workspace = substituted, workspace
     for _name, (spec_problems, spec) in _models_of(doc, root).items():
         problems.extend(spec_problems)
         if spec is not None:
@@ -158,14 +165,16 @@ class SpecCache:
         st = path.stat()
         return f"{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
 
-    def get(self, path: Path) -> FileSpec | None:
+    def get(self, path: Path, workspace: str) -> FileSpec | None:
+        """The cached spec, unless the file changed or uses ${workspace} and was cached for another one."""
         entry = self._entries.get(str(path))
         if entry is None or entry["key"] != self._key(path):
             return None
         try:
-            return FileSpec.from_dict(entry["spec"])
+            file_spec = FileSpec.from_dict(entry["spec"])
         except (KeyError, TypeError):
             return None
+        return file_spec if file_spec.workspace in (None, workspace) else None
 
     def put(self, path: Path, file_spec: FileSpec) -> None:
         if self.path is not None:
@@ -277,16 +286,17 @@ def _expand(entry_name: str, entry: dict):
     overrides = keys if isinstance(keys, dict) else {key: None for key in keys}
     for key, override in overrides.items():
         fields = _deep_merge(template, override or {})
-        yield f"{entry_name}-{key}", _substitute(fields, key)
+        yield f"{entry_name}-{key}", _substitute(fields, "${key}", key)
 
 
-def _substitute(value, key: str):
+def _substitute(value, placeholder: str, replacement: str):
+    """VALUE with PLACEHOLDER replaced in every string inside it (keys are names, left alone)."""
     if isinstance(value, str):
-        return value.replace("${key}", key)
+        return value.replace(placeholder, replacement)
     if isinstance(value, dict):
-        return {k: _substitute(v, key) for k, v in value.items()}
+        return {k: _substitute(v, placeholder, replacement) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, key) for v in value]
+        return [_substitute(v, placeholder, replacement) for v in value]
     return value
 
 
