@@ -31,12 +31,39 @@ WORKSPACE_HELP = "Separate state over the same configs (state/NAME.json). Env: T
                  "Default: the selected workspace (`tuner workspace select`), else default"
 
 
+def _complete_models(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of a model NAME: the models the specs declare (read from the spec cache: fast)."""
+    return _completions(ctx, incomplete, lambda project: [model.name for model in project.config.models])
+
+
+def _complete_workspaces(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of a workspace: those with a state in the configured backend, and default."""
+    from runner.ops.workspace import workspaces
+
+    return _completions(ctx, incomplete, workspaces)
+
+
+def _completions(ctx: click.Context, incomplete: str, names_of) -> list[str]:
+    """The names starting with INCOMPLETE of the project the words typed so far name (--config, -w, before or
+    after the command). A project that cannot be read completes nothing: a shell prompt is no place for errors."""
+    from runner.project import Project
+
+    root = ctx.find_root()
+    given = {key: ctx.params.get(key) or root.params.get(key) for key in ("config", "workspace")}
+    try:
+        names = names_of(Project.open(given["config"], given["workspace"], env=root.obj or Environment()))
+    except (TunerError, OSError):
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
 def project_options(func):
     """--config and --workspace, shared by every command that reads the project. Also accepted before the
     command (`tuner -w prod plan`); given both places, the command's own (later, more specific) one wins."""
 
     @click.option("--config", "config", metavar="DIR", default=None, help=CONFIG_HELP)
-    @click.option("--workspace", "-w", metavar="NAME", default=None, help=WORKSPACE_HELP)
+    @click.option("--workspace", "-w", metavar="NAME", default=None, help=WORKSPACE_HELP,
+              shell_complete=_complete_workspaces)
     @functools.wraps(func)
     def wrapper(*args, config, workspace, **kwargs):
         before = click.get_current_context().meta.get(_GLOBAL_OPTIONS, {})
@@ -104,7 +131,8 @@ def _flag_value(arg: str, pairs: dict[str, str]) -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tuner")
 @click.option("--config", "config", metavar="DIR", default=None, help=CONFIG_HELP)
-@click.option("--workspace", "-w", metavar="NAME", default=None, help=WORKSPACE_HELP)
+@click.option("--workspace", "-w", metavar="NAME", default=None, help=WORKSPACE_HELP,
+              shell_complete=_complete_workspaces)
 @click.option("--no-color", "no_color", is_flag=True, help="Plain text even on a terminal (as NO_COLOR=1).")
 @click.pass_context
 def cli(ctx: click.Context, config, workspace, no_color):
@@ -320,7 +348,7 @@ def refresh(config, workspace, lock_timeout):
 
 @cli.command("import")
 @project_options
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_models)
 @click.argument("tuned_model_id")
 @click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS")
 def import_(config, workspace, name, tuned_model_id, lock_timeout):
@@ -369,7 +397,7 @@ def state_list(config, workspace, as_json):
 
 @state_group.command("show")
 @project_options
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_models)
 def state_show(config, workspace, name):
     """Everything recorded about one model."""
     from runner.ops.state import current_state
@@ -425,7 +453,7 @@ def workspace_new(config, workspace, name, lock_timeout):
 
 @workspace.command("select")
 @project_options
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_workspaces)
 def workspace_select(config, workspace, name):
     """Use workspace NAME from now on (recorded in .tuner/workspace)."""
     from runner.ops.workspace import select_workspace
@@ -443,7 +471,7 @@ def _warn_overridden(name: str) -> None:
 
 @workspace.command("delete")
 @project_options
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_workspaces)
 @click.option("--force", is_flag=True, help="Forget the state even though it still manages models (they are "
                                             "named, and stay with their providers: nothing is deleted there).")
 @click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS")
@@ -562,7 +590,7 @@ def force_unlock(config, workspace, lock_id, force):
 
 @cli.command()
 @project_options
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=_complete_models)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (what a deploy script reads).")
 def output(config, workspace, name, as_json):
     """Print the current tuned model id of every model (or of NAME).
@@ -585,7 +613,7 @@ def output(config, workspace, name, as_json):
 
 @cli.command("eval")
 @project_options
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_models)
 @click.option("--against", metavar="PREVIOUS", default=None,
               help="'previous' (the metrics recorded for the model this one replaced) or a tuned model id "
                    "(scored now on the same eval set).")
@@ -608,7 +636,7 @@ def eval_(config, workspace, name, against, as_json, lock_timeout):
 
 @cli.command()
 @project_options
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_models)
 @click.option("--calls-per-month", type=click.FloatRange(0), required=True, help="Calls the application makes.")
 @click.option("--prompt-tokens-saved", type=click.IntRange(0), default=None,
               help="Input tokens per call the tuned model no longer needs (instructions, few-shot examples).")
@@ -652,7 +680,7 @@ def cost(config, workspace, name, calls_per_month, prompt_tokens_saved, input_pr
 
 @cli.command()
 @project_options
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_models)
 @click.argument("text", required=False)
 @click.option("--file", "text_file", metavar="PATH", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Read the text from this file (UTF-8), for texts too long for an argument.")
