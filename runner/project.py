@@ -42,8 +42,7 @@ class Project:
         working directory, as a user typing a path in a subdirectory expects."""
         env = env or Environment()
         root = project_root(env)
-        config_dir = (env.cwd / config).resolve() if config else (root / "configs").resolve()
-        return cls._at(root, config_dir, workspace, allow_small_dataset, env)
+        return cls._at(root, _config_dir(env, config, root / "configs"), workspace, allow_small_dataset, env)
 
     @classmethod
     def _at(cls, root: Path, config_dir: Path, workspace: str | None, allow_small_dataset: bool,
@@ -63,8 +62,8 @@ class Project:
         if Path(recorded).is_absolute() or not (root / recorded).resolve().is_relative_to(root):
             raise PlanError(f"{plan_file}: corrupt plan file: config_dir {recorded!r} is outside the project",
                             remedy="run `tuner plan --out FILE` again from the project root")
-        config_dir = (env.cwd / config).resolve() if config else (root / recorded).resolve()
-        return cls._at(root, config_dir, workspace or document["workspace"], allow_small_dataset, env)
+        return cls._at(root, _config_dir(env, config, root / recorded), workspace or document["workspace"],
+                       allow_small_dataset, env)
 
     @property
     def clock(self) -> Clock:
@@ -192,20 +191,29 @@ def check_workspace_name(workspace: str) -> None:
                          remedy="use letters, digits, '.', '_' and '-' (at most 64 characters)")
 
 
+def _config_dir(env: Environment, given: str | None, default: Path) -> Path:
+    """--config, relative to the working directory; else the default, inside the project root."""
+    return (env.cwd / given).resolve() if given else default.resolve()
+
+
 def selected_workspace_path(root: Path) -> Path:
     """Where `tuner workspace select` records its choice."""
     return root / ".tuner" / "workspace"
 
 
 def _selected_workspace(root: Path) -> str | None:
-    """The workspace `tuner workspace select` recorded, if any (checked by the caller like any name)."""
+    """The workspace `tuner workspace select` recorded, if any; the file is checked like any input."""
+    path = selected_workspace_path(root)
+    remedy = "select one again with `tuner workspace select NAME`"
     try:
-        return selected_workspace_path(root).read_text(encoding="utf-8").strip() or None
+        name = path.read_text(encoding="utf-8").strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise TunerError(f"cannot read the selected workspace in {selected_workspace_path(root)}: {exc}",
-                         remedy="select one again with `tuner workspace select NAME`") from None
+        raise TunerError(f"cannot read the selected workspace in {path}: {exc}", remedy=remedy) from None
+    if name and not WORKSPACE_NAME.match(name):
+        raise TunerError(f"{path}: invalid workspace name {name!r}", remedy=remedy)
+    return name or None
 
 
 def project_root(env: Environment) -> Path:

@@ -53,7 +53,8 @@ def test_select_refuses_a_workspace_that_does_not_exist(project):
 def test_a_corrupt_selection_is_refused_like_any_bad_name(project):
     project.write(".tuner/workspace", "../etc\n")
     result = project.run("plan")
-    assert result.code == ExitStatus.ERROR and "invalid workspace name '../etc'" in result.err
+    assert result.code == ExitStatus.ERROR and "workspace: invalid workspace name '../etc'" in result.err
+    assert "tuner workspace select NAME" in result.err
 
 
 def test_delete_refuses_default_and_the_workspace_in_use(project):
