@@ -106,17 +106,8 @@ def test_workspaces_live_in_the_gcs_backend_too(project, prefix):  # noqa: F811 
     assert project.run("workspace", "list").out == "* default\n"
 
 
-WORKSPACE_SPEC = """\
-defaults:
-  provider: local
-  base_model: local/linear-ngram
-  hyperparameters: {epoch_count: 4, batch_size: 8, learning_rate: 0.5}
-models:
-  sentiment:
-    display_name: Sentiment (${workspace})
-    dataset:
-      train: ../data/${workspace}/train.jsonl
-"""
+WORKSPACE_SPEC = (SENTIMENT_SPEC.replace("display_name: Sentiment", "display_name: Sentiment (${workspace})")
+                  .replace("../data/train.jsonl", "../data/${workspace}/train.jsonl"))
 
 
 def test_workspace_in_a_spec_string_is_the_workspace_in_use(project):
