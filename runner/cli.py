@@ -411,6 +411,39 @@ def state_show(config, workspace, name):
     _out(record_text(name, record))
 
 
+@state_group.command("mv")
+@project_options
+@click.argument("old")
+@click.argument("new")
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS")
+def state_mv(config, workspace, old, new, lock_timeout):
+    """Rename OLD to NEW in state without calling any provider.
+
+    Rename the model in the specs too: the next plan then shows no change (a `moved:` block does both at once).
+    """
+    from runner.ops.move import state_mv as state_mv_op
+    from runner.render.outcome import moved_text
+
+    state = state_mv_op(_project(config, workspace), old, new, lock_timeout)
+    _out(moved_text(old, new, state))
+
+
+@state_group.command("rm")
+@project_options
+@click.argument("name")
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS")
+def state_rm(config, workspace, name, lock_timeout):
+    """Forget NAME: remove it from state without deleting its tuned models.
+
+    The tuned models it managed keep existing (and costing what they cost) at their provider; the ids are
+    printed so they can be imported again or deleted by hand.
+    """
+    from runner.ops.move import state_rm as state_rm_op
+    from runner.render.outcome import forgotten_text
+
+    _out(forgotten_text(name, state_rm_op(_project(config, workspace), name, lock_timeout)))
+
+
 @cli.group()
 def workspace():
     """Separate states over the same configs (dev, staging, prod): list, show, new, select, delete.

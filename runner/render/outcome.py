@@ -75,3 +75,14 @@ def migrated_text(source: str, target: str, state: State) -> str:
 def lock_holder_text(holder: dict) -> str:
     return terminal_safe(f"{holder.get('operation', '?')}, pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
                          f"since {holder.get('created', '?')}")
+
+
+def moved_text(old: str, new: str, state: State) -> str:
+    return terminal_safe(f"Moved {old} to {new} (serial {state.serial}); no provider was called.\n")
+
+
+def forgotten_text(name: str, left_behind: list[str]) -> str:
+    if not left_behind:
+        return terminal_safe(f"Removed {name} from state; it managed no tuned model.\n")
+    return terminal_safe(f"Removed {name} from state. Left behind, not deleted: {', '.join(left_behind)} "
+                         f"(`tuner import {name} ID` adopts one again).\n")
