@@ -86,6 +86,7 @@ class Plan:
     pricing_as_of: str = ""
     settings: tuple[SettingsChange, ...] = ()
     not_refreshed: tuple[str, ...] = ()  # providers refresh skipped (their settings changed)
+    moved: tuple[tuple[str, str], ...] = ()  # (old, new) names the specs' `moved:` entries rename in state
 
     @property
     def total_cost_usd(self) -> float:
@@ -97,7 +98,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.settings) or any(c.is_change for c in self.changes)
+        return bool(self.settings) or bool(self.moved) or any(c.is_change for c in self.changes)
 
     def summary(self) -> dict[str, int]:
         counts = {CREATE: 0, REPLACE: 0, UPDATE: 0, DELETE: 0}

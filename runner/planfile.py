@@ -39,6 +39,7 @@ def plan_to_dict(plan: Plan) -> dict:
         "unmanaged": [{"provider": p, "tuned_model_id": i} for p, i in plan.unmanaged],
         "refreshed": plan.refreshed,
         "not_refreshed": list(plan.not_refreshed),
+        "moved": [{"from": old, "to": new} for old, new in plan.moved],
         "cost": {"total_usd": plan.total_cost_usd, "unpriced": plan.unpriced, "pricing_as_of": plan.pricing_as_of,
                  "models": dict(plan.costs)},
     }
@@ -85,7 +86,8 @@ def plan_from_dict(data: dict, lineage: str, serial: int) -> Plan:
     settings = tuple(SettingsChange(s["provider"], _fields_from_dict(s["fields"]), s["settings"])
                      for s in data["provider_settings"])
     return Plan(changes, lineage, serial, unmanaged, data.get("refreshed", False), settings=settings,
-                not_refreshed=tuple(data.get("not_refreshed", ())))
+                not_refreshed=tuple(data.get("not_refreshed", ())),
+                moved=tuple((m["from"], m["to"]) for m in data.get("moved", ())))
 
 
 def inputs_digest(models: list[PlannedModel]) -> str:
@@ -200,6 +202,8 @@ def conforming(document: dict, saved: Plan, fresh: Plan, protected: frozenset[st
             problems.append(f"{change.name}: the plan file's planned model is not the one the configs plan")
     if saved.settings != fresh.settings:
         problems.append("provider settings: the plan file's changes are not those of the specs and state")
+    if saved.moved != fresh.moved:
+        problems.append("moved: the plan file's moves are not those of the specs and state")
     if problems:
         raise PlanError(f"{path}: refusing a plan file that does not follow from the configs and state:\n  "
                         + "\n  ".join(problems), remedy=REMEDY)

@@ -71,6 +71,8 @@ def _execute(project: Project, operation: str, make_plan: Callable[[State], Plan
         the_plan = make_plan(state)
         if not the_plan.has_changes or not confirm(the_plan):
             return the_plan, None
+        if the_plan.moved:  # made in `state` by make_plan: recorded before any job, so a failure keeps them
+            backend.write(state)
         from runner.apply import Applier  # only commands that apply pay for importing the applier
 
         applier = Applier(state, backend.write, project.providers, reporter, clock=project.clock,

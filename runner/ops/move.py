@@ -5,11 +5,12 @@ Both run under the state lock and write through the backend (serial bumped, prev
 
 from __future__ import annotations
 
-from runner.errors import StateError
+from runner.errors import PlanError, StateError
 from runner.ops.state import write_outputs
 from runner.plan import instances_of
 from runner.project import Project
 from runner.spec.loader import MODEL_NAME
+from runner.spec.model import Move
 from runner.state import State
 
 
@@ -21,6 +22,21 @@ def move_entry(state: State, old: str, new: str) -> None:
         raise StateError(f"cannot move {old} to {new}: {new} is already in state",
                          remedy=f"move or remove {new} first (`tuner state rm {new}` forgets it)")
     state.models[new] = state.models.pop(old)
+
+
+def record_moves(state: State, moves: list[Move]) -> tuple[tuple[str, str], ...]:
+    """Rename in STATE (in memory) every model a `moved:` entry names that is still recorded under its old name;
+    returns the (old, new) pairs done. A move already recorded (old gone) is nothing to do."""
+    done = []
+    for move in moves:
+        if not is_recorded(state, move.old):
+            continue
+        if is_recorded(state, move.new):
+            raise PlanError(f"{move.source}: moved: cannot move {move.old} to {move.new}: both are in state",
+                            remedy=f"remove this move, or forget one of them first (`tuner state rm {move.new}`)")
+        move_entry(state, move.old, move.new)
+        done.append((move.old, move.new))
+    return tuple(done)
 
 
 def state_mv(project: Project, old: str, new: str, lock_timeout: float = 0.0) -> State:

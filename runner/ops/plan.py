@@ -10,6 +10,7 @@ from pathlib import Path
 
 from runner.desired import Resolution
 from runner.errors import PlanError
+from runner.ops.move import record_moves
 from runner.ops.refresh import observe
 from runner.plan import CREATE, REPLACE, Observation, Plan
 from runner.plan import plan as diff
@@ -31,9 +32,11 @@ def plan(project: Project, targets: list[str] | None = None, refresh: bool = Tru
 
 def planned(project: Project, models: list[PlannedModel], state: State, observed: Observation | None,
             targets: list[str] | None) -> Plan:
-    """The priced plan of MODELS against STATE, the budget enforced."""
+    """The priced plan of MODELS against STATE, the budget enforced; the specs' moves are made in STATE first
+    (in memory: apply writes them)."""
+    moved = record_moves(state, project.config.moves)
     settings = project.settings({m.provider for m in models}, state)
-    return priced(project, diff(models, state, observed, targets, settings))
+    return priced(project, replace(diff(models, state, observed, targets, settings), moved=moved))
 
 
 def priced(project: Project, the_plan: Plan) -> Plan:

@@ -29,7 +29,7 @@ def md_code(text: object) -> str:
 def plan_markdown(plan: Plan) -> str:
     """A table of changes with their field diffs, the full plan collapsed."""
     changed = [c for c in plan.changes if c.is_change]
-    if not changed and not plan.settings:
+    if not changed and not plan.settings and not plan.moved:
         return "### tuner plan: no changes\n\nYour tuned models match the configuration.\n"
     lines = [f"### tuner plan: {summary_line(plan).removeprefix('Plan: ')}", ""]
     if plan.costs:
@@ -41,6 +41,9 @@ def plan_markdown(plan: Plan) -> str:
                   "| Provider | Setting | Recorded | New |", "|---|---|---|---|"]
         lines += [f"| {md_text(s.provider)} | {md_code(f.path)} | {md_code(value_text(f.old))} | "
                   f"{md_code(value_text(f.new))} |" for s in plan.settings for f in s.fields]
+        lines.append("")
+    if plan.moved:
+        lines += [f"**Moved:** {md_code(old)} → {md_code(new)} (nothing is retrained)" for old, new in plan.moved]
         lines.append("")
     if changed:
         lines += ["| Model | Provider | Action | Est. training cost | Changes |", "|---|---|---|---|---|"]

@@ -47,10 +47,12 @@ def plan_text(plan: Plan, colour: bool = False) -> str:
                      f"(`tuner import NAME {tuned_id}` adopts it)")
     lines += [f"  ! {terminal_safe(provider)} was not refreshed: its settings are not those recorded, and tuner "
               f"sends nothing where they point until a plan showing them is applied" for provider in plan.not_refreshed]
-    if not changed and not plan.settings:
+    if not changed and not plan.settings and not plan.moved:
         lines.append("No changes. Your tuned models match the configuration.")
         return "\n".join(lines) + "\n"
     lines += ["tuner will perform the following actions:", ""]
+    if plan.moved:
+        lines += moved_lines(plan) + [""]
     for settings in plan.settings:
         lines += _settings_lines(settings, colour)
         lines.append("")
@@ -65,6 +67,12 @@ def plan_text(plan: Plan, colour: bool = False) -> str:
     if plan.costs:
         lines.append(terminal_safe(_cost_line(plan)))
     return "\n".join(lines) + "\n"
+
+
+def moved_lines(plan: Plan) -> list[str]:
+    """The specs' `moved:` entries state will record: a rename, never a new job."""
+    return [terminal_safe(f"  # {old} has moved to {new} (recorded in state; nothing is retrained)")
+            for old, new in plan.moved]
 
 
 def _settings_lines(change: SettingsChange, colour: bool) -> list[str]:

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from runner.errors import Problem, SpecError
-from runner.spec.model import Config, DatasetSpec, ModelSpec
+from runner.spec.model import Config, DatasetSpec, ModelSpec, Move
 from runner.spec.yamlsource import YamlDocument, dotted, load_yaml
 
 MODEL_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -37,15 +37,16 @@ class FileSpec:
     models: list[ModelSpec] = field(default_factory=list)
     settings: list[tuple[str, object, str]] = field(default_factory=list)  # (key, value, file:line)
     workspace: str | None = None  # the workspace ${workspace} was replaced by; None: the file does not use it
+    moves: list[Move] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"models": [_spec_to_dict(m) for m in self.models], "settings": [list(s) for s in self.settings],
-                "workspace": self.workspace}
+                "workspace": self.workspace, "moves": [list(vars(m).values()) for m in self.moves]}
 
     @classmethod
     def from_dict(cls, data: dict) -> FileSpec:
         return cls([_spec_from_dict(m) for m in data["models"]], [tuple(s) for s in data["settings"]],
-                   data["workspace"])
+                   workspace=data["workspace"], moves=[Move(*m) for m in data["moves"]])
 
 
 def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
@@ -88,7 +89,9 @@ def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
                 problems.append(f"{where}: {key}: configured twice (also at {setting_sources[key]})")
             setting_sources[key] = where
             _apply_setting(config, key, value)
+        config.moves.extend(file_spec.moves)
     cache.save()
+    problems.extend(_move_problems(config.moves, declared))
     if problems:
         raise SpecError(problems)
     config.models.sort(key=lambda m: m.name)
@@ -117,7 +120,36 @@ def _read_file(path: Path, root: Path, workspace: str) -> FileSpec:
             file_spec.settings.append((key, doc.data[key] or {}, doc.where((key,))))
     for provider, settings in (doc.data.get("providers") or {}).items():
         file_spec.settings.append((f"providers.{provider}", settings or {}, doc.where(("providers", provider))))
+    file_spec.moves = [Move(entry["from"], entry["to"], doc.where(("moved", index)))
+                       for index, entry in enumerate(doc.data.get("moved") or [])]
     return file_spec
+
+
+def _move_problems(moves: list[Move], declared: dict[str, str]) -> list[str]:
+    """What the `moved:` entries of every file say together: one move per old and per new name, no chains (the
+    state holds one name per model, so a chain is written as one move), and no move from a declared name."""
+    problems = []
+    by_old: dict[str, Move] = {}
+    by_new: dict[str, Move] = {}
+    for move in moves:
+        where = f"{move.source}: moved: {move.old} -> {move.new}"
+        if move.old == move.new:
+            problems.append(f"{where}: a model cannot move to itself")
+        elif move.old in by_old:
+            problems.append(f"{where}: {move.old} is moved twice (also at {by_old[move.old].source})")
+        elif move.new in by_new:
+            problems.append(f"{where}: two moves to {move.new} (also at {by_new[move.new].source})")
+        if move.old in declared:
+            problems.append(f"{where}: {move.old} is still declared at {declared[move.old]}; "
+                            f"rename it there, or remove this move")
+        by_old.setdefault(move.old, move)
+        by_new.setdefault(move.new, move)
+    for move in moves:
+        following = by_old.get(move.new)
+        if following is not None and following is not move:
+            problems.append(f"{move.source}: moved: {move.old} -> {move.new} -> {following.new} is a chain (also at "
+                            f"{following.source}): write one move, from {move.old} to {following.new}")
+    return problems
 
 
 def _apply_setting(config: Config, key: str, value) -> None:

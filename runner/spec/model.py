@@ -33,6 +33,15 @@ class ModelSpec:
     gate: dict = field(default_factory=dict)  # {"min_accuracy": 0.85, "no_regression": true}
 
 
+@dataclass(frozen=True)
+class Move:
+    """A `moved: [{from, to}]` entry: the model recorded as `old` is now declared as `new`."""
+
+    old: str
+    new: str
+    source: str  # "configs/a.yaml:3", where the entry is written
+
+
 @dataclass
 class Config:
     """Everything the config directory declares."""
@@ -41,3 +50,4 @@ class Config:
     providers: dict[str, dict] = field(default_factory=dict)  # provider name -> settings
     backend: dict = field(default_factory=dict)  # {"gcs": {"bucket": ..., "prefix": ...}} or {} for local
     budget: dict = field(default_factory=dict)  # {"max_plan_cost_usd": 50}
+    moves: list[Move] = field(default_factory=list)  # every file's `moved:` entries
