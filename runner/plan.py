@@ -25,6 +25,7 @@ class Action(StrEnum):
     UPDATE = "update"
     DELETE = "delete"
     NOOP = "noop"
+    IMPORT = "import"  # an `import:` block adopts an existing tuned model: no job
 
     @property
     def symbol(self) -> str:
@@ -32,8 +33,10 @@ class Action(StrEnum):
         return _SYMBOLS[self]
 
 
-_SYMBOLS = {Action.CREATE: "+", Action.REPLACE: "-/+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: " "}
-CREATE, REPLACE, UPDATE, DELETE, NOOP = Action
+_SYMBOLS = {Action.CREATE: "+", Action.REPLACE: "-/+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: " ",
+            Action.IMPORT: "<-"}
+CREATE, REPLACE, UPDATE, DELETE, NOOP = (Action.CREATE, Action.REPLACE, Action.UPDATE, Action.DELETE, Action.NOOP)
+IMPORT = Action.IMPORT
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Change:
     before: dict | None = None  # the recorded attributes (as refresh saw them), None when nothing is recorded
     after: dict | None = None  # the planned attributes: what apply makes true and state records; None: delete
     planned: PlannedModel | None = field(default=None, compare=False)  # the job request apply executes
+    import_id: str | None = None  # IMPORT: the tuned model id the `import:` block adopts
 
     @property
     def is_change(self) -> bool:

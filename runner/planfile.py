@@ -55,7 +55,8 @@ def _fields_from_dict(fields: dict) -> tuple[FieldChange, ...]:
 
 
 def _change_to_dict(change: Change) -> dict:
-    return _fields_to_dict(change) | {
+    adopts = {"import_id": change.import_id} if change.import_id else {}
+    return adopts | _fields_to_dict(change) | {
         "name": change.name,
         "action": change.action,
         "provider": change.provider,
@@ -79,6 +80,7 @@ def plan_from_dict(data: dict, lineage: str, serial: int) -> Plan:
             name=c["name"], action=Action(c["action"]), provider=c["provider"], fields=_fields_from_dict(c["fields"]),
             reason=c["reason"], resume=c["resume"], cleanup=tuple(c["cleanup"]),
             prior_id=c["prior_id"], fingerprint=c["fingerprint"], metrics=c.get("metrics", {}),
+            import_id=c.get("import_id"),
         )
         for c in data["changes"]
     )
@@ -197,6 +199,9 @@ def conforming(document: dict, saved: Plan, fresh: Plan, protected: frozenset[st
         elif change.action != action and (change.action, action) not in EXPLAINED_BY_REFRESH:
             problems.append(f"{change.name}: the plan file says {change.action}, the configs and state say "
                             f"{action or 'nothing'}")
+        elif expected is not None and change.import_id != expected.import_id:
+            problems.append(f"{change.name}: the plan file imports {change.import_id}, the configs say "
+                            f"{expected.import_id or 'no import'}")
         elif expected is not None and (change.fingerprint != expected.fingerprint
                                        or recorded.get(change.name) != executed(expected)):
             problems.append(f"{change.name}: the plan file's planned model is not the one the configs plan")

@@ -6,19 +6,22 @@ Both share one executor; the applier is imported only once a confirmed plan has 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.errors import PlanError
+from runner.errors import PlanError, TunerError
+from runner.ops.import_ import adopt
 from runner.ops.plan import OFFLINE_REMEDY, check_targets, planned, priced
 from runner.ops.refresh import observe
 from runner.ops.state import write_outputs
-from runner.plan import Plan
+from runner.plan import IMPORT, Change, Plan
 from runner.plan import plan as diff
 from runner.planfile import check_fresh, conforming, plan_from_dict, read_plan
 from runner.planned import PlannedModel
 from runner.project import Project
 from runner.state import State
+from runner.state.base import StateBackend
 
 if TYPE_CHECKING:
     from runner.apply import ApplyResult, Reporter
@@ -77,10 +80,26 @@ def _execute(project: Project, operation: str, make_plan: Callable[[State], Plan
 
         applier = Applier(state, backend.write, project.providers, reporter, clock=project.clock,
                           parallelism=parallelism)
+        imports = [c for c in the_plan.changes if c.action == IMPORT]
         try:
-            return the_plan, applier.run(the_plan)
+            result = applier.run(replace(the_plan, changes=tuple(c for c in the_plan.changes if c not in imports)))
+            if not result.interrupted:  # after the applier: provider settings the plan showed are recorded
+                _adopt_imports(project, backend, state, imports, result)
+            return the_plan, result
         finally:
             write_outputs(project, state)  # even after a failure or Ctrl-C: it says what is current now
+
+
+def _adopt_imports(project: Project, backend: StateBackend, state: State, imports: list[Change],
+                   result: ApplyResult) -> None:
+    """Adopt each IMPORT change's model as `tuner import` does; a refusal fails that name, not the others."""
+    for change in imports:
+        try:
+            adopt(project, state, change.planned, change.import_id)
+        except TunerError as error:
+            result.failures[change.name] = f"{error.message} ({error.remedy})" if error.remedy else error.message
+            continue
+        backend.write(state)
 
 
 def _protected(models: list[PlannedModel], state: State) -> frozenset[str]:

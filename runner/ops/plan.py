@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runner.desired import Resolution
 from runner.errors import PlanError
-from runner.ops.move import record_moves
+from runner.ops.blocks import planned_imports, record_moves
 from runner.ops.refresh import observe
 from runner.plan import CREATE, REPLACE, Observation, Plan
 from runner.plan import plan as diff
@@ -36,7 +36,8 @@ def planned(project: Project, models: list[PlannedModel], state: State, observed
     (in memory: apply writes them)."""
     moved = record_moves(state, project.config.moves)
     settings = project.settings({m.provider for m in models}, state)
-    return priced(project, replace(diff(models, state, observed, targets, settings), moved=moved))
+    the_plan = replace(diff(models, state, observed, targets, settings), moved=moved)
+    return priced(project, planned_imports(the_plan, project.config.imports, state, observed))
 
 
 def priced(project: Project, the_plan: Plan) -> Plan:

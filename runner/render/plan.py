@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from runner.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Action, Change, FieldChange, Plan, SettingsChange
+from runner.plan import CREATE, DELETE, IMPORT, NOOP, REPLACE, UPDATE, Action, Change, FieldChange, Plan, SettingsChange
 from runner.render.terminal import style, terminal_safe
 
 
@@ -29,6 +29,7 @@ _LOOKS = {
     UPDATE: ("yellow", "will be updated in place", "🟡 update"),
     DELETE: ("red", "will be destroyed", "🔴 destroy"),
     NOOP: (None, "", "⚪ cleanup"),
+    IMPORT: ("cyan", "will be imported", "🔵 import"),
 }
 
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from runner.errors import Problem, SpecError
-from runner.spec.model import Config, DatasetSpec, ModelSpec, Move
+from runner.spec.model import Config, DatasetSpec, Import, ModelSpec, Move
 from runner.spec.yamlsource import YamlDocument, dotted, load_yaml
 
 MODEL_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -38,15 +38,18 @@ class FileSpec:
     settings: list[tuple[str, object, str]] = field(default_factory=list)  # (key, value, file:line)
     workspace: str | None = None  # the workspace ${workspace} was replaced by; None: the file does not use it
     moves: list[Move] = field(default_factory=list)
+    imports: list[Import] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"models": [_spec_to_dict(m) for m in self.models], "settings": [list(s) for s in self.settings],
-                "workspace": self.workspace, "moves": [list(vars(m).values()) for m in self.moves]}
+                "workspace": self.workspace, "moves": [list(vars(m).values()) for m in self.moves],
+                "imports": [list(vars(i).values()) for i in self.imports]}
 
     @classmethod
     def from_dict(cls, data: dict) -> FileSpec:
         return cls([_spec_from_dict(m) for m in data["models"]], [tuple(s) for s in data["settings"]],
-                   workspace=data["workspace"], moves=[Move(*m) for m in data["moves"]])
+                   workspace=data["workspace"], moves=[Move(*m) for m in data["moves"]],
+                   imports=[Import(*i) for i in data["imports"]])
 
 
 def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
@@ -90,8 +93,10 @@ def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
             setting_sources[key] = where
             _apply_setting(config, key, value)
         config.moves.extend(file_spec.moves)
+        config.imports.extend(file_spec.imports)
     cache.save()
     problems.extend(_move_problems(config.moves, declared))
+    problems.extend(_import_problems(config.imports, declared))
     if problems:
         raise SpecError(problems)
     config.models.sort(key=lambda m: m.name)
@@ -122,7 +127,28 @@ def _read_file(path: Path, root: Path, workspace: str) -> FileSpec:
         file_spec.settings.append((f"providers.{provider}", settings or {}, doc.where(("providers", provider))))
     file_spec.moves = [Move(entry["from"], entry["to"], doc.where(("moved", index)))
                        for index, entry in enumerate(doc.data.get("moved") or [])]
+    file_spec.imports = [Import(entry["to"], entry["id"], doc.where(("import", index)))
+                         for index, entry in enumerate(doc.data.get("import") or [])]
     return file_spec
+
+
+def _import_problems(imports: list[Import], declared: dict[str, str]) -> list[str]:
+    """An import adopts a model for a declared name (its spec says what the model should be); one import per
+    name and per id, so that one remote model is never managed by two names."""
+    problems = []
+    by_name: dict[str, Import] = {}
+    by_id: dict[str, Import] = {}
+    for entry in imports:
+        where = f"{entry.source}: import: {entry.name}"
+        if entry.name not in declared:
+            problems.append(f"{where}: {entry.name} is not declared in the configs; declare it, then import into it")
+        if entry.name in by_name:
+            problems.append(f"{where}: {entry.name} is imported twice (also at {by_name[entry.name].source})")
+        elif entry.tuned_model_id in by_id:
+            problems.append(f"{where}: {entry.tuned_model_id} is also imported at {by_id[entry.tuned_model_id].source}")
+        by_name.setdefault(entry.name, entry)
+        by_id.setdefault(entry.tuned_model_id, entry)
+    return problems
 
 
 def _move_problems(moves: list[Move], declared: dict[str, str]) -> list[str]:

@@ -42,6 +42,15 @@ class Move:
     source: str  # "configs/a.yaml:3", where the entry is written
 
 
+@dataclass(frozen=True)
+class Import:
+    """An `import: [{to, id}]` entry: the declared model `name` adopts the existing tuned model `tuned_model_id`."""
+
+    name: str
+    tuned_model_id: str
+    source: str  # "configs/a.yaml:3"
+
+
 @dataclass
 class Config:
     """Everything the config directory declares."""
@@ -51,3 +60,4 @@ class Config:
     backend: dict = field(default_factory=dict)  # {"gcs": {"bucket": ..., "prefix": ...}} or {} for local
     budget: dict = field(default_factory=dict)  # {"max_plan_cost_usd": 50}
     moves: list[Move] = field(default_factory=list)  # every file's `moved:` entries
+    imports: list[Import] = field(default_factory=list)  # every file's `import:` entries
