@@ -32,6 +32,7 @@ def test_an_import_block_plans_an_import_in_every_format_and_costs_nothing(proje
     assert text.code == 2, text.output
     assert "<- sentiment (local) will be imported" in text.out and f"# adopts {tuned_id}" in text.out
     assert "will be created" not in text.out and "training cost" not in text.out
+    assert "State only: 0 to move, 1 to import (no job, $0)." in text.out
     change = json.loads(project.run("plan", "--json").out)["changes"][0]
     assert (change["action"], change["import_id"]) == ("import", tuned_id)
     assert "🔵 import" in project.run("plan", "--markdown").out

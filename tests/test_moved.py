@@ -28,6 +28,7 @@ def test_a_moved_block_plans_a_move_in_every_format_and_nothing_is_retrained(pro
     text = project.run("plan", "--detailed-exitcode")
     assert text.code == 2, text.output
     assert "# sentiment has moved to reviews" in text.out
+    assert "State only: 1 to move, 0 to import (no job, $0)." in text.out
     assert "will be created" not in text.out and "destroyed" not in text.out and "training cost" not in text.out
     document = json.loads(project.run("plan", "--json").out)
     assert document["moved"] == [{"from": "sentiment", "to": "reviews"}]

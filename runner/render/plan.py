@@ -61,6 +61,7 @@ def plan_text(plan: Plan, colour: bool = False) -> str:
         lines += _change_lines(change, colour, plan.costs.get(change.name))
         lines.append("")
     lines.append(summary_line(plan))
+    lines += state_only_lines(plan)
     if plan.settings:
         lines.append(f"Provider settings: {len(plan.settings)} to change "
                      f"({', '.join(terminal_safe(s.provider) for s in plan.settings)}); review where credentials "
@@ -68,6 +69,14 @@ def plan_text(plan: Plan, colour: bool = False) -> str:
     if plan.costs:
         lines.append(terminal_safe(_cost_line(plan)))
     return "\n".join(lines) + "\n"
+
+
+def state_only_lines(plan: Plan) -> list[str]:
+    """Moves and imports change only what state records: said apart from the summary of jobs."""
+    adopted = sum(change.action == IMPORT for change in plan.changes)
+    if not (plan.moved or adopted):
+        return []
+    return [f"State only: {len(plan.moved)} to move, {adopted} to import (no job, $0)."]
 
 
 def moved_lines(plan: Plan) -> list[str]:
