@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from runner.clock import Clock
-from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, TunerError
+from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, StateError, TunerError
 from runner.evaluate import GateResult, check_gate, evaluate_model
 from runner.identity import Owner
-from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan
+from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan, instances_of
 from runner.planned import PlannedModel
 from runner.providers.base import ACTIVE as JOB_ACTIVE
 from runner.providers.base import FAILED as JOB_FAILED
@@ -126,6 +126,7 @@ class Applier:
 
     def _tune(self, change: Change, model: PlannedModel, provider: Provider) -> str | None:
         tuned_id = provider.tuned_model_id(model, self.owner)
+        self._check_not_managed_elsewhere(change.name, change.provider, tuned_id)
         slot = self._slots.setdefault(change.provider, threading.Semaphore(provider.capabilities.max_concurrent_jobs))
         with slot:
             if self.clock.stop.is_set():  # Ctrl-C while this job waited for a slot: submit nothing new
@@ -134,6 +135,18 @@ class Applier:
             if pending.status == SUBMITTING:
                 self._submit(change.name, model, provider, pending)
             return self._wait(change.name, model, provider, pending)
+
+    def _check_not_managed_elsewhere(self, name: str, provider: str, tuned_id: str) -> None:
+        """A deterministic id can be the model of another name (moved there by `state mv` or a `moved:` block, or
+        imported): adopting it as this name's would let two names manage, and delete, one model."""
+        with self._state_lock:
+            for other, record in sorted(self.state.models.items()):
+                if other != name and any(i.provider == provider and i.tuned_model_id == tuned_id
+                                         for i in instances_of(record)):
+                    raise StateError(f"{tuned_id}, the id {name} would be tuned as, is managed by {other}: adopting "
+                                     f"it would let two names delete one model",
+                                     remedy=f"rename {name}, change its data or hyperparameters, or forget {other} "
+                                            f"first (`tuner state rm {other}`)")
 
     def _prepare(self, change: Change, model: PlannedModel, provider: Provider, tuned_id: str) -> Instance:
         """Record the intent to pay for a job before paying, or pick up the one already recorded."""

@@ -92,3 +92,14 @@ def test_gemini_state_mv_and_rm_call_no_provider_and_leave_the_model(gemini, emu
     assert emulator.stats["requests"] == requests
     assert tuned_id in [m.name for m in sdk(emulator).list_tuned_models()]
     assert gemini.run("import", "feedback", tuned_id).code == 0  # it carries this state's identity: ours again
+
+
+def test_redeclaring_a_moved_name_never_adopts_the_model_its_new_name_manages(project):
+    tuned_id = _applied(project)
+    assert project.run("state", "mv", "sentiment", "reviews").code == 0
+    project.spec(SENTIMENT_SPEC + SENTIMENT_SPEC.split("models:\n")[1].replace("  sentiment:", "  reviews:"))
+    result = project.run("apply", "--auto-approve")  # sentiment's deterministic id is the one reviews manages
+    assert result.code == 1
+    assert f"{tuned_id}, the id sentiment would be tuned as, is managed by reviews" in result.err
+    models = project.state()["models"]
+    assert models["reviews"]["tuned_model_id"] == tuned_id and "tuned_model_id" not in models.get("sentiment", {})
