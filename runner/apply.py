@@ -22,7 +22,7 @@ from runner.clock import Clock
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, StateError, TunerError
 from runner.evaluate import GateResult, check_gate, evaluate_model
 from runner.identity import Owner
-from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan, instances_of
+from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan, managed_by
 from runner.planned import PlannedModel
 from runner.providers.base import ACTIVE as JOB_ACTIVE
 from runner.providers.base import FAILED as JOB_FAILED
@@ -140,13 +140,12 @@ class Applier:
         """A deterministic id can be the model of another name (moved there by `state mv` or a `moved:` block, or
         imported): adopting it as this name's would let two names manage, and delete, one model."""
         with self._state_lock:
-            for other, record in sorted(self.state.models.items()):
-                if other != name and any(i.provider == provider and i.tuned_model_id == tuned_id
-                                         for i in instances_of(record)):
-                    raise StateError(f"{tuned_id}, the id {name} would be tuned as, is managed by {other}: adopting "
-                                     f"it would let two names delete one model",
-                                     remedy=f"rename {name}, change its data or hyperparameters, or forget {other} "
-                                            f"first (`tuner state rm {other}`)")
+            other = managed_by(self.state, provider, tuned_id, besides=name)
+        if other is not None:
+            raise StateError(f"{tuned_id}, the id {name} would be tuned as, is managed by {other}: adopting it "
+                             f"would let two names delete one model",
+                             remedy=f"rename {name}, change its data or hyperparameters, or forget {other} first "
+                                    f"(`tuner state rm {other}`)")
 
     def _prepare(self, change: Change, model: PlannedModel, provider: Provider, tuned_id: str) -> Instance:
         """Record the intent to pay for a job before paying, or pick up the one already recorded."""

@@ -288,3 +288,9 @@ def unmanaged(state: State, observed: Observation) -> tuple[tuple[str, str], ...
 
 def instances_of(record: ModelRecord) -> list[Instance]:
     return [i for i in (record.current, record.pending, *record.deposed) if i is not None]
+
+
+def managed_by(state: State, provider: str, tuned_model_id: str, besides: str | None = None) -> str | None:
+    """The name (other than BESIDES) whose current, pending or superseded instance is that model; None if none."""
+    return next((name for name, record in sorted(state.models.items()) if name != besides and any(
+        i.provider == provider and i.tuned_model_id == tuned_model_id for i in instances_of(record))), None)

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from runner.errors import PlanError, StateError
 from runner.identity import owner_tag
-from runner.plan import IMPORT, Change, Observation, Plan, instances_of
+from runner.plan import IMPORT, Change, Observation, Plan, managed_by
 from runner.spec.loader import MODEL_NAME
 from runner.spec.model import Import, Move
 from runner.state import ModelRecord, State
@@ -78,11 +78,10 @@ def _check_importable(state: State, provider: str, tuned_model_id: str, observed
 
 def check_unmanaged(state: State, provider: str, tuned_model_id: str) -> None:
     """One remote model, one name: importing it twice would let one name delete it from under the other."""
-    for other, record in sorted(state.models.items()):
-        for instance in instances_of(record):
-            if instance.provider == provider and instance.tuned_model_id == tuned_model_id:
-                raise StateError(f"{tuned_model_id} is already managed by {other} in this state",
-                                 remedy=f"import it under {other} only; to move it, destroy or replace {other} first")
+    other = managed_by(state, provider, tuned_model_id)
+    if other is not None:
+        raise StateError(f"{tuned_model_id} is already managed by {other} in this state",
+                         remedy=f"import it under {other} only; to move it, destroy or replace {other} first")
 
 
 def check_not_owned_elsewhere(state: State, seen) -> None:
