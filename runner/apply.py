@@ -164,6 +164,7 @@ class Applier:
             base_model=after["base_model"], display_name=after["display_name"], description=after["description"],
             hyperparameters=dict(after["hyperparameters"]), dataset=model.dataset_record(), created_at=now,
             updated_at=now, provider_info=provider.info(), prevent_destroy=after["lifecycle"]["prevent_destroy"],
+            generation=model.generation or None,
         )
         abandoned = record.pending
         if abandoned is not None and abandoned.fingerprint != model.fingerprint:

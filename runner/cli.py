@@ -186,6 +186,8 @@ def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
 @cli.command(cls=FlagValueCommand)
 @project_options
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only this model (repeatable).")
+@click.option("--replace", "forced", multiple=True, metavar="NAME",
+              help="Train this model again even though nothing changed (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text (= --format json).")
 @click.option("--markdown", is_flag=True, help="Print a pull-request comment (= --format markdown).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default=None,
@@ -195,7 +197,7 @@ def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
               help="Save the plan; `tuner apply FILE` then applies exactly it (or refuses if stale).")
 @click.option("--refresh/--no-refresh", default=True, help=REFRESH_HELP)
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
-def plan(config, workspace, targets, as_json, markdown, output_format, detailed_exitcode, out, refresh,
+def plan(config, workspace, targets, forced, as_json, markdown, output_format, detailed_exitcode, out, refresh,
          allow_small_dataset):
     """Show what apply would create (+), replace (-/+), update in place (~) or destroy (-).
 
@@ -205,10 +207,10 @@ def plan(config, workspace, targets, as_json, markdown, output_format, detailed_
     from runner.ops.plan import save_plan
 
     project = _project(config, workspace, allow_small_dataset)
-    the_plan, resolution = plan_op(project, list(targets), refresh=refresh)
+    the_plan, resolution = plan_op(project, list(targets), refresh=refresh, forced=list(forced))
     _warn(resolution.warnings)
     if out:
-        save_plan(project, out, the_plan, resolution, list(targets))
+        save_plan(project, out, the_plan, resolution, list(targets), list(forced))
     output_format = output_format or ("json" if as_json else "markdown" if markdown else "text")
     _out(_plan_view(output_format)(the_plan))
     if out and output_format == "text":
@@ -224,13 +226,15 @@ def plan(config, workspace, targets, as_json, markdown, output_format, detailed_
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Apply only this model (repeatable).")
+@click.option("--replace", "forced", multiple=True, metavar="NAME",
+              help="Train this model again even though nothing changed (repeatable).")
 @click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256),
               help="Most changes in flight at once (each provider also caps its own tuning jobs).")
 @click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS",
               help="Wait this long for another apply's lock instead of failing at once.")
 @click.option("--refresh/--no-refresh", default=True, help=REFRESH_HELP + " Not with PLAN_FILE.")
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
-def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock_timeout, refresh,
+def apply(config, workspace, plan_file, auto_approve, targets, forced, parallelism, lock_timeout, refresh,
           allow_small_dataset):
     """Submit the tuning jobs that changed, wait for them, and record state.
 
@@ -239,8 +243,9 @@ def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock
     state is kept, running jobs keep running, and the next apply resumes them without paying twice.
     """
     refresh_given = click.get_current_context().get_parameter_source("refresh") == ParameterSource.COMMANDLINE
-    if plan_file and (targets or refresh_given):
-        raise click.UsageError("--target and --refresh cannot be combined with a saved plan (it is already made)")
+    if plan_file and (targets or forced or refresh_given):
+        raise click.UsageError("--target, --replace and --refresh cannot be combined with a saved plan "
+                               "(it is already made)")
     from runner.ops.apply import apply as apply_op
 
     if plan_file:
@@ -250,7 +255,8 @@ def apply(config, workspace, plan_file, auto_approve, targets, parallelism, lock
     else:
         project = _project(config, workspace, allow_small_dataset)
     _execute(lambda confirm, reporter: apply_op(project, plan_file, list(targets), confirm, reporter,
-                                                parallelism=parallelism, lock_timeout=lock_timeout, refresh=refresh),
+                                                parallelism=parallelism, lock_timeout=lock_timeout, refresh=refresh,
+                                                forced=list(forced)),
              auto_approve or plan_file is not None)
 
 

@@ -7,7 +7,7 @@ tests trustworthy.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from runner.errors import PlanError
@@ -33,6 +33,7 @@ class Action(StrEnum):
         return _SYMBOLS[self]
 
 
+FORCED_REASON = "--replace"
 _SYMBOLS = {Action.CREATE: "+", Action.REPLACE: "-/+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: " ",
             Action.IMPORT: "<-"}
 CREATE, REPLACE, UPDATE, DELETE, NOOP = (Action.CREATE, Action.REPLACE, Action.UPDATE, Action.DELETE, Action.NOOP)
@@ -137,11 +138,13 @@ def plan(
     observed: Observation | None = None,
     targets: Iterable[str] | None = None,
     settings: Mapping[str, Mapping] | None = None,
+    forced: Iterable[str] = (),
 ) -> Plan:
     """Compare desired models with recorded (and optionally observed) state, model by model, and each
-    provider's settings (`settings`: provider -> recorded_settings()) with those state recorded."""
+    provider's settings (`settings`: provider -> recorded_settings()) with those state recorded. Models named in
+    `forced` (--replace) get a new job even when nothing changed."""
     wanted = {m.name: m for m in desired}
-    targets = set(targets or ())
+    targets, forced = set(targets or ()), set(forced)
     observed = observed or Observation()
     changes, refused = [], []
     for name in sorted(set(wanted) | set(state.models)):
@@ -155,7 +158,7 @@ def plan(
                 refused.append(f"{name}: lifecycle.prevent_destroy is set, but the model is no longer in the "
                                f"configs, so the plan would delete {record.current.tuned_model_id}")
         else:
-            change = _change(model, record, observed)
+            change = _change(model, record, observed, name in forced)
             if change.action == REPLACE and model.prevent_destroy and record.current:
                 refused.append(f"{name}: lifecycle.prevent_destroy is set, but "
                                f"{', '.join(f.path for f in change.fields if f.forces_replacement) or 'its state'} "
@@ -196,11 +199,15 @@ def _delete(name: str, record: ModelRecord) -> Change | None:
                   prior_id=current.tuned_model_id if current else None, before=before)
 
 
-def _change(model: PlannedModel, record: ModelRecord, observed: Observation) -> Change:
+def _change(model: PlannedModel, record: ModelRecord, observed: Observation, forced: bool = False) -> Change:
     fingerprint = model.fingerprint
     cleanup = [d.tuned_model_id for d in record.deposed if not d.refused]
     pending = record.pending
     resume, reason = False, ""
+    if pending is not None and pending.fingerprint == fingerprint and pending.generation:
+        model = replace(model, generation=pending.generation)  # a forced replacement in flight: resume it
+    elif forced:
+        model = replace(model, generation=_next_generation(record, fingerprint))
     if pending is not None:
         if pending.fingerprint != fingerprint:
             if not pending.refused:  # a refused submission created nothing to delete
@@ -236,9 +243,16 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation) -> 
                       reason=reason or f"the recorded model failed: {current.error or 'no message'}", **common)
     if current.fingerprint != fingerprint or any(f.forces_replacement for f in fields):
         return Change(action=REPLACE, fields=fields, reason=reason, resume=resume, **common)
+    if forced or resume:  # forced, or the forced replacement already submitted (a re-run after a crash)
+        return Change(action=REPLACE, fields=fields, reason=reason or FORCED_REASON, resume=resume, **common)
     if fields:
         return Change(action=UPDATE, fields=fields, **common)
     return Change(action=NOOP, **common)
+
+
+def _next_generation(record: ModelRecord, fingerprint: str) -> int:
+    """One past every instance of this fingerprint the record holds (0 when none): a forced replacement's id is new."""
+    return 1 + max((i.generation or 0 for i in instances_of(record) if i.fingerprint == fingerprint), default=-1)
 
 
 def diff(old: dict, new: dict, requires_replace: frozenset[str]) -> tuple[FieldChange, ...]:

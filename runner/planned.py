@@ -5,6 +5,7 @@ sends, and the training the provider expects to run. Plain data: no I/O, no prov
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -41,10 +42,19 @@ class PlannedModel:
     eval_set: DatasetRef | None = None  # what apply scores new models on: eval.dataset, else validation
     eval_consistency: bool = True
     gate: dict = field(default_factory=dict)
+    generation: int = 0  # a forced replacement's count (--replace): never part of the fingerprint
 
     @cached_property  # asked for by plan, apply and the plan file: computed once
     def fingerprint(self) -> str:
         return fingerprint(self.provider, self.base_model, self.hyperparameters, self.dataset_record())
+
+    @property
+    def job_key(self) -> str:
+        """What providers derive tuned model ids from: the fingerprint, or for a forced replacement the fingerprint
+        and its generation, so the new model never takes the id of the unchanged model it replaces."""
+        if not self.generation:
+            return self.fingerprint
+        return hashlib.sha256(f"{self.fingerprint}\0replacement {self.generation}".encode()).hexdigest()
 
     @cached_property
     def attributes(self) -> dict:
@@ -81,7 +91,7 @@ class PlannedModel:
             "hyperparameters": dict(self.hyperparameters), "prevent_destroy": self.prevent_destroy,
             "requires_replace": sorted(self.requires_replace),
             "estimate": {"tokens": self.estimate.tokens, "epochs": self.estimate.epochs, "note": self.estimate.note},
-            "eval_consistency": self.eval_consistency, "gate": dict(self.gate),
+            "eval_consistency": self.eval_consistency, "gate": dict(self.gate), "generation": self.generation,
         }
 
     @classmethod
@@ -96,6 +106,7 @@ class PlannedModel:
             source="(saved plan)", requires_replace=frozenset(record["requires_replace"]),
             estimate=TrainingEstimate(**record["estimate"]), eval_set=datasets["eval"],
             eval_consistency=record["eval_consistency"], gate=dict(record["gate"]),
+            generation=record.get("generation", 0),
         )
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from runner.errors import PlanError, TunerError
 from runner.ops.import_ import adopt
-from runner.ops.plan import OFFLINE_REMEDY, check_targets, planned, priced
+from runner.ops.plan import OFFLINE_REMEDY, check_forced, check_targets, planned, priced
 from runner.ops.refresh import observe
 from runner.ops.state import write_outputs
 from runner.plan import IMPORT, Change, Plan
@@ -29,22 +29,25 @@ if TYPE_CHECKING:
 
 def apply(project: Project, plan_file: Path | None, targets: list[str] | None, confirm: Callable[[Plan], bool],
           reporter: Reporter, parallelism: int = 10, lock_timeout: float = 0.0,
-          refresh: bool = True) -> tuple[Plan, ApplyResult | None]:
+          refresh: bool = True, forced: list[str] | None = None) -> tuple[Plan, ApplyResult | None]:
     """Lock, (re)plan or load the saved plan, confirm, execute. Returns (plan, None) if declined."""
     resolution = project.resolve()
 
     def make_plan(state: State) -> Plan:
         if plan_file is None:
             check_targets(targets, resolution.models, state)
+            check_forced(forced, resolution.models)
             observed = observe(project, state, OFFLINE_REMEDY) if refresh else None
-            return planned(project, resolution.models, state, observed, targets)
+            return planned(project, resolution.models, state, observed, targets, forced)
         document = read_plan(plan_file)
         check_fresh(document, plan_file, project.workspace, project.config_relative, state.lineage, state.serial,
                     resolution.models)
         saved = plan_from_dict(document["plan"], state.lineage, state.serial)
         # Whatever the file says, the rules of plan hold: re-plan now (prevent_destroy, targets, budget)...
         check_targets(document["targets"], resolution.models, state)
-        fresh = planned(project, resolution.models, state, None, document["targets"])
+        forced_then = document.get("replace", [])
+        check_forced(forced_then, resolution.models)
+        fresh = planned(project, resolution.models, state, None, document["targets"], forced_then)
         saved = conforming(document, saved, fresh, _protected(resolution.models, state), plan_file, project.root)
         return priced(project, saved)  # ...and the budget holds for what will really run
 

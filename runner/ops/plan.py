@@ -22,21 +22,23 @@ from runner.state import State
 OFFLINE_REMEDY = "pass --refresh=false for a plan from the recorded state alone (no provider is called)"
 
 
-def plan(project: Project, targets: list[str] | None = None, refresh: bool = True) -> tuple[Plan, Resolution]:
+def plan(project: Project, targets: list[str] | None = None, refresh: bool = True,
+         forced: list[str] | None = None) -> tuple[Plan, Resolution]:
     resolution = project.resolve()
     state = project.read_state(project.backend())
     check_targets(targets, resolution.models, state)
+    check_forced(forced, resolution.models)
     observed = observe(project, state, OFFLINE_REMEDY) if refresh else None
-    return planned(project, resolution.models, state, observed, targets), resolution
+    return planned(project, resolution.models, state, observed, targets, forced), resolution
 
 
 def planned(project: Project, models: list[PlannedModel], state: State, observed: Observation | None,
-            targets: list[str] | None) -> Plan:
-    """The priced plan of MODELS against STATE, the budget enforced; the specs' moves are made in STATE first
-    (in memory: apply writes them)."""
+            targets: list[str] | None, forced: list[str] | None = None) -> Plan:
+    """The priced plan of MODELS against STATE, the budget enforced; FORCED (--replace) names get a new job;
+    the specs' moves are made in STATE first (in memory: apply writes them)."""
     moved = record_moves(state, project.config.moves)
     settings = project.settings({m.provider for m in models}, state)
-    the_plan = replace(diff(models, state, observed, targets, settings), moved=moved)
+    the_plan = replace(diff(models, state, observed, targets, settings, forced or ()), moved=moved)
     return priced(project, planned_imports(the_plan, project.config.imports, state, observed))
 
 
@@ -59,8 +61,9 @@ def priced(project: Project, the_plan: Plan) -> Plan:
 
 
 def save_plan(project: Project, path: Path, the_plan: Plan, resolution: Resolution,
-              targets: list[str] | None) -> None:
-    write_plan(path, the_plan, project.workspace, project.config_relative, resolution.models, targets or [])
+              targets: list[str] | None, forced: list[str] | None = None) -> None:
+    write_plan(path, the_plan, project.workspace, project.config_relative, resolution.models, targets or [],
+               forced or [])
 
 
 def check_targets(targets: list[str] | None, models: list[PlannedModel], state: State) -> None:
@@ -69,6 +72,15 @@ def check_targets(targets: list[str] | None, models: list[PlannedModel], state: 
     if unknown:
         raise PlanError(f"--target {', '.join(unknown)}: no such model in the configs or the state",
                         remedy=f"known models: {', '.join(sorted(known)) or 'none'}")
+
+
+def check_forced(forced: list[str] | None, models: list[PlannedModel]) -> None:
+    """--replace names a model the configs declare: only a declared model can be trained again."""
+    declared = {m.name for m in models}
+    unknown = sorted(set(forced or ()) - declared)
+    if unknown:
+        raise PlanError(f"--replace {', '.join(unknown)}: no such model in the configs",
+                        remedy=f"known models: {', '.join(sorted(declared)) or 'none'}")
 
 
 def _check_budget(the_plan: Plan, limit: float | None) -> None:

@@ -108,7 +108,7 @@ class GeminiProvider:
     def tuned_model_id(self, model, owner: Owner) -> str:
         """tunedModels/<name>-<owner tag>-<digest of name and fingerprint>: deterministic, so a retry finds the
         job it started, and carrying this state's identity, so no other workspace or state ever finds it."""
-        suffix = f"-{owner.tag}-{model_digest(model.name, model.fingerprint)}"
+        suffix = f"-{owner.tag}-{model_digest(model.name, model.job_key)}"
         stem = model.name[: ID_MAX - len(suffix)].rstrip("-")
         return f"tunedModels/{stem}{suffix}"
 

@@ -77,7 +77,7 @@ class LocalProvider:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def tuned_model_id(self, model, owner: Owner) -> str:
-        return f"{model.name}-{owner.tag}-{model.fingerprint[:10]}"
+        return f"{model.name}-{owner.tag}-{model.job_key[:10]}"
 
     def submit(self, model, tuned_model_id: str, owner: Owner) -> str:
         """Trains to completion in the calling worker thread; the handle is the artifact folder."""

@@ -129,7 +129,7 @@ class VertexProvider:
 
     def tuned_model_id(self, model, owner: Owner) -> str:
         """The label-borne id of the job until it succeeds; then the model resource replaces it."""
-        return f"{model.name}-{owner.tag}-{model.fingerprint[:10]}"
+        return f"{model.name}-{owner.tag}-{model.job_key[:10]}"
 
     def recorded_settings(self) -> dict:
         return {"endpoint": self.endpoint, "project": self.project, "location": self.location,

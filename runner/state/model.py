@@ -40,6 +40,7 @@ class Instance:
     error: str | None = None
     prevent_destroy: bool = False
     resources: dict = field(default_factory=dict)  # provider resources, e.g. a Vertex endpoint
+    generation: int | None = None  # a forced replacement's count (--replace); its tuned model id derives from it
 
     @property
     def refused(self) -> bool:
@@ -71,7 +72,7 @@ class ShapeError(ValueError):
 
 
 # Instance's annotations, as the JSON types that carry them.
-_JSON_TYPES = {"str": str, "str | None": (str, type(None)), "dict": dict, "bool": bool}
+_JSON_TYPES = {"str": str, "str | None": (str, type(None)), "dict": dict, "bool": bool, "int | None": (int, type(None))}
 _INSTANCE_TYPES = {f.name: _JSON_TYPES[f.type] for f in fields(Instance)}
 _INSTANCE_REQUIRED = frozenset(f.name for f in fields(Instance) if f.default is MISSING
                                and f.default_factory is MISSING)

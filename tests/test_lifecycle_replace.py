@@ -1,0 +1,101 @@
+"""`--replace NAME`: a new job for an unchanged model, under an id of its own, crash-resumable, savable in a plan."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from runner.identity import owner_tag
+from tests.conftest import planned_model
+from tests.test_gemini_provider import emulator, gemini, sdk  # noqa: F401 (fixtures)
+
+
+def test_plan_replace_shows_an_unchanged_model_must_be_replaced_because_of_the_flag(project):
+    assert project.run("apply", "--auto-approve").code == 0
+    old_id = project.state()["models"]["sentiment"]["tuned_model_id"]
+    result = project.run("plan", "--replace", "sentiment", "--detailed-exitcode")
+    assert result.code == 2, result.output
+    assert f"-/+ sentiment (local) must be replaced [{old_id}]" in result.out
+    assert "# --replace" in result.out
+    assert "Plan: 0 to add, 1 to replace, 0 to change, 0 to destroy." in result.out
+    assert project.run("plan", "--detailed-exitcode").code == 0  # without the flag nothing changes
+
+
+def test_apply_replace_trains_a_new_model_under_a_new_id_and_deletes_the_old(project):
+    assert project.run("apply", "--auto-approve").code == 0
+    old = project.state()["models"]["sentiment"]
+    result = project.run("apply", "--auto-approve", "--replace", "sentiment")
+    assert result.code == 0, result.output
+    new = project.state()["models"]["sentiment"]
+    assert new["tuned_model_id"] != old["tuned_model_id"]
+    assert new["fingerprint"] == old["fingerprint"] and new["generation"] == 1
+    assert project.artifacts() == [new["tuned_model_id"]]
+    assert project.run("plan", "--detailed-exitcode").code == 0
+    assert project.run("apply", "--auto-approve", "--replace", "sentiment").code == 0
+    again = project.state()["models"]["sentiment"]
+    assert again["generation"] == 2 and again["tuned_model_id"] not in (old["tuned_model_id"], new["tuned_model_id"])
+
+
+def test_replace_of_an_unknown_name_is_an_error_naming_the_known_ones(project):
+    for command in (("plan",), ("apply", "--auto-approve")):
+        result = project.run(*command, "--replace", "sentimnet")
+        assert result.code == 1
+        assert "--replace sentimnet: no such model in the configs" in result.err
+        assert "known models: sentiment" in result.err
+    assert not (project.root / "state" / "default.json").exists()
+
+
+def test_a_saved_plan_with_replace_applies_the_replacement(project, tmp_path):
+    assert project.run("apply", "--auto-approve").code == 0
+    old_id = project.state()["models"]["sentiment"]["tuned_model_id"]
+    saved = tmp_path / "replace.plan"
+    assert project.run("plan", "--replace", "sentiment", "--out", str(saved)).code == 0
+    assert json.loads(saved.read_text())["replace"] == ["sentiment"]
+    result = project.run("apply", str(saved))
+    assert result.code == 0, result.output
+    new = project.state()["models"]["sentiment"]
+    assert new["tuned_model_id"] != old_id and project.artifacts() == [new["tuned_model_id"]]
+
+
+def test_a_saved_plan_without_replace_is_not_a_replacement(project, tmp_path):
+    """The re-plan at apply time uses the file's own replace list: an unforced file cannot turn into a job."""
+    assert project.run("apply", "--auto-approve").code == 0
+    saved = tmp_path / "empty.plan"
+    assert project.run("plan", "--out", str(saved)).code == 0
+    assert project.run("apply", str(saved), "--replace", "sentiment").code == 1  # usage error: the plan is made
+    assert project.run("apply", str(saved)).code == 0
+    assert "generation" not in project.state()["models"]["sentiment"]
+
+
+def test_a_forced_replacement_interrupted_after_its_intent_was_recorded_is_resumed_not_started_again(project):
+    """As after a crash between recording the intent and submitting (apply.py's rule 1): the next apply, with or
+    without --replace, resumes that job under the recorded id; it never derives a third one."""
+    assert project.run("apply", "--auto-approve").code == 0
+    path = project.root / "state" / "default.json"
+    state = json.loads(path.read_text())
+    record = state["models"]["sentiment"]
+    model = replace(planned_model("sentiment"), generation=1)
+    forced_id = f"sentiment-{owner_tag(state['lineage'], state['workspace'])}-{model.job_key[:10]}"
+    record["pending"] = {**{k: v for k, v in record.items() if k not in ("handle", "metrics")},
+                         "status": "submitting", "tuned_model_id": forced_id, "generation": 1}
+    path.write_text(json.dumps(state))
+    for flags in ((), ("--replace", "sentiment")):
+        planned = project.run("plan", *flags)
+        assert "# resuming: job already submitted" in planned.out, planned.output
+    result = project.run("apply", "--auto-approve", "--replace", "sentiment")
+    assert result.code == 0, result.output
+    assert project.state()["models"]["sentiment"]["tuned_model_id"] == forced_id
+    assert project.artifacts() == [forced_id]
+    assert project.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_replace_on_the_gemini_api_trains_a_second_model_then_deletes_the_first(gemini, emulator):  # noqa: F811 (fixtures)
+    assert gemini.run("apply", "--auto-approve").code == 0
+    old_id = gemini.state()["models"]["reviews"]["tuned_model_id"]
+    result = gemini.run("apply", "--auto-approve", "--replace", "reviews")
+    assert result.code == 0, result.output
+    new_id = gemini.state()["models"]["reviews"]["tuned_model_id"]
+    assert new_id != old_id and new_id.startswith("tunedModels/reviews-")
+    assert result.err.index(f"submitting ({new_id})") < result.err.index(f"deleting (superseded {old_id})")
+    assert [m.name for m in sdk(emulator).list_tuned_models()] == [new_id]
+    assert gemini.run("plan", "--detailed-exitcode").code == 0
