@@ -196,19 +196,26 @@ def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the plan; `tuner apply FILE` then applies exactly it (or refuses if stale).")
 @click.option("--refresh/--no-refresh", default=True, help=REFRESH_HELP)
+@click.option("--destroy", is_flag=True,
+              help="Preview `tuner destroy` (same rules); with --out, `tuner apply FILE` then performs it.")
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
 def plan(config, workspace, targets, forced, as_json, markdown, output_format, detailed_exitcode, out, refresh,
-         allow_small_dataset):
+         destroy, allow_small_dataset):
     """Show what apply would create (+), replace (-/+), update in place (~) or destroy (-).
 
     Changed fields are shown old -> new; fields that force a new tuned model are marked.
     """
     from runner.ops.plan import plan as plan_op
-    from runner.ops.plan import save_plan
+    from runner.ops.plan import plan_destroy, save_plan
 
+    if destroy and forced:
+        raise click.UsageError("--replace cannot be combined with --destroy")
     project = _project(config, workspace, allow_small_dataset)
-    the_plan, resolution = plan_op(project, list(targets), refresh=refresh, forced=list(forced))
-    _warn(resolution.warnings)
+    if destroy:
+        the_plan, resolution = plan_destroy(project, list(targets)), None
+    else:
+        the_plan, resolution = plan_op(project, list(targets), refresh=refresh, forced=list(forced))
+        _warn(resolution.warnings)
     if out:
         save_plan(project, out, the_plan, resolution, list(targets), list(forced))
     output_format = output_format or ("json" if as_json else "markdown" if markdown else "text")

@@ -99,7 +99,7 @@ def inputs_digest(models: list[PlannedModel]) -> str:
 
 
 def write_plan(path: Path, plan: Plan, workspace: str, config_dir: str, models: list[PlannedModel],
-               targets: list[str], forced: list[str] = ()) -> None:
+               targets: list[str], forced: list[str] = (), destroy: bool = False) -> None:
     """config_dir: relative to the project root, so that `tuner apply FILE` reads the same specs."""
     document = {
         "format": FORMAT,
@@ -111,6 +111,7 @@ def write_plan(path: Path, plan: Plan, workspace: str, config_dir: str, models: 
         "inputs_digest": inputs_digest(models),
         "targets": sorted(targets),
         "replace": sorted(forced),  # apply re-plans with the same --replace list to check the file against
+        "destroy": destroy,  # made by `plan --destroy`: apply checks it against a destroy plan made now
         "plan": plan_to_dict(plan),
         "planned": {c.name: executed(c) for c in plan.changes if c.is_change},
     }

@@ -10,13 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.errors import PlanError, TunerError
+from runner.errors import TunerError
 from runner.ops.import_ import adopt
-from runner.ops.plan import OFFLINE_REMEDY, check_forced, check_targets, planned, priced
+from runner.ops.plan import OFFLINE_REMEDY, check_forced, check_targets, destroying, planned, priced
 from runner.ops.refresh import observe
 from runner.ops.state import write_outputs
 from runner.plan import IMPORT, Change, Plan
-from runner.plan import plan as diff
 from runner.planfile import check_fresh, conforming, plan_from_dict, read_plan
 from runner.planned import PlannedModel
 from runner.project import Project
@@ -31,44 +30,44 @@ def apply(project: Project, plan_file: Path | None, targets: list[str] | None, c
           reporter: Reporter, parallelism: int = 10, lock_timeout: float = 0.0,
           refresh: bool = True, forced: list[str] | None = None) -> tuple[Plan, ApplyResult | None]:
     """Lock, (re)plan or load the saved plan, confirm, execute. Returns (plan, None) if declined."""
+    document = read_plan(plan_file) if plan_file else None
+    if document is not None and document.get("destroy"):
+        return _execute(project, "destroy", lambda state: _saved(project, document, plan_file, state, []),
+                        confirm, reporter, parallelism, lock_timeout)
     resolution = project.resolve()
 
     def make_plan(state: State) -> Plan:
-        if plan_file is None:
+        if document is None:
             check_targets(targets, resolution.models, state)
             check_forced(forced, resolution.models)
             observed = observe(project, state, OFFLINE_REMEDY) if refresh else None
             return planned(project, resolution.models, state, observed, targets, forced)
-        document = read_plan(plan_file)
-        check_fresh(document, plan_file, project.workspace, project.config_relative, state.lineage, state.serial,
-                    resolution.models)
-        saved = plan_from_dict(document["plan"], state.lineage, state.serial)
-        # Whatever the file says, the rules of plan hold: re-plan now (prevent_destroy, targets, budget)...
-        check_targets(document["targets"], resolution.models, state)
-        forced_then = document.get("replace", [])
-        check_forced(forced_then, resolution.models)
-        fresh = planned(project, resolution.models, state, None, document["targets"], forced_then)
-        saved = conforming(document, saved, fresh, _protected(resolution.models, state), plan_file, project.root)
-        return priced(project, saved)  # ...and the budget holds for what will really run
+        return _saved(project, document, plan_file, state, resolution.models)
 
     return _execute(project, "apply", make_plan, confirm, reporter, parallelism, lock_timeout)
+
+
+def _saved(project: Project, document: dict, plan_file: Path, state: State, models: list[PlannedModel]) -> Plan:
+    """The saved plan, once shown fresh and equal to what a plan made now by its own rules would do."""
+    check_fresh(document, plan_file, project.workspace, project.config_relative, state.lineage, state.serial, models)
+    saved = plan_from_dict(document["plan"], state.lineage, state.serial)
+    # Whatever the file says, the rules of plan hold: re-plan now (prevent_destroy, targets, budget)...
+    if document.get("destroy"):
+        fresh = destroying(project, state, document["targets"])
+    else:
+        check_targets(document["targets"], models, state)
+        forced_then = document.get("replace", [])
+        check_forced(forced_then, models)
+        fresh = planned(project, models, state, None, document["targets"], forced_then)
+    saved = conforming(document, saved, fresh, _protected(models, state), plan_file, project.root)
+    return priced(project, saved)  # ...and the budget holds for what will really run
 
 
 def destroy(project: Project, targets: list[str] | None, confirm: Callable[[Plan], bool], reporter: Reporter,
             parallelism: int = 10, lock_timeout: float = 0.0) -> tuple[Plan, ApplyResult | None]:
     """Delete every managed tuned model (or the targets), honouring prevent_destroy."""
-    protected = sorted(m.name for m in project.config.models
-                       if m.prevent_destroy and (not targets or m.name in targets))
-
-    def make_plan(state: State) -> Plan:
-        check_targets(targets, [], state)
-        guarded = [name for name in protected if name in state.models]
-        if guarded:
-            raise PlanError(f"refusing to destroy {', '.join(guarded)}: lifecycle.prevent_destroy is set",
-                            remedy="set prevent_destroy: false and apply that first, if destruction is intended")
-        return diff([], state, None, targets, project.settings((), state))
-
-    return _execute(project, "destroy", make_plan, confirm, reporter, parallelism, lock_timeout)
+    return _execute(project, "destroy", lambda state: destroying(project, state, targets), confirm, reporter,
+                    parallelism, lock_timeout)
 
 
 def _execute(project: Project, operation: str, make_plan: Callable[[State], Plan], confirm: Callable[[Plan], bool],

@@ -32,6 +32,22 @@ def plan(project: Project, targets: list[str] | None = None, refresh: bool = Tru
     return planned(project, resolution.models, state, observed, targets, forced), resolution
 
 
+def plan_destroy(project: Project, targets: list[str] | None = None) -> Plan:
+    """`tuner plan --destroy`: what `tuner destroy` would do, by the same rules; reads no dataset."""
+    return destroying(project, project.read_state(project.backend()), targets)
+
+
+def destroying(project: Project, state: State, targets: list[str] | None) -> Plan:
+    """The plan deleting every managed model (or the targets); one under prevent_destroy refuses it."""
+    check_targets(targets, [], state)
+    guarded = sorted(m.name for m in project.config.models
+                     if m.prevent_destroy and (not targets or m.name in targets) and m.name in state.models)
+    if guarded:
+        raise PlanError(f"refusing to destroy {', '.join(guarded)}: lifecycle.prevent_destroy is set",
+                        remedy="set prevent_destroy: false and apply that first, if destruction is intended")
+    return diff([], state, None, targets, project.settings((), state))
+
+
 def planned(project: Project, models: list[PlannedModel], state: State, observed: Observation | None,
             targets: list[str] | None, forced: list[str] | None = None) -> Plan:
     """The priced plan of MODELS against STATE, the budget enforced; FORCED (--replace) names get a new job;
@@ -60,10 +76,11 @@ def priced(project: Project, the_plan: Plan) -> Plan:
     return priced_plan
 
 
-def save_plan(project: Project, path: Path, the_plan: Plan, resolution: Resolution,
+def save_plan(project: Project, path: Path, the_plan: Plan, resolution: Resolution | None,
               targets: list[str] | None, forced: list[str] | None = None) -> None:
-    write_plan(path, the_plan, project.workspace, project.config_relative, resolution.models, targets or [],
-               forced or [])
+    """RESOLUTION None: a destroy plan (bound to the state alone; apply re-checks prevent_destroy)."""
+    write_plan(path, the_plan, project.workspace, project.config_relative,
+               resolution.models if resolution else [], targets or [], forced or [], destroy=resolution is None)
 
 
 def check_targets(targets: list[str] | None, models: list[PlannedModel], state: State) -> None:
