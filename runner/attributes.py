@@ -28,6 +28,15 @@ def fingerprint(provider: str, base_model: str, hyperparameters: dict, dataset: 
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+def attributes_fingerprint(attributes: dict) -> str:
+    """The fingerprint of canonical attributes (model_attributes' shape): that of the model they describe."""
+    dataset = attributes["dataset"]
+    validation = dataset["validation"]
+    return fingerprint(attributes["provider"], attributes["base_model"], attributes["hyperparameters"], {
+        "train": {"sha256": dataset["train"]}, "validation": {"sha256": validation} if validation else None,
+        "input_key": dataset["input_key"], "output_key": dataset["output_key"]})
+
+
 def model_attributes(provider: str, base_model: str, display_name: str, description: str,
                      hyperparameters: dict, dataset: dict, prevent_destroy: bool) -> dict:
     """The attributes plan compares, shared by planned models and recorded instances."""

@@ -6,10 +6,12 @@ tests trustworthy.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from runner.attributes import attributes_fingerprint
 from runner.errors import PlanError
 from runner.identity import owner_tag
 from runner.planned import PlannedModel
@@ -237,6 +239,11 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation, for
     if seen is not None:  # drift: the provider's view of in-place fields wins over what state recorded
         recorded |= {"display_name": seen.display_name, "description": seen.description}
     common["before"] = recorded
+    if model.ignore_changes and not (forced or resume) and current.status != FAILED:
+        kept = ignoring(model.ignore_changes, recorded, after)
+        if attributes_fingerprint(kept) == current.fingerprint:  # only ignored paths would need a new model
+            after, fingerprint = kept, current.fingerprint
+            common.update(after=after, fingerprint=fingerprint)
     fields = () if recorded == after else diff(recorded, after, model.requires_replace)
     if current.status == FAILED:
         return Change(action=REPLACE, fields=fields, resume=resume,
@@ -248,6 +255,21 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation, for
     if fields:
         return Change(action=UPDATE, fields=fields, **common)
     return Change(action=NOOP, **common)
+
+
+def ignoring(paths: Iterable[str], recorded: dict, after: dict) -> dict:
+    """lifecycle.ignore_changes: AFTER with the recorded value at each ignored dotted path, so it never differs."""
+    kept = copy.deepcopy(after)
+    for path in paths:
+        *parents, leaf = path.split(".")
+        old, new = recorded, kept
+        for key in parents:
+            old, new = (old or {}).get(key), new.setdefault(key, {})
+        if isinstance(old, dict) and leaf in old:
+            new[leaf] = copy.deepcopy(old[leaf])
+        else:
+            new.pop(leaf, None)
+    return kept
 
 
 def _next_generation(record: ModelRecord, fingerprint: str) -> int:

@@ -43,6 +43,7 @@ class PlannedModel:
     eval_consistency: bool = True
     gate: dict = field(default_factory=dict)
     generation: int = 0  # a forced replacement's count (--replace): never part of the fingerprint
+    ignore_changes: tuple[str, ...] = ()  # lifecycle.ignore_changes: attribute paths plan never shows as changes
 
     @cached_property  # asked for by plan, apply and the plan file: computed once
     def fingerprint(self) -> str:
@@ -92,6 +93,7 @@ class PlannedModel:
             "requires_replace": sorted(self.requires_replace),
             "estimate": {"tokens": self.estimate.tokens, "epochs": self.estimate.epochs, "note": self.estimate.note},
             "eval_consistency": self.eval_consistency, "gate": dict(self.gate), "generation": self.generation,
+            "ignore_changes": list(self.ignore_changes),
         }
 
     @classmethod
@@ -106,7 +108,7 @@ class PlannedModel:
             source="(saved plan)", requires_replace=frozenset(record["requires_replace"]),
             estimate=TrainingEstimate(**record["estimate"]), eval_set=datasets["eval"],
             eval_consistency=record["eval_consistency"], gate=dict(record["gate"]),
-            generation=record.get("generation", 0),
+            generation=record.get("generation", 0), ignore_changes=tuple(record.get("ignore_changes", ())),
         )
 
 

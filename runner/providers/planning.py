@@ -78,8 +78,9 @@ def plan_model(spec: ModelSpec, datasets: ModelDatasets | None, hyperparameters:
         input_key=spec.dataset.input_key, output_key=spec.dataset.output_key, hyperparameters=values,
         prevent_destroy=spec.prevent_destroy, source=spec.source, requires_replace=requires_replace,
         estimate=estimate(values, datasets.train), eval_set=datasets.eval_set or datasets.validation,
-        eval_consistency=spec.eval_consistency, gate=spec.gate)
-    problems = _batch_size_problems(spec, model) + [f"{spec.source}: models.{spec.name}: {p}" for p in limits(model)]
+        eval_consistency=spec.eval_consistency, gate=spec.gate, ignore_changes=spec.ignore_changes)
+    problems = _batch_size_problems(spec, model) + _ignore_changes_problems(spec, model) + \
+        [f"{spec.source}: models.{spec.name}: {p}" for p in limits(model)]
     return PlanResponse(None if problems else model, problems)
 
 
@@ -104,6 +105,21 @@ def _batch_size_problems(spec: ModelSpec, model: PlannedModel) -> list[str]:
         return []
     return [f"{spec.source}: models.{spec.name}.hyperparameters.batch_size: {batch_size} exceeds the "
             f"{model.train.examples} training examples in {model.train.display}"]
+
+
+def _ignore_changes_problems(spec: ModelSpec, model: PlannedModel) -> list[str]:
+    """Each ignored path must be an attribute the provider planned (its hyperparameters included)."""
+    known = set(_paths(model.attributes))
+    return [f"{spec.source}: models.{spec.name}.lifecycle.ignore_changes: {path!r} is not an attribute of "
+            f"{spec.provider} models (attributes: {', '.join(sorted(known))})"
+            for path in spec.ignore_changes if path not in known]
+
+
+def _paths(attributes: dict, prefix: str = ""):
+    for key, value in attributes.items():
+        yield prefix + key
+        if isinstance(value, dict):
+            yield from _paths(value, f"{prefix}{key}.")
 
 
 def imported_attributes(planned: PlannedModel, seen: ObservedModel, base_model: str | None = None) -> dict:

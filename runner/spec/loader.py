@@ -413,6 +413,7 @@ def _build(name: str, fields: dict, doc: YamlDocument, at: tuple, root: Path) ->
         eval_dataset=eval_dataset,
         eval_consistency=bool(evaluation.get("consistency", True)),
         gate=dict(fields.get("gate") or {}),
+        ignore_changes=tuple((fields.get("lifecycle") or {}).get("ignore_changes", ())),
     )
     return [], spec
 

@@ -31,6 +31,7 @@ class ModelSpec:
     eval_dataset: Path | None = None  # absolute; None means the validation set
     eval_consistency: bool = True
     gate: dict = field(default_factory=dict)  # {"min_accuracy": 0.85, "no_regression": true}
+    ignore_changes: tuple[str, ...] = ()  # lifecycle.ignore_changes: attribute paths (the provider says which exist)
 
 
 @dataclass(frozen=True)
