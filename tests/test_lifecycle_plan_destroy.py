@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.conftest import SENTIMENT_SPEC
 from tests.test_gemini_provider import emulator, gemini, sdk  # noqa: F401 (fixtures)
+
+
+def applied_then_destroy_planned(project, tmp_path: Path) -> Path:
+    """Apply the specs, then save `plan --destroy` of the result."""
+    assert project.run("apply", "--auto-approve").code == 0
+    saved = tmp_path / "destroy.plan"
+    assert project.run("plan", "--destroy", "--out", str(saved)).code == 0
+    return saved
 
 
 def test_plan_destroy_previews_the_destruction_and_changes_nothing(project):
@@ -30,9 +39,7 @@ def test_plan_destroy_refuses_a_prevent_destroy_model_as_destroy_does(project):
 
 
 def test_a_saved_destroy_plan_is_applied_with_apply_file(project, tmp_path):
-    assert project.run("apply", "--auto-approve").code == 0
-    saved = tmp_path / "destroy.plan"
-    assert project.run("plan", "--destroy", "--out", str(saved)).code == 0
+    saved = applied_then_destroy_planned(project, tmp_path)
     assert json.loads(saved.read_text())["destroy"] is True
     result = project.run("apply", str(saved))
     assert result.code == 0, result.output
@@ -42,9 +49,7 @@ def test_a_saved_destroy_plan_is_applied_with_apply_file(project, tmp_path):
 
 def test_a_saved_destroy_plan_is_refused_once_the_model_is_protected(project, tmp_path):
     """apply re-makes the destroy plan by the same rules: prevent_destroy set since the file was saved wins."""
-    assert project.run("apply", "--auto-approve").code == 0
-    saved = tmp_path / "destroy.plan"
-    assert project.run("plan", "--destroy", "--out", str(saved)).code == 0
+    saved = applied_then_destroy_planned(project, tmp_path)
     project.spec(SENTIMENT_SPEC + "    lifecycle: {prevent_destroy: true}\n")
     result = project.run("apply", str(saved))
     assert result.code == 1
@@ -53,9 +58,7 @@ def test_a_saved_destroy_plan_is_refused_once_the_model_is_protected(project, tm
 
 
 def test_a_saved_destroy_plan_is_stale_once_the_state_changed(project, tmp_path):
-    assert project.run("apply", "--auto-approve").code == 0
-    saved = tmp_path / "destroy.plan"
-    assert project.run("plan", "--destroy", "--out", str(saved)).code == 0
+    saved = applied_then_destroy_planned(project, tmp_path)
     project.spec(SENTIMENT_SPEC.replace("Reviews to labels", "Product reviews"))
     assert project.run("apply", "--auto-approve").code == 0
     result = project.run("apply", str(saved))
@@ -80,9 +83,7 @@ def test_a_destroy_plan_file_cannot_smuggle_in_a_create(project, tmp_path):
 
 
 def test_a_saved_destroy_plan_deletes_the_gemini_model(gemini, emulator, tmp_path):  # noqa: F811 (fixtures)
-    assert gemini.run("apply", "--auto-approve").code == 0
-    saved = tmp_path / "destroy.plan"
-    assert gemini.run("plan", "--destroy", "--out", str(saved)).code == 0
+    saved = applied_then_destroy_planned(gemini, tmp_path)
     assert len(list(sdk(emulator).list_tuned_models())) == 1
     result = gemini.run("apply", str(saved))
     assert result.code == 0, result.output
