@@ -206,10 +206,7 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation, for
     cleanup = [d.tuned_model_id for d in record.deposed if not d.refused]
     pending = record.pending
     resume, reason = False, ""
-    if pending is not None and pending.fingerprint == fingerprint and pending.generation:
-        model = replace(model, generation=pending.generation)  # a forced replacement in flight: resume it
-    elif forced:
-        model = replace(model, generation=_next_generation(record, fingerprint))
+    model = _with_generation(model, record, forced)
     if pending is not None:
         if pending.fingerprint != fingerprint:
             if not pending.refused:  # a refused submission created nothing to delete
@@ -240,10 +237,8 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation, for
         recorded |= {"display_name": seen.display_name, "description": seen.description}
     common["before"] = recorded
     if model.ignore_changes and not (forced or resume) and current.status != FAILED:
-        kept = ignoring(model.ignore_changes, recorded, after)
-        if attributes_fingerprint(kept) == current.fingerprint:  # only ignored paths would need a new model
-            after, fingerprint = kept, current.fingerprint
-            common.update(after=after, fingerprint=fingerprint)
+        after, fingerprint = _kept(model, current, recorded)
+        common.update(after=after, fingerprint=fingerprint)
     fields = () if recorded == after else diff(recorded, after, model.requires_replace)
     if current.status == FAILED:
         return Change(action=REPLACE, fields=fields, resume=resume,
@@ -257,7 +252,27 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation, for
     return Change(action=NOOP, **common)
 
 
-def ignoring(paths: Iterable[str], recorded: dict, after: dict) -> dict:
+def _with_generation(model: PlannedModel, record: ModelRecord, forced: bool) -> PlannedModel:
+    """The model with its replacement generation: that of a forced replacement already in flight (resumed, never
+    started again), else a new one when forced (--replace), else none."""
+    pending = record.pending
+    if pending is not None and pending.fingerprint == model.fingerprint and pending.generation:
+        return replace(model, generation=pending.generation)
+    if forced:
+        return replace(model, generation=_next_generation(record, model.fingerprint))
+    return model
+
+
+def _kept(model: PlannedModel, current: Instance, recorded: dict) -> tuple[dict, str]:
+    """(after, fingerprint) under lifecycle.ignore_changes: the recorded values at the ignored paths when that
+    keeps the current model (only ignored paths would need a new one); else the spec's, for the new model."""
+    kept = _ignoring(model.ignore_changes, recorded, model.attributes)
+    if attributes_fingerprint(kept) == current.fingerprint:
+        return kept, current.fingerprint
+    return model.attributes, model.fingerprint
+
+
+def _ignoring(paths: Iterable[str], recorded: dict, after: dict) -> dict:
     """lifecycle.ignore_changes: AFTER with the recorded value at each ignored dotted path, so it never differs."""
     kept = copy.deepcopy(after)
     for path in paths:
