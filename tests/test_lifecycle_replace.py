@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 from dataclasses import replace
 
 from runner.identity import owner_tag
 from tests.conftest import planned_model
+from tests.test_crash_loop import crash, make_lab  # noqa: F401 (the crash bench and its fixture)
 from tests.test_gemini_provider import emulator, gemini, sdk  # noqa: F401 (fixtures)
 
 
@@ -99,3 +101,22 @@ def test_replace_on_the_gemini_api_trains_a_second_model_then_deletes_the_first(
     assert result.err.index(f"submitting ({new_id})") < result.err.index(f"deleting (superseded {old_id})")
     assert [m.name for m in sdk(emulator).list_tuned_models()] == [new_id]
     assert gemini.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_a_forced_replacement_killed_while_tuning_is_resumed_by_a_plain_apply(make_lab):  # noqa: F811 (fixture)
+    """bench/crash.py's invariants over a SIGKILL once the forced job is submitted: the next `apply` (no flag)
+    waits for that job; nothing is paid twice, no model is orphaned, the old one is deleted."""
+    lab = make_lab(models=1)
+    assert lab.run("apply", "--auto-approve").returncode == 0
+    old_id = crash.current_ids(lab.state()).pop()
+    base = lab.serial()
+    process = lab.start("apply", "--auto-approve", "--replace", "task-0")
+    assert crash._wait_until(lambda: lab.serial() >= base + 2, process)  # the intent, then the job handle
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert lab.state()["models"]["task-0"]["pending"]["status"] == "creating"
+    rerun = lab.run("apply", "--auto-approve")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "resuming" in rerun.stdout + rerun.stderr
+    assert len(lab.creates_by_id()) == 2 and set(lab.creates_by_id().values()) == {1}
+    assert set(lab.live_models()) == crash.current_ids(lab.state()) != {old_id}
