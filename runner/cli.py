@@ -197,7 +197,8 @@ def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
               help="Save the plan; `tuner apply FILE` then applies exactly it (or refuses if stale).")
 @click.option("--refresh/--no-refresh", default=True, help=REFRESH_HELP)
 @click.option("--destroy", is_flag=True,
-              help="Preview `tuner destroy` (same rules); with --out, `tuner apply FILE` then performs it.")
+              help="Preview `tuner destroy` (same rules, from the recorded state: no dataset is read, no provider "
+                   "asked); with --out, `tuner apply FILE` then performs it.")
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
 def plan(config, workspace, targets, forced, as_json, markdown, output_format, detailed_exitcode, out, refresh,
          destroy, allow_small_dataset):
