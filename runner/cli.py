@@ -186,7 +186,7 @@ def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
 @cli.command(cls=FlagValueCommand)
 @project_options
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only this model (repeatable).")
-@click.option("--replace", "forced", multiple=True, metavar="NAME",
+@click.option("--replace", "forced", multiple=True, metavar="NAME", shell_complete=_complete_models,
               help="Train this model again even though nothing changed (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text (= --format json).")
 @click.option("--markdown", is_flag=True, help="Print a pull-request comment (= --format markdown).")
@@ -234,7 +234,7 @@ def plan(config, workspace, targets, forced, as_json, markdown, output_format, d
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Apply only this model (repeatable).")
-@click.option("--replace", "forced", multiple=True, metavar="NAME",
+@click.option("--replace", "forced", multiple=True, metavar="NAME", shell_complete=_complete_models,
               help="Train this model again even though nothing changed (repeatable).")
 @click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256),
               help="Most changes in flight at once (each provider also caps its own tuning jobs).")

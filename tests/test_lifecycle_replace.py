@@ -120,3 +120,11 @@ def test_a_forced_replacement_killed_while_tuning_is_resumed_by_a_plain_apply(ma
     assert "resuming" in rerun.stdout + rerun.stderr
     assert len(lab.creates_by_id()) == 2 and set(lab.creates_by_id().values()) == {1}
     assert set(lab.live_models()) == crash.current_ids(lab.state()) != {old_id}
+
+
+def test_replace_completes_model_names(project):
+    from tests.test_completion import TWO_MODELS, candidates
+
+    project.spec(TWO_MODELS)
+    assert candidates(["plan", "--replace"], "s") == ["sentiment", "spam"]
+    assert candidates(["apply", "--replace", "spam", "--replace"], "t") == ["topics"]
