@@ -175,16 +175,21 @@ def _refuse_constant(name: str):
 
 
 def recorded_ids(state: dict | None) -> set[str]:
-    """Every tuned model id state knows: current, pending and deposed instances."""
+    """Every tuned model id state knows: current, pending, deposed and retained instances."""
     ids = set()
     for record in (state or {}).get("models", {}).values():
-        instances = [record, record.get("pending"), *record.get("deposed", [])]
+        instances = [record, record.get("pending"), *record.get("deposed", []), *record.get("retained", [])]
         ids |= {i["tuned_model_id"] for i in instances if i and "tuned_model_id" in i}
     return ids
 
 
 def current_ids(state: dict | None) -> set[str]:
     return {r["tuned_model_id"] for r in (state or {}).get("models", {}).values() if "tuned_model_id" in r}
+
+
+def retained_ids(state: dict | None) -> set[str]:
+    """Replaced models kept for a restore (lifecycle.keep_previous): at the provider on purpose."""
+    return {i["tuned_model_id"] for r in (state or {}).get("models", {}).values() for i in r.get("retained", [])}
 
 
 def paid_twice(creates_by_id: dict[str, int]) -> list[str]:
@@ -212,9 +217,10 @@ def unfinished(names: set[str], state: dict | None) -> list[str]:
 
 
 def leaks(live: dict[str, str], state: dict | None) -> list[str]:
-    """After a run to completion the emulator holds exactly the current models, all ACTIVE."""
+    """After a run to completion the emulator holds exactly the current models, all ACTIVE, and the retained ones."""
     wanted = current_ids(state)
-    problems = [f"{tuned_id} leaked: the emulator still holds it" for tuned_id in sorted(set(live) - wanted)]
+    problems = [f"{tuned_id} leaked: the emulator still holds it"
+                for tuned_id in sorted(set(live) - wanted - retained_ids(state))]
     problems += [f"{tuned_id} is in state but missing at the emulator" for tuned_id in sorted(wanted - set(live))]
     problems += [f"{tuned_id} is {live[tuned_id]} at the emulator" for tuned_id in sorted(wanted & set(live))
                  if live[tuned_id] != "ACTIVE"]

@@ -22,7 +22,7 @@ from runner.clock import Clock
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, StateError, TunerError
 from runner.evaluate import GateResult, check_gate, evaluate_model
 from runner.identity import Owner
-from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, Plan, managed_by
+from runner.plan import CREATE, DELETE, REPLACE, RESTORE, UPDATE, Change, Plan, managed_by
 from runner.planned import PlannedModel
 from runner.providers.base import ACTIVE as JOB_ACTIVE
 from runner.providers.base import FAILED as JOB_FAILED
@@ -120,6 +120,8 @@ class Applier:
             self._update(change, provider)
         elif change.action == DELETE:
             self._delete_model(change, provider)
+        elif change.action == RESTORE:
+            self._restore(change, provider)
         if failure is None:
             self._cleanup(change, provider)
         return failure
@@ -134,7 +136,9 @@ class Applier:
             pending = self._prepare(change, model, provider, tuned_id)
             if pending.status == SUBMITTING:
                 self._submit(change.name, model, provider, pending)
-            return self._wait(change.name, model, provider, pending)
+            # A replaced model is retained (lifecycle.keep_previous); one re-created because it vanished is not.
+            return self._wait(change.name, model, provider, pending,
+                              retain=change.action == REPLACE and model.keep_previous > 0)
 
     def _check_not_managed_elsewhere(self, name: str, provider: str, tuned_id: str) -> None:
         """A deterministic id can be the model of another name (moved there by `state mv` or a `moved:` block, or
@@ -209,7 +213,8 @@ class Applier:
             pending.error = _describe(error)
             self._write(self.state)
 
-    def _wait(self, name: str, model: PlannedModel, provider: Provider, pending: Instance) -> str | None:
+    def _wait(self, name: str, model: PlannedModel, provider: Provider, pending: Instance,
+              retain: bool = False) -> str | None:
         started = self.clock.monotonic()
         interval = provider.capabilities.poll_seconds
         while True:
@@ -222,7 +227,7 @@ class Applier:
                 verdict = self._judge(name, model, provider, metrics)
                 if not verdict.passed:
                     return self._reject(name, pending, metrics, verdict.reasons)
-                self._promote(name, pending, metrics)
+                self._promote(name, pending, metrics, retain)
                 self.reporter.event(name, "active", elapsed=self.clock.monotonic() - started)
                 return None
             if status.state == JOB_FAILED:
@@ -235,15 +240,15 @@ class Applier:
             if self.clock.wait(interval):
                 raise Interrupted()
 
-    def _promote(self, name: str, pending: Instance, metrics: dict) -> None:
-        """The new model is ACTIVE: it becomes current; the one it replaces is deposed, then deleted."""
+    def _promote(self, name: str, pending: Instance, metrics: dict, retain: bool) -> None:
+        """The new model is ACTIVE: it becomes current; the one it replaces is retained, or deposed then deleted."""
         with self._state_lock:
             record = self.state.record(name)
             now = self.clock.now()
             pending.status, pending.updated_at, pending.metrics, pending.error = ACTIVE, now, metrics, None
             # A model re-created under the same id (it vanished at the provider) has nothing to depose.
             if record.current is not None and record.current.tuned_model_id != pending.tuned_model_id:
-                record.supersede(now)
+                record.supersede(now, retain)
             record.current, record.pending = pending, None
             self._write(self.state)
 
@@ -290,6 +295,24 @@ class Applier:
             self._write(self.state)
         self.reporter.event(change.name, "updated", current.tuned_model_id)
 
+    def _restore(self, change: Change, provider: Provider) -> None:
+        """A retained model becomes current without a job; the current one is retained in turn (or deposed under
+        keep_previous: 0). A job still pending for another configuration serves nothing now: it is cancelled."""
+        record = self.state.record(change.name)
+        if record.pending is not None:
+            self._abandon(change.name, provider, record, record.pending)
+        after = change.after
+        with self._state_lock:
+            restored = record.restore(change.restore_id, self.clock.now(), retain=change.planned.keep_previous > 0)
+            self._write(self.state)
+        if (restored.display_name, restored.description) != (after["display_name"], after["description"]):
+            self._update(change, provider)  # the in-place attributes the spec says now
+        elif restored.prevent_destroy != after["lifecycle"]["prevent_destroy"]:
+            with self._state_lock:
+                restored.prevent_destroy = after["lifecycle"]["prevent_destroy"]
+                self._write(self.state)
+        self.reporter.event(change.name, "restored", f"{restored.tuned_model_id} (retained; no training)")
+
     def _delete_model(self, change: Change, provider: Provider) -> None:
         record = self.state.record(change.name)
         if record.current is not None:
@@ -305,8 +328,11 @@ class Applier:
         self.reporter.event(change.name, "deleted")
 
     def _cleanup(self, change: Change, provider: Provider) -> None:
-        """Delete superseded instances (create-before-destroy: only after the new one is current)."""
+        """Delete superseded instances (create-before-destroy: only after the new one is current) and the retained
+        ones the plan expired."""
         record = self.state.record(change.name)
+        with self._state_lock:
+            record.release(change.cleanup)
         for instance in list(record.deposed):
             if not instance.refused:
                 self.reporter.event(change.name, "deleting", f"superseded {instance.tuned_model_id}")

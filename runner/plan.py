@@ -16,7 +16,7 @@ from runner.errors import PlanError
 from runner.identity import owner_tag
 from runner.planned import PlannedModel
 from runner.providers.base import ObservedModel
-from runner.state.model import FAILED, REJECTED, Instance, ModelRecord, State
+from runner.state.model import ACTIVE, FAILED, REJECTED, Instance, ModelRecord, State
 
 
 class Action(StrEnum):
@@ -28,18 +28,19 @@ class Action(StrEnum):
     DELETE = "delete"
     NOOP = "noop"
     IMPORT = "import"  # an `import:` block adopts an existing tuned model: no job
+    RESTORE = "restore"  # a retained model becomes current again: no job, $0
 
     @property
     def symbol(self) -> str:
-        """How plan output marks it: + -/+ ~ - (and a blank for no change)."""
+        """How plan output marks it: + -/+ ~ - <= (and a blank for no change)."""
         return _SYMBOLS[self]
 
 
 FORCED_REASON = "--replace"
 _SYMBOLS = {Action.CREATE: "+", Action.REPLACE: "-/+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: " ",
-            Action.IMPORT: "<-"}
+            Action.IMPORT: "<-", Action.RESTORE: "<="}
 CREATE, REPLACE, UPDATE, DELETE, NOOP = (Action.CREATE, Action.REPLACE, Action.UPDATE, Action.DELETE, Action.NOOP)
-IMPORT = Action.IMPORT
+IMPORT, RESTORE = Action.IMPORT, Action.RESTORE
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Change:
     fields: tuple[FieldChange, ...] = ()
     reason: str = ""  # why, when the fields alone do not say (a failed job, drift, a resumed job)
     resume: bool = False  # a job for this exact fingerprint was already submitted: wait for it, pay nothing
-    cleanup: tuple[str, ...] = ()  # tuned model ids of superseded or abandoned instances to delete
+    cleanup: tuple[str, ...] = ()  # tuned model ids of superseded, abandoned or expired retained instances to delete
     prior_id: str | None = None  # the current tuned model id, if any
     fingerprint: str | None = None  # the desired fingerprint (None for delete)
     metrics: dict = field(default_factory=dict)  # the current model's last recorded evaluation
@@ -66,6 +67,7 @@ class Change:
     after: dict | None = None  # the planned attributes: what apply makes true and state records; None: delete
     planned: PlannedModel | None = field(default=None, compare=False)  # the job request apply executes
     import_id: str | None = None  # IMPORT: the tuned model id the `import:` block adopts
+    restore_id: str | None = None  # RESTORE: the retained tuned model id that becomes current
 
     @property
     def is_change(self) -> bool:
@@ -108,7 +110,7 @@ class Plan:
         return bool(self.settings) or bool(self.moved) or any(c.is_change for c in self.changes)
 
     def summary(self) -> dict[str, int]:
-        counts = {CREATE: 0, REPLACE: 0, UPDATE: 0, DELETE: 0}
+        counts = {CREATE: 0, REPLACE: 0, UPDATE: 0, DELETE: 0, RESTORE: 0}
         for change in self.changes:
             if change.action in counts:
                 counts[change.action] += 1
@@ -161,7 +163,8 @@ def plan(
                                f"configs, so the plan would delete {record.current.tuned_model_id}")
         else:
             change = _change(model, record, observed, name in forced)
-            if change.action == REPLACE and model.prevent_destroy and record.current:
+            destroys = change.action == REPLACE or (change.action == RESTORE and not model.keep_previous)
+            if destroys and model.prevent_destroy and record.current:
                 refused.append(f"{name}: lifecycle.prevent_destroy is set, but "
                                f"{', '.join(f.path for f in change.fields if f.forces_replacement) or 'its state'} "
                                f"would replace (destroy) {record.current.tuned_model_id}")
@@ -244,9 +247,19 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation, for
         return Change(action=REPLACE, fields=fields, resume=resume,
                       reason=reason or f"the recorded model failed: {current.error or 'no message'}", **common)
     if current.fingerprint != fingerprint or any(f.forces_replacement for f in fields):
+        retained, gone = _restorable(record, fingerprint, observed) if not resume else (None, None)
+        if retained is not None:
+            common["cleanup"] += _expired(record, model.keep_previous, current, retained)
+            return Change(action=RESTORE, fields=fields, restore_id=retained.tuned_model_id, **common)
+        if gone is not None:
+            reason = reason or f"retained {gone.tuned_model_id} no longer exists at {gone.provider}: training anew"
+            common["cleanup"] += (gone.tuned_model_id,)
+        common["cleanup"] += _expired(record, model.keep_previous, current, gone)
         return Change(action=REPLACE, fields=fields, reason=reason, resume=resume, **common)
     if forced or resume:  # forced, or the forced replacement already submitted (a re-run after a crash)
+        common["cleanup"] += _expired(record, model.keep_previous, current)
         return Change(action=REPLACE, fields=fields, reason=reason or FORCED_REASON, resume=resume, **common)
+    common["cleanup"] += _expired(record, model.keep_previous)
     if fields:
         return Change(action=UPDATE, fields=fields, **common)
     return Change(action=NOOP, **common)
@@ -290,6 +303,27 @@ def _ignoring(paths: Iterable[str], recorded: dict, after: dict) -> dict:
 def _next_generation(record: ModelRecord, fingerprint: str) -> int:
     """One past every instance of this fingerprint the record holds (0 when none): a forced replacement's id is new."""
     return 1 + max((i.generation or 0 for i in instances_of(record) if i.fingerprint == fingerprint), default=-1)
+
+
+def _restorable(record: ModelRecord, fingerprint: str, observed: Observation) -> tuple[Instance | None,
+                                                                                       Instance | None]:
+    """(the newest retained model with the desired fingerprint, or None; the one refresh found gone, or None).
+    A model is immutable: one tuned from the same fingerprint is the model a new job would train."""
+    match = next((r for r in reversed(record.retained) if r.fingerprint == fingerprint), None)
+    if match is not None and observed.asked(match.provider) and observed.find(match.provider,
+                                                                              match.tuned_model_id) is None:
+        return None, match
+    return match, None
+
+
+def _expired(record: ModelRecord, keep: int, superseded: Instance | None = None,
+             leaving: Instance | None = None) -> tuple[str, ...]:
+    """Retained ids beyond the `keep` most recent once this change is applied: `superseded` (the current model,
+    when it is replaced or a retained one restored) joins the retained ones and `leaving` leaves them."""
+    kept = [r for r in record.retained if r is not leaving]
+    after = kept + ([superseded] if superseded is not None and superseded.status == ACTIVE else [])
+    expired = after[:len(after) - keep] if keep else after
+    return tuple(r.tuned_model_id for r in expired if r is not superseded)
 
 
 def diff(old: dict, new: dict, requires_replace: frozenset[str]) -> tuple[FieldChange, ...]:
@@ -338,7 +372,7 @@ def unmanaged(state: State, observed: Observation) -> tuple[tuple[str, str], ...
 
 
 def instances_of(record: ModelRecord) -> list[Instance]:
-    return [i for i in (record.current, record.pending, *record.deposed) if i is not None]
+    return [i for i in (record.current, record.pending, *record.deposed, *record.retained) if i is not None]
 
 
 def managed_by(state: State, provider: str, tuned_model_id: str, besides: str | None = None) -> str | None:

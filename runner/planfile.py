@@ -27,7 +27,9 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.jso
 REMEDY = "run `tuner plan --out FILE` again and review the new plan"
 # (action in the plan file, action of a plan made now without refresh) pairs that a refresh at plan time
 # explains: a model gone at its provider is re-created; one edited outside tuner is updated back.
-EXPLAINED_BY_REFRESH = frozenset({(CREATE, NOOP), (CREATE, UPDATE), (CREATE, REPLACE), (UPDATE, NOOP)})
+# A retained model found gone is trained anew instead of restored.
+EXPLAINED_BY_REFRESH = frozenset({(CREATE, NOOP), (CREATE, UPDATE), (CREATE, REPLACE), (UPDATE, NOOP),
+                                  (REPLACE, Action.RESTORE), (CREATE, Action.RESTORE)})
 
 
 def plan_to_dict(plan: Plan) -> dict:
@@ -66,7 +68,7 @@ def _change_to_dict(change: Change) -> dict:
         "prior_id": change.prior_id,
         "fingerprint": change.fingerprint,
         "metrics": change.metrics,
-    }
+    } | ({"restore_id": change.restore_id} if change.restore_id else {})
 
 
 def executed(change: Change) -> dict:
@@ -81,6 +83,7 @@ def plan_from_dict(data: dict, lineage: str, serial: int) -> Plan:
             reason=c["reason"], resume=c["resume"], cleanup=tuple(c["cleanup"]),
             prior_id=c["prior_id"], fingerprint=c["fingerprint"], metrics=c.get("metrics", {}),
             import_id=c.get("import_id"),
+            restore_id=c.get("restore_id"),
         )
         for c in data["changes"]
     )

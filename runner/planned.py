@@ -44,6 +44,7 @@ class PlannedModel:
     gate: dict = field(default_factory=dict)
     generation: int = 0  # a forced replacement's count (--replace): never part of the fingerprint
     ignore_changes: tuple[str, ...] = ()  # lifecycle.ignore_changes: attribute paths plan never shows as changes
+    keep_previous: int = 1  # how many replaced models stay retained (restorable for $0)
 
     @cached_property  # asked for by plan, apply and the plan file: computed once
     def fingerprint(self) -> str:
@@ -93,7 +94,7 @@ class PlannedModel:
             "requires_replace": sorted(self.requires_replace),
             "estimate": {"tokens": self.estimate.tokens, "epochs": self.estimate.epochs, "note": self.estimate.note},
             "eval_consistency": self.eval_consistency, "gate": dict(self.gate), "generation": self.generation,
-            "ignore_changes": list(self.ignore_changes),
+            "ignore_changes": list(self.ignore_changes), "keep_previous": self.keep_previous,
         }
 
     @classmethod
@@ -109,6 +110,7 @@ class PlannedModel:
             estimate=TrainingEstimate(**record["estimate"]), eval_set=datasets["eval"],
             eval_consistency=record["eval_consistency"], gate=dict(record["gate"]),
             generation=record.get("generation", 0), ignore_changes=tuple(record.get("ignore_changes", ())),
+            keep_previous=record.get("keep_previous", 1),
         )
 
 

@@ -59,9 +59,11 @@ def test_learning_rate_edit_plans_a_replacement(project):
 
 
 def test_replacement_creates_the_new_model_before_deleting_the_old(project):
+    no_retention = SENTIMENT_SPEC.replace("    dataset:", "    lifecycle: {keep_previous: 0}\n    dataset:")
+    project.spec(no_retention)
     project.run("apply", "--auto-approve")
     old_id = project.state()["models"]["sentiment"]["tuned_model_id"]
-    project.spec(SENTIMENT_SPEC.replace("epoch_count: 4", "epoch_count: 5"))
+    project.spec(no_retention.replace("epoch_count: 4", "epoch_count: 5"))
     result = project.run("apply", "--auto-approve")
     assert result.code == 0, result.output
     new_id = project.state()["models"]["sentiment"]["tuned_model_id"]
@@ -91,7 +93,7 @@ def test_model_removed_from_configs_is_destroyed(project):
     project.run("apply", "--auto-approve")
     project.spec("models: {}\n")
     result = project.run("plan", "--json")
-    assert json.loads(result.out)["summary"] == {"create": 0, "replace": 0, "update": 0, "delete": 1}
+    assert json.loads(result.out)["summary"] == {"create": 0, "replace": 0, "update": 0, "delete": 1, "restore": 0}
     assert project.run("apply", "--auto-approve").code == 0
     assert project.state()["models"] == {}
     assert project.artifacts() == []

@@ -115,8 +115,8 @@ def test_a_wrong_key_is_a_clear_error_without_traceback(gemini, monkeypatch):
 def test_hyperparameter_change_replaces_new_active_before_old_deleted(gemini, emulator):
     gemini.run("apply", "--auto-approve")
     old_id = gemini.state()["models"]["reviews"]["tuned_model_id"]
-    gemini.spec(spec(emulator, ONE.replace("Review sentiment", "Review sentiment").replace(
-        "dataset:", "hyperparameters: {learning_rate: 0.4}\n    dataset:")))
+    gemini.spec(spec(emulator, ONE.replace("dataset:", "lifecycle: {keep_previous: 0}\n    "
+                                                      "hyperparameters: {learning_rate: 0.4}\n    dataset:")))
     plan = json.loads(gemini.run("plan", "--json").out)
     assert plan["changes"][0]["action"] == "replace"
     result = gemini.run("apply", "--auto-approve")

@@ -45,7 +45,7 @@ def recorded(model: PlannedModel, **changes) -> State:
 
 def test_actions_know_the_symbol_plan_output_shows_and_the_word_plan_files_record():
     assert [(a.value, a.symbol) for a in Action] == [("create", "+"), ("replace", "-/+"), ("update", "~"),
-                                                    ("delete", "-"), ("noop", " "), ("import", "<-")]
+                                                    ("delete", "-"), ("noop", " "), ("import", "<-"), ("restore", "<=")]
 
 
 def test_a_new_model_is_created_with_its_planned_attributes_as_after():

@@ -132,7 +132,8 @@ def test_a_second_apply_of_the_same_data_reuses_the_staged_object(vertex, emulat
 def test_hyperparameter_change_replaces_and_deletes_the_old_model(vertex, emulator):
     vertex.run("apply", "--auto-approve")
     old_id = vertex.state()["models"]["reviews-copy"]["tuned_model_id"]
-    vertex.spec(spec(emulator, TWO_SHARING_DATA.replace("epoch_count: 12", "epoch_count: 13")))
+    vertex.spec(spec(emulator, TWO_SHARING_DATA.replace("{epoch_count: 12}", "{epoch_count: 13}\n    "
+                                                                          "lifecycle: {keep_previous: 0}")))
     change = next(c for c in json.loads(vertex.run("plan", "--json").out)["changes"] if c["name"] == "reviews-copy")
     assert change["action"] == "replace"
     assert vertex.run("apply", "--auto-approve").code == 0

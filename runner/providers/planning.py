@@ -78,7 +78,8 @@ def plan_model(spec: ModelSpec, datasets: ModelDatasets | None, hyperparameters:
         input_key=spec.dataset.input_key, output_key=spec.dataset.output_key, hyperparameters=values,
         prevent_destroy=spec.prevent_destroy, source=spec.source, requires_replace=requires_replace,
         estimate=estimate(values, datasets.train), eval_set=datasets.eval_set or datasets.validation,
-        eval_consistency=spec.eval_consistency, gate=spec.gate, ignore_changes=spec.ignore_changes)
+        eval_consistency=spec.eval_consistency, gate=spec.gate, ignore_changes=spec.ignore_changes,
+        keep_previous=spec.keep_previous)
     problems = _batch_size_problems(spec, model) + _ignore_changes_problems(spec, model) + \
         [f"{spec.source}: models.{spec.name}: {p}" for p in limits(model)]
     return PlanResponse(None if problems else model, problems)

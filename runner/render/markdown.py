@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from runner.plan import CREATE, DELETE, Change, Plan
+from runner.plan import CREATE, DELETE, RESTORE, Change, Plan
 from runner.render.plan import action_look, plan_text, summary_line, value_text
 from runner.render.terminal import terminal_safe
 
@@ -50,6 +50,7 @@ def plan_markdown(plan: Plan) -> str:
     for change in changed:
         cost = plan.costs.get(change.name, {}).get("usd")
         cost_text = f"${cost:.2f}" if cost is not None else ("unknown" if change.name in plan.costs else "")
+        cost_text = "$0.00" if change.action == RESTORE else cost_text
         lines.append(f"| {md_code(change.name)} | {md_text(change.provider)} | {action_look(change.action).badge} | "
                      f"{cost_text} | {_markdown_fields(change)} |")
     full = plan_text(plan).rstrip()
@@ -62,7 +63,9 @@ def _markdown_fields(change: Change) -> str:
     notes = []
     if change.action not in (CREATE, DELETE):
         notes = [f"{md_code(f.path)}: {md_code(value_text(f.old))} → {md_code(value_text(f.new))}" +
-                 (" **(forces replacement)**" if f.forces_replacement else "") for f in change.fields]
+                 (" **(forces replacement)**" if f.forces_replacement and change.action != RESTORE else "")
+                 for f in change.fields]
+    notes += [f"restores retained {md_code(change.restore_id)} (no training)"] if change.restore_id else []
     notes += [md_code(change.reason)] if change.reason else []
     notes += [f"deletes superseded {md_code(tuned_id)}" for tuned_id in change.cleanup]
     return "<br>".join(notes)

@@ -57,8 +57,9 @@ def failures_text(failures: dict[str, str]) -> str:
 
 def complete_text(verb: str, plan: Plan) -> str:
     s = plan.summary()
+    restored = f", {s['restore']} restored" if s["restore"] else ""
     return (f"\n{verb} complete! Models: {s['create']} added, {s['replace']} replaced, {s['update']} changed, "
-            f"{s['delete']} destroyed.\n")
+            f"{s['delete']} destroyed{restored}.\n")
 
 
 def imported_text(name: str, instance: Instance, notes: list[str]) -> tuple[str, str]:

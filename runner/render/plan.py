@@ -8,7 +8,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from runner.plan import CREATE, DELETE, IMPORT, NOOP, REPLACE, UPDATE, Action, Change, FieldChange, Plan, SettingsChange
+from runner.plan import (
+    CREATE,
+    DELETE,
+    IMPORT,
+    NOOP,
+    REPLACE,
+    RESTORE,
+    UPDATE,
+    Action,
+    Change,
+    FieldChange,
+    Plan,
+    SettingsChange,
+)
 from runner.render.terminal import style, terminal_safe
 
 
@@ -30,6 +43,7 @@ _LOOKS = {
     DELETE: ("red", "will be destroyed", "🔴 destroy"),
     NOOP: (None, "", "⚪ cleanup"),
     IMPORT: ("cyan", "will be imported", "🔵 import"),
+    RESTORE: ("cyan", "will be restored to", "🔵 restore"),
 }
 
 
@@ -94,8 +108,9 @@ def _settings_lines(change: SettingsChange, colour: bool) -> list[str]:
 
 def summary_line(plan: Plan) -> str:
     s = plan.summary()
+    restored = f", {s['restore']} to restore ($0)" if s["restore"] else ""
     return (f"Plan: {s['create']} to add, {s['replace']} to replace, {s['update']} to change, "
-            f"{s['delete']} to destroy.")
+            f"{s['delete']} to destroy{restored}.")
 
 
 def _change_lines(change: Change, colour: bool, cost: dict | None = None) -> list[str]:
@@ -109,6 +124,8 @@ def _change_lines(change: Change, colour: bool, cost: dict | None = None) -> lis
         head = f"  {symbol} {style(title, None, colour, bold=True)} {look.verb}"
         if change.prior_id and action in (REPLACE, UPDATE, DELETE):
             head += f" [{terminal_safe(change.prior_id)}]"
+        elif action == Action.RESTORE:
+            head += f" {terminal_safe(change.restore_id)} (retained; no training, $0)"
     lines = [head]
     if change.metrics.get("accuracy") is not None:
         evaluated = terminal_safe(str(change.metrics.get("eval_set", {}).get("examples", "?")))
@@ -122,6 +139,10 @@ def _change_lines(change: Change, colour: bool, cost: dict | None = None) -> lis
     lines += _field_lines(change.fields, action, colour)
     for tuned_id in change.cleanup:
         lines.append(f"      - superseded {terminal_safe(tuned_id)} will be deleted")
+    if action == Action.RESTORE and change.prior_id:
+        lines.append(f"      # {terminal_safe(change.prior_id)} stays retained (lifecycle.keep_previous)"
+                     if change.planned is None or change.planned.keep_previous else
+                     f"      - {terminal_safe(change.prior_id)} will be deleted (lifecycle.keep_previous: 0)")
     return lines
 
 
@@ -136,7 +157,8 @@ def _field_lines(fields: tuple[FieldChange, ...], action: str, colour: bool) -> 
         elif action == DELETE:
             lines.append(f"      - {path} = {old}")
         else:
-            mark = style("  # forces replacement", "red", colour) if f.forces_replacement else ""
+            replaces = f.forces_replacement and action != Action.RESTORE  # a restore replaces nothing: it switches
+            mark = style("  # forces replacement", "red", colour) if replaces else ""
             lines.append(f"      ~ {path} = {old} -> {new}{mark}")
     return lines
 

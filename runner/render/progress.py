@@ -14,7 +14,7 @@ from collections.abc import Callable
 from runner.render.terminal import style, terminal_safe, use_colour
 
 _COLOURS = {"active": "green", "failed": "red", "error": "red", "rejected": "red", "deleted": "red",
-            "waiting": "yellow"}
+            "waiting": "yellow", "restored": "green"}
 
 
 def elapsed_text(seconds: float) -> str:
@@ -71,7 +71,7 @@ class LineProgress:
 class LiveProgress:
     """On a terminal: one live table of every job (status, elapsed, detail), redrawn in place."""
 
-    FINAL = frozenset({"active", "failed", "error", "rejected", "deleted", "updated"})
+    FINAL = frozenset({"active", "failed", "error", "rejected", "deleted", "updated", "restored"})
 
     def __init__(self, stream=None, monotonic: Callable[[], float] = time.monotonic):
         self.stream = stream or sys.stderr

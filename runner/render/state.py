@@ -20,6 +20,7 @@ def state_list(state: State, colour: bool = False) -> str:
             rows.append((name, record.pending.provider, record.pending.tuned_model_id,
                          f"{record.pending.status} (pending)"))
         rows += [(name, deposed.provider, deposed.tuned_model_id, "deposed (to delete)") for deposed in record.deposed]
+        rows += [(name, kept.provider, kept.tuned_model_id, "retained (restorable)") for kept in record.retained]
     if not rows:
         return "No models in state.\n"
     return table_text(_LIST_HEADERS, rows, colour)
@@ -35,6 +36,7 @@ def record_text(name: str, record: ModelRecord) -> str:
     parts = [instance_text(name, record.current)] if record.current else []
     parts += [instance_text(name, record.pending, " (pending)")] if record.pending else []
     parts += [instance_text(name, deposed, " (deposed, to delete)") for deposed in record.deposed]
+    parts += [instance_text(name, kept, " (retained, restorable)") for kept in record.retained]
     return "".join(parts)
 
 

@@ -19,6 +19,7 @@ from runner.spec.yamlsource import YamlDocument, dotted, load_yaml
 MODEL_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "spec.schema.json"
 DEFAULT_PROVIDER = "local"
+DEFAULT_KEEP_PREVIOUS = 1  # one replaced model kept: a revert of the last change restores it for $0
 _UNKNOWN_KEY = re.compile(r"\('(?P<key>[^']*)' was unexpected\)|'(?P<key2>[^']*)' (?:was|were) unexpected")
 
 
@@ -409,6 +410,7 @@ def _build(name: str, fields: dict, doc: YamlDocument, at: tuple, root: Path) ->
         ),
         hyperparameters=dict(fields.get("hyperparameters") or {}),
         prevent_destroy=bool((fields.get("lifecycle") or {}).get("prevent_destroy", False)),
+        keep_previous=(fields.get("lifecycle") or {}).get("keep_previous", DEFAULT_KEEP_PREVIOUS),
         source=where,
         eval_dataset=eval_dataset,
         eval_consistency=bool(evaluation.get("consistency", True)),

@@ -32,6 +32,7 @@ class ModelSpec:
     eval_consistency: bool = True
     gate: dict = field(default_factory=dict)  # {"min_accuracy": 0.85, "no_regression": true}
     ignore_changes: tuple[str, ...] = ()  # lifecycle.ignore_changes: attribute paths (the provider says which exist)
+    keep_previous: int = 1  # replaced models kept for a $0 restore (lifecycle.keep_previous)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,15 @@
 """The State model: what has been created, as plain data, with a stable JSON layout for git diffs.
 
 models[name] holds the current instance's fields flat, plus `pending` (a job being tuned to become the
-current instance) and `deposed` (superseded instances still to be deleted) when there are any.
+current instance), `deposed` (superseded instances still to be deleted) and `retained` (replaced instances
+kept, oldest first, so a reverted config restores one without training: lifecycle.keep_previous) when there are
+any.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
 import orjson
@@ -115,17 +118,40 @@ class ModelRecord:
     pending: Instance | None = None
     deposed: list[Instance] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)  # superseded models: id, fingerprint, metrics, dates
+    retained: list[Instance] = field(default_factory=list)  # replaced but kept for a restore, oldest first
 
     def is_empty(self) -> bool:
-        return self.current is None and self.pending is None and not self.deposed
+        return self.current is None and self.pending is None and not self.deposed and not self.retained
 
-    def supersede(self, now: str) -> None:
-        """The current model is replaced: remember what it was and how it scored, then depose it."""
+    def supersede(self, now: str, retain: bool = False) -> None:
+        """The current model is replaced: remember what it was and how it scored, then retain it (a working
+        model only: a failed one cannot be restored) or depose it."""
         old = self.current
         self.history = [*self.history, {"tuned_model_id": old.tuned_model_id, "fingerprint": old.fingerprint,
                                         "metrics": old.metrics, "created_at": old.created_at,
                                         "replaced_at": now}][-HISTORY_KEPT:]
-        self.deposed.append(old)
+        (self.retained if retain and old.status == ACTIVE else self.deposed).append(old)
+
+    def restore(self, tuned_model_id: str, now: str, retain: bool) -> Instance:
+        """A retained model becomes current again; the current one is superseded (retained in turn)."""
+        restored = self.find_retained(tuned_model_id)
+        if restored is None:
+            raise StateError(f"{tuned_model_id} is no longer retained in state: nothing to restore",
+                             remedy="run `tuner plan` again")
+        self.retained.remove(restored)
+        if self.current is not None:
+            self.supersede(now, retain)
+        restored.updated_at, self.current = now, restored
+        return restored
+
+    def find_retained(self, tuned_model_id: str) -> Instance | None:
+        return next((i for i in self.retained if i.tuned_model_id == tuned_model_id), None)
+
+    def release(self, tuned_model_ids: Iterable[str]) -> None:
+        """Retained models beyond lifecycle.keep_previous (or of a destroyed name) are deposed, to be deleted."""
+        released = [i for i in self.retained if i.tuned_model_id in set(tuned_model_ids)]
+        self.retained = [i for i in self.retained if i not in released]
+        self.deposed.extend(released)
 
     def to_dict(self) -> dict:
         data = _instance_dict(self.current) if self.current else {}
@@ -133,6 +159,8 @@ class ModelRecord:
             data["pending"] = _instance_dict(self.pending)
         if self.deposed:
             data["deposed"] = [_instance_dict(d) for d in self.deposed]
+        if self.retained:
+            data["retained"] = [_instance_dict(r) for r in self.retained]
         if self.history and data:
             data["history"] = self.history
         return data
@@ -142,15 +170,16 @@ class ModelRecord:
         _expect(data, dict, where)
         current = Instance.from_dict(data, where) if "tuned_model_id" in data else None
         pending = Instance.from_dict(data["pending"], f"{where}.pending") if data.get("pending") else None
-        deposed, history = data.get("deposed", []), data.get("history", [])
+        deposed, history, retained = data.get("deposed", []), data.get("history", []), data.get("retained", [])
         _expect(deposed, list, f"{where}.deposed")
+        _expect(retained, list, f"{where}.retained")
         _expect(history, list, f"{where}.history")
         for index, entry in enumerate(history):
             _expect(entry, dict, f"{where}.history[{index}]")
             _expect(entry.get("tuned_model_id"), str, f"{where}.history[{index}].tuned_model_id")
             _expect(entry.get("metrics") or {}, dict, f"{where}.history[{index}].metrics")
         return cls(current, pending, [Instance.from_dict(d, f"{where}.deposed[{i}]") for i, d in enumerate(deposed)],
-                   list(history))
+                   list(history), [Instance.from_dict(r, f"{where}.retained[{i}]") for i, r in enumerate(retained)])
 
 
 def _instance_dict(instance: Instance) -> dict:
