@@ -331,8 +331,10 @@ class Applier:
         """Delete superseded instances (create-before-destroy: only after the new one is current) and the retained
         ones the plan expired."""
         record = self.state.record(change.name)
-        with self._state_lock:
-            record.release(change.cleanup)
+        if any(record.find_retained(tuned_id) for tuned_id in change.cleanup):
+            with self._state_lock:
+                record.release(change.cleanup)
+                self._write(self.state)
         for instance in list(record.deposed):
             if not instance.refused:
                 self.reporter.event(change.name, "deleting", f"superseded {instance.tuned_model_id}")

@@ -128,6 +128,24 @@ def test_hyperparameter_change_replaces_new_active_before_old_deleted(gemini, em
     assert names == [new_id]
 
 
+def test_reverting_a_hyperparameter_change_restores_the_retained_model_without_a_job(gemini, emulator):
+    gemini.run("apply", "--auto-approve")
+    first = gemini.state()["models"]["reviews"]["tuned_model_id"]
+    gemini.spec(spec(emulator, ONE.replace("dataset:", "hyperparameters: {learning_rate: 0.4}\n    dataset:")))
+    assert gemini.run("apply", "--auto-approve").code == 0
+    second = gemini.state()["models"]["reviews"]["tuned_model_id"]
+    creates = emulator.stats["creates"]
+    gemini.spec(spec(emulator, ONE))
+    assert f"<= reviews (gemini) will be restored to {first} (retained; no training, $0)" in gemini.run("plan").out
+    result = gemini.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    assert emulator.stats["creates"] == creates == 2  # the restore started no job
+    record = gemini.state()["models"]["reviews"]
+    assert record["tuned_model_id"] == first and [r["tuned_model_id"] for r in record["retained"]] == [second]
+    assert sorted(m.name for m in sdk(emulator).list_tuned_models()) == sorted([first, second])
+    assert gemini.run("plan", "--detailed-exitcode").code == 0
+
+
 def test_description_change_is_updated_in_place(gemini, emulator):
     gemini.run("apply", "--auto-approve")
     tuned_id = gemini.state()["models"]["reviews"]["tuned_model_id"]

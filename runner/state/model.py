@@ -151,7 +151,10 @@ class ModelRecord:
         """Retained models beyond lifecycle.keep_previous (or of a destroyed name) are deposed, to be deleted."""
         released = [i for i in self.retained if i.tuned_model_id in set(tuned_model_ids)]
         self.retained = [i for i in self.retained if i not in released]
-        self.deposed.extend(released)
+        # One found gone and trained anew under the same id (ids derive from the fingerprint) is the current
+        # model now: forgotten, never deleted.
+        current = self.current.tuned_model_id if self.current else None
+        self.deposed.extend(i for i in released if i.tuned_model_id != current)
 
     def to_dict(self) -> dict:
         data = _instance_dict(self.current) if self.current else {}
