@@ -250,7 +250,8 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation, for
         retained, gone = _restorable(record, fingerprint, observed) if not resume else (None, None)
         if retained is not None:
             common["cleanup"] += _expired(record, model.keep_previous, current, retained)
-            return Change(action=RESTORE, fields=fields, restore_id=retained.tuned_model_id, **common)
+            return Change(action=RESTORE, fields=fields, restore_id=retained.tuned_model_id,
+                          reason=_recorded_score(retained), **common)
         if gone is not None:
             reason = reason or f"retained {gone.tuned_model_id} no longer exists at {gone.provider}: training anew"
             common["cleanup"] += (gone.tuned_model_id,)
@@ -314,6 +315,12 @@ def _restorable(record: ModelRecord, fingerprint: str, observed: Observation) ->
                                                                               match.tuned_model_id) is None:
         return None, match
     return match, None
+
+
+def _recorded_score(instance: Instance) -> str:
+    """How a retained model scored when it was current: what a rollback is judged by."""
+    accuracy = instance.metrics.get("accuracy")
+    return "" if accuracy is None else f"the restored model's recorded accuracy: {accuracy:.2%}"
 
 
 def _expired(record: ModelRecord, keep: int, superseded: Instance | None = None,

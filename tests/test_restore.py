@@ -54,6 +54,8 @@ def test_reverting_a_hyperparameter_change_restores_the_retained_model_for_0_wit
 
     text = project.run("plan").out
     assert f"<= sentiment (local) will be restored to {first} (retained; no training, $0)" in text
+    accuracy = project.state()["models"]["sentiment"]["retained"][0]["metrics"]["accuracy"]
+    assert f"# the restored model's recorded accuracy: {accuracy:.2%}" in text
     assert "hyperparameters.learning_rate = 0.25 -> 0.5\n" in text  # no "forces replacement": nothing is replaced
     assert "1 to restore ($0)" in text
     assert "Estimated training cost" not in text

@@ -58,6 +58,9 @@ CASES = {
     "history holds a string": (("models", "sentiment", "history"), ["x"]),
     "deposed is an object": (("models", "sentiment", "deposed"), {"a": 1}),
     "pending is a number": (("models", "sentiment", "pending"), 7),
+    "retained is an object": (("models", "sentiment", "retained"), {"a": 1}),
+    "retained holds a string": (("models", "sentiment", "retained"), ["sentiment-v0"]),
+    "a retained model has no fingerprint": (("models", "sentiment", "retained"), [{"tuned_model_id": "x"}]),
     "prevent_destroy is a string": (("models", "sentiment", "prevent_destroy"), "no"),
 }
 
