@@ -247,7 +247,8 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation, for
         return Change(action=REPLACE, fields=fields, resume=resume,
                       reason=reason or f"the recorded model failed: {current.error or 'no message'}", **common)
     if current.fingerprint != fingerprint or any(f.forces_replacement for f in fields):
-        retained, gone = _restorable(record, fingerprint, observed) if not resume else (None, None)
+        restoring = not resume and current.fingerprint != fingerprint  # a job for it is under way: wait for it
+        retained, gone = _restorable(record, fingerprint, observed) if restoring else (None, None)
         if retained is not None:
             common["cleanup"] += _expired(record, model.keep_previous, current, retained)
             return Change(action=RESTORE, fields=fields, restore_id=retained.tuned_model_id,

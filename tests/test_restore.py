@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import replace
 
+import pytest
+
+from runner.errors import PlanError
+from runner.plan import plan
+from runner.planned import PlannedModel
+from runner.state.model import State
 from tests.conftest import SENTIMENT_SPEC
+from tests.test_planner_applier import planned, recorded
 
 CHANGED = SENTIMENT_SPEC.replace("learning_rate: 0.5", "learning_rate: 0.25")
 
@@ -166,3 +174,28 @@ def test_keep_previous_must_be_a_count(project):
     project.spec(SENTIMENT_SPEC.replace("    dataset:", "    lifecycle: {keep_previous: -1}\n    dataset:"))
     result = project.run("plan")
     assert result.code != 0 and "keep_previous" in result.err
+
+
+# -- the pure planner: which retained model, and when not -------------------------------------------------------
+
+def _with_retained(old: PlannedModel, new: PlannedModel) -> State:
+    """`new` is current; `old` was replaced by it and is retained."""
+    state = recorded(new)
+    state.models[new.name].retained = [recorded(old, tuned_model_id="reviews-0").models[old.name].current]
+    return state
+
+
+def test_a_pending_job_for_the_desired_fingerprint_is_waited_for_not_restored():
+    old, new = planned(epochs=2), planned(epochs=3)
+    state = _with_retained(old, new)
+    state.models["reviews"].pending = recorded(old, tuned_model_id="reviews-2", status="creating",
+                                               handle="job-2").models["reviews"].current
+    (change,) = plan([old], state).changes
+    assert (change.action, change.resume, change.restore_id) == ("replace", True, None)
+
+
+def test_a_restore_under_prevent_destroy_is_refused_only_when_nothing_is_retained():
+    old, new = planned(epochs=2), planned(epochs=3)
+    assert plan([replace(old, prevent_destroy=True)], _with_retained(old, new)).changes[0].action == "restore"
+    with pytest.raises(PlanError, match=r"lifecycle\.prevent_destroy is set"):
+        plan([replace(old, prevent_destroy=True, keep_previous=0)], _with_retained(old, new))
