@@ -143,6 +143,26 @@ def test_hyperparameter_change_replaces_and_deletes_the_old_model(vertex, emulat
     assert old_id not in remaining and new_id in remaining
 
 
+def test_reverting_a_hyperparameter_change_restores_the_retained_model_without_a_job(vertex, emulator):
+    vertex.run("apply", "--auto-approve")
+    first = vertex.state()["models"]["reviews-copy"]["tuned_model_id"]
+    vertex.spec(spec(emulator, TWO_SHARING_DATA.replace("epoch_count: 12", "epoch_count: 13")))
+    assert vertex.run("apply", "--auto-approve").code == 0
+    second = vertex.state()["models"]["reviews-copy"]["tuned_model_id"]
+    jobs = emulator.stats["create_accepted"]
+    vertex.spec(spec(emulator, TWO_SHARING_DATA))
+    assert f"<= reviews-copy (vertex) will be restored to {first} (retained; no training, $0)" in \
+        vertex.run("plan").out
+    result = vertex.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    assert emulator.stats["create_accepted"] == jobs == 3  # two first models, one replacement; no job for the restore
+    record = vertex.state()["models"]["reviews-copy"]
+    assert record["tuned_model_id"] == first and [r["tuned_model_id"] for r in record["retained"]] == [second]
+    remaining = {m.name.split("@")[0] for m in sdk(emulator).models.list(config={"query_base": False})}
+    assert {first, second} <= remaining
+    assert vertex.run("plan", "--detailed-exitcode").code == 0
+
+
 def test_description_change_updates_the_model_in_place(vertex, emulator):
     vertex.run("apply", "--auto-approve")
     tuned_id = vertex.state()["models"]["reviews"]["tuned_model_id"]
