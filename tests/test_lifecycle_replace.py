@@ -7,7 +7,7 @@ import signal
 from dataclasses import replace
 
 from runner.identity import owner_tag
-from tests.conftest import planned_model
+from tests.conftest import SENTIMENT_SPEC, planned_model
 from tests.test_crash_loop import crash, make_lab  # noqa: F401 (the crash bench and its fixture)
 from tests.test_gemini_provider import emulator, gemini, sdk  # noqa: F401 (fixtures)
 
@@ -24,6 +24,8 @@ def test_plan_replace_shows_an_unchanged_model_must_be_replaced_because_of_the_f
 
 
 def test_apply_replace_trains_a_new_model_under_a_new_id_and_deletes_the_old(project):
+    project.spec(SENTIMENT_SPEC.replace("    display_name: Sentiment\n",
+                                        "    display_name: Sentiment\n    lifecycle: {keep_previous: 0}\n"))
     assert project.run("apply", "--auto-approve").code == 0
     old = project.state()["models"]["sentiment"]
     result = project.run("apply", "--auto-approve", "--replace", "sentiment")
@@ -56,7 +58,8 @@ def test_a_saved_plan_with_replace_applies_the_replacement(project, tmp_path):
     result = project.run("apply", str(saved))
     assert result.code == 0, result.output
     new = project.state()["models"]["sentiment"]
-    assert new["tuned_model_id"] != old_id and project.artifacts() == [new["tuned_model_id"]]
+    assert new["tuned_model_id"] != old_id and sorted(project.artifacts()) == sorted([old_id, new["tuned_model_id"]])
+    assert [r["tuned_model_id"] for r in new["retained"]] == [old_id]  # lifecycle.keep_previous: 1 (the default)
 
 
 def test_a_saved_plan_without_replace_is_not_a_replacement(project, tmp_path):
@@ -76,6 +79,7 @@ def test_a_forced_replacement_interrupted_after_its_intent_was_recorded_is_resum
     path = project.root / "state" / "default.json"
     state = json.loads(path.read_text())
     record = state["models"]["sentiment"]
+    old_id = record["tuned_model_id"]
     model = replace(planned_model("sentiment"), generation=1)
     forced_id = f"sentiment-{owner_tag(state['lineage'], state['workspace'])}-{model.job_key[:10]}"
     record["pending"] = {**{k: v for k, v in record.items() if k not in ("handle", "metrics")},
@@ -87,25 +91,26 @@ def test_a_forced_replacement_interrupted_after_its_intent_was_recorded_is_resum
     result = project.run("apply", "--auto-approve", "--replace", "sentiment")
     assert result.code == 0, result.output
     assert project.state()["models"]["sentiment"]["tuned_model_id"] == forced_id
-    assert project.artifacts() == [forced_id]
+    assert sorted(project.artifacts()) == sorted([forced_id, old_id])  # the replaced one is retained
     assert project.run("plan", "--detailed-exitcode").code == 0
 
 
-def test_replace_on_the_gemini_api_trains_a_second_model_then_deletes_the_first(gemini, emulator):  # noqa: F811 (fixtures)
+def test_replace_on_the_gemini_api_trains_a_second_model_and_retains_the_first(gemini, emulator):  # noqa: F811 (fixtures)
     assert gemini.run("apply", "--auto-approve").code == 0
     old_id = gemini.state()["models"]["reviews"]["tuned_model_id"]
     result = gemini.run("apply", "--auto-approve", "--replace", "reviews")
     assert result.code == 0, result.output
     new_id = gemini.state()["models"]["reviews"]["tuned_model_id"]
     assert new_id != old_id and new_id.startswith("tunedModels/reviews-")
-    assert result.err.index(f"submitting ({new_id})") < result.err.index(f"deleting (superseded {old_id})")
-    assert [m.name for m in sdk(emulator).list_tuned_models()] == [new_id]
+    assert "deleting" not in result.err  # lifecycle.keep_previous: 1 (the default) retains the first
+    assert {m.name for m in sdk(emulator).list_tuned_models()} == {new_id, old_id}
+    assert [r["tuned_model_id"] for r in gemini.state()["models"]["reviews"]["retained"]] == [old_id]
     assert gemini.run("plan", "--detailed-exitcode").code == 0
 
 
 def test_a_forced_replacement_killed_while_tuning_is_resumed_by_a_plain_apply(make_lab):  # noqa: F811 (fixture)
     """bench/crash.py's invariants over a SIGKILL once the forced job is submitted: the next `apply` (no flag)
-    waits for that job; nothing is paid twice, no model is orphaned, the old one is deleted."""
+    waits for that job; nothing is paid twice, no model is orphaned, the old one is retained."""
     lab = make_lab(models=1)
     assert lab.run("apply", "--auto-approve").returncode == 0
     old_id = crash.current_ids(lab.state()).pop()
@@ -119,7 +124,8 @@ def test_a_forced_replacement_killed_while_tuning_is_resumed_by_a_plain_apply(ma
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "resuming" in rerun.stdout + rerun.stderr
     assert len(lab.creates_by_id()) == 2 and set(lab.creates_by_id().values()) == {1}
-    assert set(lab.live_models()) == crash.current_ids(lab.state()) != {old_id}
+    assert crash.current_ids(lab.state()) != {old_id} and crash.retained_ids(lab.state()) == {old_id}
+    assert set(lab.live_models()) == crash.current_ids(lab.state()) | {old_id}
 
 
 def test_replace_completes_model_names(project):

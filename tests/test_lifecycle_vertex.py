@@ -32,7 +32,7 @@ def _remaining(emulator) -> set[str]:  # noqa: F811 (fixture)
     return {m.name.split("@")[0] for m in sdk(emulator).models.list(config={"query_base": False})}
 
 
-def test_replace_on_vertex_tunes_a_second_job_under_its_own_labels_then_deletes_the_first(vertex, emulator):  # noqa: F811
+def test_replace_on_vertex_tunes_a_second_job_under_its_own_labels_and_retains_the_first(vertex, emulator):  # noqa: F811
     assert vertex.run("apply", "--auto-approve").code == 0
     old_id = vertex.state()["models"]["reviews"]["tuned_model_id"]
     result = vertex.run("apply", "--auto-approve", "--replace", "reviews")
@@ -40,7 +40,8 @@ def test_replace_on_vertex_tunes_a_second_job_under_its_own_labels_then_deletes_
     new = vertex.state()["models"]["reviews"]
     assert new["tuned_model_id"] != old_id and new["generation"] == 1
     remaining = _remaining(emulator)
-    assert old_id not in remaining and new["tuned_model_id"] in remaining
+    assert {old_id, new["tuned_model_id"]} <= remaining  # lifecycle.keep_previous: 1 (the default) retains the first
+    assert [r["tuned_model_id"] for r in new["retained"]] == [old_id]
     assert vertex.run("plan", "--detailed-exitcode").code == 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from dataclasses import replace
 
 import pytest
@@ -73,13 +72,10 @@ def test_reverting_a_hyperparameter_change_restores_the_retained_model_for_0_wit
     assert plan["cost"]["total_usd"] == 0 and plan["cost"]["models"] == {}
     assert "🔵 restore" in project.run("plan", "--markdown").out
 
-    started = time.monotonic()
-    result = project.run("apply", "--auto-approve")
-    elapsed = time.monotonic() - started
+    result = project.run("apply", "--auto-approve")  # its speed is measured by hand, never in a unit test
     assert result.code == 0, result.output
     assert "submitting" not in result.err and "restored" in result.err
     assert "1 restored" in result.out
-    assert elapsed < 1.0
     assert artifact_files(project) == before  # no artifact written, none deleted: the trainer never ran
     record = project.state()["models"]["sentiment"]
     assert record["tuned_model_id"] == first and record["hyperparameters"]["learning_rate"] == 0.5
