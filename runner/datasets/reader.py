@@ -342,7 +342,7 @@ def _numbered_blocks(path: Path, display: str) -> Iterator[tuple[int, bytes]]:
                 unfinished_bytes += len(chunk)
                 continue
             cut = chunk.rfind(b"\n")
-            unfinished.append(chunk[:cut])
+            unfinished.append(memoryview(chunk)[:cut])  # a view: the join below is the block's only copy
             block = b"".join(unfinished)
             yield first_line, block
             first_line += block.count(b"\n") + 1
