@@ -13,7 +13,6 @@ from enum import StrEnum
 
 from runner.attributes import attributes_fingerprint
 from runner.errors import PlanError
-from runner.identity import owner_tag
 from runner.planned import PlannedModel
 from runner.providers.base import ObservedModel
 from runner.state.model import ACTIVE, FAILED, REJECTED, Instance, ModelRecord, State
@@ -374,9 +373,8 @@ def unmanaged(state: State, observed: Observation) -> tuple[tuple[str, str], ...
     """(provider, tuned model id) of models a provider holds that no state record knows, leaving out those that
     carry another state's identity (another workspace's models are not this state's to import)."""
     known = {i.tuned_model_id for rec in state.models.values() for i in instances_of(rec)}
-    ours = owner_tag(state.lineage, state.workspace) if state.lineage else None
     return tuple(sorted((provider, m.tuned_model_id) for provider, models in observed.models.items()
-                        for m in models if m.tuned_model_id not in known and m.owner in (None, ours)))
+                        for m in models if m.tuned_model_id not in known and not state.is_foreign(m.owner)))
 
 
 def instances_of(record: ModelRecord) -> list[Instance]:

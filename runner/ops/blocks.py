@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from runner.errors import PlanError, StateError
-from runner.identity import owner_tag
 from runner.plan import IMPORT, Change, Observation, Plan, managed_by
 from runner.spec.loader import MODEL_NAME
 from runner.spec.model import Import, Move
@@ -85,8 +84,7 @@ def check_unmanaged(state: State, provider: str, tuned_model_id: str) -> None:
 
 
 def check_not_owned_elsewhere(state: State, seen) -> None:
-    ours = owner_tag(state.lineage, state.workspace) if state.lineage else None
-    if seen.owner is not None and seen.owner != ours:
+    if state.is_foreign(seen.owner):
         raise StateError(f"{seen.tuned_model_id} was created by another tuner state or workspace (owner {seen.owner}): "
                          f"importing it here would let two states delete each other's model",
                          remedy="manage it from the workspace that created it")

@@ -17,6 +17,7 @@ import orjson
 from runner import __version__
 from runner.attributes import model_attributes
 from runner.errors import StateError
+from runner.identity import owner_tag
 
 FORMAT_VERSION = 1
 SUBMITTING, CREATING, ACTIVE, FAILED = "submitting", "creating", "active", "failed"
@@ -205,6 +206,11 @@ class State:
     def new(cls, workspace: str) -> State:
         """A state not yet written: its lineage is empty until the first write gives it one."""
         return cls(lineage="", workspace=workspace)
+
+    def is_foreign(self, tag: str | None) -> bool:
+        """A remote object's owner tag (runner.identity) names another state or workspace; an object with no tag
+        (made by hand, or by an older tuner) names none. A state not yet written owns nothing."""
+        return tag is not None and (not self.lineage or tag != owner_tag(self.lineage, self.workspace))
 
     def next_version(self) -> None:
         """Called by backends before each write: serial only grows; the lineage is born once."""
