@@ -11,6 +11,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from runner.errors import NotOwnedError
+
 TAG_LENGTH = 8  # hex digits: fits Gemini's 40-character ids and Vertex label values; 2^32 makes collisions moot
 TAG = re.compile(r"^[0-9a-f]{8}$")
 
@@ -23,6 +25,15 @@ class Owner:
     @property
     def tag(self) -> str:
         return owner_tag(self.lineage, self.workspace)
+
+    def refuse_foreign(self, tag: str | None, what: str, strict: bool = False) -> None:
+        """Raise NotOwnedError when TAG (the owner tag a remote object carries) is another state's; `strict` (an id
+        this state is about to create or adopt) also refuses an object carrying no tag at all."""
+        if tag == self.tag or (tag is None and not strict):
+            return
+        whose = f"belongs to another tuner state or workspace (owner {tag})" if tag else "carries no owner tag"
+        raise NotOwnedError(f"{what} does not carry this state's identity: it {whose}; this state is {self.tag}",
+                            remedy="the state was edited or belongs to another workspace: restore it from git")
 
 
 def owner_tag(lineage: str, workspace: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runner.datasets import DatasetRef, open_examples
-from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, first_line, is_network_error
+from runner.errors import AlreadyExistsError, ProviderError, first_line, is_network_error
 from runner.identity import Owner, model_digest
 from runner.planned import PlannedModel, TrainingEstimate
 from runner.providers import ProviderContext, planning
@@ -261,11 +261,7 @@ def owner_of(tuned_model_id: str) -> str | None:
 
 def _check_owner(tuned_model_id: str, owner: Owner, strict: bool = False) -> None:
     """Another state's id is never touched; `strict` (a create) also refuses an id carrying no identity."""
-    tag = owner_of(tuned_model_id)
-    if tag != owner.tag and (strict or tag is not None):
-        raise NotOwnedError(f"{tuned_model_id} does not carry this state's identity (owner {owner.tag}, the id "
-                            f"carries {tag or 'none'})", remedy="the state was edited or belongs to another "
-                                                              "workspace: restore it from git")
+    owner.refuse_foreign(owner_of(tuned_model_id), tuned_model_id, strict)
 
 
 def _observed(tuned) -> ObservedModel:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from runner import __version__
 from runner.datasets import DatasetRef, open_examples
-from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError
+from runner.errors import AlreadyExistsError, ProviderError
 from runner.fsutil import atomic_write
 from runner.identity import Owner
 from runner.planned import PlannedModel, TrainingEstimate
@@ -191,10 +191,7 @@ class LocalProvider:
 
     @staticmethod
     def _check_owner(tuned_model_id: str, meta: dict, owner: Owner) -> None:
-        tag = _owner_tag(meta)
-        if tag is not None and tag != owner.tag:
-            raise NotOwnedError(f"local model {tuned_model_id} belongs to another tuner state or workspace "
-                                f"(owner {tag}, this state is {owner.tag})")
+        owner.refuse_foreign(_owner_tag(meta), f"local model {tuned_model_id}")
 
     def _require(self, tuned_model_id: str) -> dict:
         meta = self._meta(tuned_model_id)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runner.datasets import DatasetRef, open_examples
-from runner.errors import NotOwnedError, ProviderError, first_line, is_network_error
+from runner.errors import ProviderError, first_line, is_network_error
 from runner.identity import Owner
 from runner.planned import PlannedModel, TrainingEstimate
 from runner.providers import ProviderContext, planning
@@ -500,21 +500,13 @@ class _Grammar:
 
 
 def _check_owner(labels: dict | None, owner: Owner, resource: str) -> None:
-    tag = (labels or {}).get(LABEL_OWNER)
-    if tag is not None and tag != owner.tag:
-        raise NotOwnedError(f"{resource} does not carry this state's identity (owner {owner.tag}, its {LABEL_OWNER} "
-                            f"label is {tag})", remedy="the state was edited or belongs to another workspace: "
-                                                       "restore it from git")
+    owner.refuse_foreign((labels or {}).get(LABEL_OWNER), resource)
 
 
 def _check_label_id_owner(tuned_model_id: str, owner: Owner) -> None:
     """A submission adopts or labels a job with this id: it must carry this state's tag (like Gemini's ids)."""
     match = OWNED_LABEL_ID.fullmatch(tuned_model_id)
-    tag = match.group(1) if match else None
-    if tag != owner.tag:
-        raise NotOwnedError(f"{tuned_model_id} does not carry this state's identity (owner {owner.tag}, the id "
-                            f"carries {tag or 'none'})", remedy="the state was edited or belongs to another "
-                                                              "workspace: restore it from git")
+    owner.refuse_foreign(match.group(1) if match else None, tuned_model_id, strict=True)
 
 
 def _observed(model, base_model: str = "") -> ObservedModel:
