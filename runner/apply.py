@@ -227,7 +227,7 @@ class Applier:
                 verdict = self._judge(name, model, provider, metrics)
                 if not verdict.passed:
                     return self._reject(name, pending, metrics, verdict.reasons)
-                self._promote(name, pending, metrics, retain)
+                self._make_current(name, pending, metrics, retain)
                 self.reporter.event(name, "active", elapsed=self.clock.monotonic() - started)
                 return None
             if status.state == JOB_FAILED:
@@ -240,7 +240,7 @@ class Applier:
             if self.clock.wait(interval):
                 raise Interrupted()
 
-    def _promote(self, name: str, pending: Instance, metrics: dict, retain: bool) -> None:
+    def _make_current(self, name: str, pending: Instance, metrics: dict, retain: bool) -> None:
         """The new model is ACTIVE: it becomes current; the one it replaces is retained, or deposed then deleted."""
         with self._state_lock:
             record = self.state.record(name)
