@@ -253,14 +253,14 @@ class Applier:
             self._write(self.state)
 
     def _reject(self, name: str, pending: Instance, metrics: dict, reasons: tuple[str, ...]) -> str:
-        """Below the quality gate: the old model stays current, the new one is kept and recorded, not promoted."""
+        """Below the quality gate: the old model stays current, the new one is kept and recorded, not made current."""
         message = "; ".join(reasons)
         with self._state_lock:
             pending.status, pending.metrics, pending.error = REJECTED, metrics, message
             pending.updated_at = self.clock.now()
             self._write(self.state)
         self.reporter.event(name, "rejected", message)
-        return f"not promoted: rejected by the quality gate: {message}"
+        return f"not made current: rejected by the quality gate: {message}"
 
     def _evaluate(self, model: PlannedModel, provider: Provider, tuned_id: str) -> dict:
         """Score the model on its eval set (eval.dataset, else the validation set), if it has one."""

@@ -21,7 +21,7 @@ from runner.identity import owner_tag
 
 FORMAT_VERSION = 1
 SUBMITTING, CREATING, ACTIVE, FAILED = "submitting", "creating", "active", "failed"
-REJECTED = "rejected"  # tuned fine, but below the spec's quality gate: kept, never promoted
+REJECTED = "rejected"  # tuned fine, but below the spec's quality gate: kept, never made current
 HISTORY_KEPT = 10
 
 
