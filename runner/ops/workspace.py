@@ -11,12 +11,19 @@ from runner.fsutil import atomic_write
 from runner.ops.state import outputs_path
 from runner.plan import instances_of
 from runner.project import DEFAULT_WORKSPACE, Project, check_workspace_name, selected_workspace_path
-from runner.state import Instance
+from runner.state import Instance, State
 
 
 def workspaces(project: Project) -> list[str]:
     """Every workspace with a state in the configured backend, and default (which always exists)."""
     return sorted(set(project.backend().workspaces()) | {DEFAULT_WORKSPACE})
+
+
+def sibling_states(project: Project) -> dict[str, State]:
+    """The states of the configured backend's other workspaces (workspace -> state), read without their locks
+    (each read is of one whole version: writes are atomic): who else references a model (runner.references)."""
+    return {name: _in(project, name).backend().read() for name in project.backend().workspaces()
+            if name != project.workspace}
 
 
 def new_workspace(project: Project, name: str, lock_timeout: float = 0.0) -> None:
