@@ -25,12 +25,18 @@ def referencing(states: Mapping[str, State], provider: str, tuned_model_id: str)
         for record in state.models.values() for i in referenced(record)))
 
 
-def owner_of(instance: Instance, own: Owner) -> Owner:
-    """Who created INSTANCE: OWN (this state), unless it was promoted here from another workspace."""
+def created_by(states: Mapping[str, State], creator: Owner) -> list[tuple[str, str, Instance]]:
+    """(workspace, name, instance) of each model a state of STATES references that CREATOR created (promoted there
+    from it): once CREATOR's state is gone, nothing may delete them (deleting_owner)."""
+    return [(workspace, name, instance) for workspace, state in sorted(states.items())
+            for name, record in sorted(state.models.items()) for instance in referenced(record)
+            if promoted_creator(instance) == creator]
+
+
+def promoted_creator(instance: Instance) -> Owner | None:
+    """The state that created INSTANCE when it was promoted here from another workspace; None when it was not."""
     promoted = instance.promoted_from
-    if promoted is None:
-        return own
-    return Owner(promoted["owner"]["lineage"], promoted["owner"]["workspace"])
+    return None if promoted is None else Owner(promoted["owner"]["lineage"], promoted["owner"]["workspace"])
 
 
 def deleting_owner(instance: Instance, own: Owner, states: Mapping[str, State]) -> Owner | None:
@@ -38,7 +44,7 @@ def deleting_owner(instance: Instance, own: Owner, states: Mapping[str, State]) 
     when that is this state or a state this backend still holds under the same lineage. None otherwise: a
     promoted_from naming a workspace or lineage this backend does not have (edited state, a deleted workspace) never
     lets this state delete a model of someone else's."""
-    owner = owner_of(instance, own)
+    owner = promoted_creator(instance) or own
     if owner == own:
         return own
     creator = states.get(owner.workspace)

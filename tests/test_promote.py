@@ -149,3 +149,33 @@ def test_a_malformed_promoted_from_is_a_corrupt_state(project, promoted):
     result = project.run("-w", "prod", "plan")
     assert result.code == ExitStatus.ERROR
     assert "models.sentiment.promoted_from.owner: must be an object, not a string" in result.err
+
+
+def test_state_list_says_where_a_model_was_promoted_from(project, promoted):
+    assert f"{promoted}  active (promoted from dev)" in project.run("-w", "prod", "state", "list").out
+
+
+def test_a_model_promoted_through_staging_is_owned_by_dev_and_kept_while_any_serves_it(project, promoted):
+    result = project.run("-w", "staging", "promote", "sentiment", "--from", "prod")
+    assert result.code == 0, result.output
+    assert project.state("staging")["models"]["sentiment"]["promoted_from"]["owner"]["workspace"] == "dev"
+    assert "still referenced by workspace prod, staging" in project.run("-w", "dev", "destroy", "--auto-approve").err
+    assert "still referenced by workspace prod" in project.run("-w", "staging", "destroy", "--auto-approve").err
+    assert project.run("-w", "prod", "destroy", "--auto-approve").code == 0
+    assert project.artifacts() == []  # the last reference gone: deleted under dev's identity
+
+
+def test_deleting_the_creators_workspace_is_refused_while_another_serves_its_model(project, promoted):
+    assert project.run("-w", "dev", "destroy", "--auto-approve").code == 0  # kept for prod
+    result = project.run("workspace", "delete", "dev")
+    assert result.code == ExitStatus.ERROR
+    assert f"created model(s) other workspaces still serve: prod: sentiment ({promoted})" in result.err
+    assert project.run("workspace", "delete", "dev", "--force").code == 0
+    assert "whose state this backend no longer holds" in project.run("-w", "prod", "destroy", "--auto-approve").err
+    assert project.artifacts() == [promoted]  # left behind, as --force said
+
+
+def test_from_completes_workspace_names(project, promoted):
+    from tests.test_completion import candidates
+
+    assert candidates(["-w", "prod", "promote", "sentiment", "--from"], "de") == ["default", "dev"]
