@@ -4,33 +4,58 @@ backend is deleted only when the last of them lets it go (local provider)."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
+from runner.cli import main
 from runner.status import ExitStatus
-from tests.conftest import SENTIMENT_SPEC
+from tests.conftest import SENTIMENT, SENTIMENT_SPEC
+from tests.test_gcs_state_cli import prefix, state_blob, with_backend  # noqa: F401 (prefix is a fixture)
 
 # ${workspace} in a display name: the model is the same in every workspace (the fingerprint ignores names).
 SPEC = SENTIMENT_SPEC.replace("display_name: Sentiment", "display_name: Sentiment ${workspace}")
 CHANGED = SPEC.replace("learning_rate: 0.5", "learning_rate: 0.25")
 
 
-def promote_devs_model(project) -> tuple[str, str]:
-    """dev applied, its model promoted to prod: (the model's id, what promote printed)."""
+@pytest.fixture(scope="module")
+def dev_applied(tmp_path_factory) -> Path:
+    """A project whose dev workspace applied SPEC, trained once for the module: tests copy its state and models."""
+    root = tmp_path_factory.mktemp("promote") / "proj"
+    (root / "configs").mkdir(parents=True)
+    shutil.copytree(SENTIMENT, root / "data")
+    (root / "configs" / "models.yaml").write_text(SPEC)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.delenv("TUNER_WORKSPACE", raising=False)
+        main(["-w", "dev", "apply", "--auto-approve"])
+    return root
+
+
+def applied_in_dev(project, dev_applied: Path) -> str:
+    """PROJECT as dev_applied left it; returns dev's model id."""
     project.spec(SPEC)
-    assert project.run("-w", "dev", "apply", "--auto-approve").code == 0
+    for kept in ("state", ".tuner/models"):
+        shutil.copytree(dev_applied / kept, project.root / kept)
+    return project.state("dev")["models"]["sentiment"]["tuned_model_id"]
+
+
+def promote_devs_model(project, dev_applied: Path) -> tuple[str, str]:
+    """dev applied, its model promoted to prod: (the model's id, what promote printed)."""
+    tuned = applied_in_dev(project, dev_applied)
     result = project.run("-w", "prod", "promote", "sentiment", "--from", "dev")
     assert result.code == 0, result.output
-    return project.state("dev")["models"]["sentiment"]["tuned_model_id"], result.out
+    return tuned, result.out
 
 
 @pytest.fixture
-def promoted(project) -> str:
-    return promote_devs_model(project)[0]
+def promoted(project, dev_applied) -> str:
+    return promote_devs_model(project, dev_applied)[0]
 
 
-def test_promote_adopts_devs_model_without_training_and_prod_plans_no_change(project):
-    promoted, printed = promote_devs_model(project)
+def test_promote_adopts_devs_model_without_training_and_prod_plans_no_change(project, dev_applied):
+    promoted, printed = promote_devs_model(project, dev_applied)
     assert printed == f"sentiment: promoted {promoted} from workspace dev to prod (no training, $0).\n"
     prod, dev = project.state("prod"), project.state("dev")
     record = prod["models"]["sentiment"]
@@ -47,10 +72,8 @@ def test_promote_adopts_devs_model_without_training_and_prod_plans_no_change(pro
     assert project.state("prod")["serial"] == 1  # the already-promoted model: nothing written again
 
 
-def test_a_fingerprint_that_differs_is_refused_with_the_field_diff(project):
-    project.spec(SPEC)
-    assert project.run("-w", "dev", "apply", "--auto-approve").code == 0
-    tuned = project.state("dev")["models"]["sentiment"]["tuned_model_id"]
+def test_a_fingerprint_that_differs_is_refused_with_the_field_diff(project, dev_applied):
+    tuned = applied_in_dev(project, dev_applied)
     project.spec(CHANGED)
     result = project.run("-w", "prod", "promote", "sentiment", "--from", "dev")
     assert result.code == ExitStatus.ERROR
@@ -99,17 +122,9 @@ def test_replace_in_dev_keeps_the_model_prod_serves(project, promoted):
     assert "retained" not in project.state("dev")["models"]["sentiment"]
 
 
-def test_a_model_dev_retains_counts_as_a_reference(project, promoted):
+def test_promoting_a_new_dev_model_supersedes_the_one_prod_served_which_dev_retains(project, promoted):
     project.spec(CHANGED)
     assert project.run("-w", "dev", "apply", "--auto-approve").code == 0  # promoted is retained in dev now
-    result = project.run("-w", "prod", "destroy", "--auto-approve")
-    assert result.code == 0 and "still referenced by workspace dev" in result.err
-    assert promoted in project.artifacts()
-
-
-def test_promoting_a_new_dev_model_supersedes_the_one_prod_served(project, promoted):
-    project.spec(CHANGED)
-    assert project.run("-w", "dev", "apply", "--auto-approve").code == 0
     new = project.state("dev")["models"]["sentiment"]["tuned_model_id"]
     result = project.run("-w", "prod", "promote", "--all", "--from", "dev")
     assert result.code == 0 and f"{promoted} is superseded" in result.out
@@ -117,12 +132,14 @@ def test_promoting_a_new_dev_model_supersedes_the_one_prod_served(project, promo
     assert record["tuned_model_id"] == new and [r["tuned_model_id"] for r in record["retained"]] == [promoted]
     assert project.state("prod")["serial"] == 2 and (project.root / "state" / "prod.json.backup").exists()
     assert project.run("-w", "prod", "plan", "--detailed-exitcode").code == 0
+    result = project.run("-w", "prod", "destroy", "--auto-approve")  # dev retains one and serves the other
+    assert result.code == 0 and result.err.count("still referenced by workspace dev") == 2
+    assert sorted(project.artifacts()) == sorted([promoted, new])
 
 
-def test_a_foreign_model_in_devs_state_is_never_adopted(project):
-    project.spec(SPEC)
+def test_a_foreign_model_in_devs_state_is_never_adopted(project, dev_applied):
+    applied_in_dev(project, dev_applied)
     assert project.run("-w", "staging", "apply", "--auto-approve").code == 0
-    assert project.run("-w", "dev", "apply", "--auto-approve").code == 0
     foreign = project.record_foreign_model("staging", "dev", "sentiment")
     result = project.run("-w", "prod", "promote", "sentiment", "--from", "dev")
     assert result.code == ExitStatus.ERROR
@@ -179,3 +196,15 @@ def test_from_completes_workspace_names(project, promoted):
     from tests.test_completion import candidates
 
     assert candidates(["-w", "prod", "promote", "sentiment", "--from"], "de") == ["default", "dev"]
+
+
+def test_promote_and_shared_deletion_in_the_gcs_backend(project, prefix):  # noqa: F811 (the fixture)
+    project.spec(with_backend(SPEC, prefix))
+    assert project.run("-w", "dev", "apply", "--auto-approve").code == 0
+    assert project.run("-w", "prod", "promote", "sentiment", "--from", "dev").code == 0
+    promoted = json.loads(state_blob(prefix, "prod").download_as_bytes())["models"]["sentiment"]
+    assert promoted["promoted_from"]["workspace"] == "dev" and not (project.root / "state" / "prod.json").exists()
+    assert "still referenced by workspace prod" in project.run("-w", "dev", "destroy", "--auto-approve").err
+    assert project.artifacts() == [promoted["tuned_model_id"]]
+    assert project.run("-w", "prod", "destroy", "--auto-approve").code == 0
+    assert project.artifacts() == []
