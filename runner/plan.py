@@ -98,6 +98,8 @@ class Plan:
     settings: tuple[SettingsChange, ...] = ()
     not_refreshed: tuple[str, ...] = ()  # providers refresh skipped (their settings changed)
     moved: tuple[tuple[str, str], ...] = ()  # (old, new) names the specs' `moved:` entries rename in state
+    # tuned model id -> the other workspaces of the backend still referencing it: apply keeps it (runner.references)
+    kept: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def total_cost_usd(self) -> float:

@@ -97,6 +97,8 @@ def test_nothing_to_promote_is_refused(project):
 
 
 def test_dev_destroy_keeps_what_prod_serves_and_prod_destroy_then_deletes_it(project, promoted):
+    kept = f"      # {promoted} is kept: still referenced by workspace prod\n"
+    assert kept in project.run("-w", "dev", "plan", "--destroy").out
     result = project.run("-w", "dev", "destroy", "--auto-approve")
     assert result.code == 0 and "still referenced by workspace prod: not deleted" in result.err
     assert project.state("dev")["models"] == {} and project.artifacts() == [promoted]
@@ -117,6 +119,7 @@ def test_replace_in_dev_keeps_the_model_prod_serves(project, promoted):
     project.spec(CHANGED.replace("    dataset:", "    lifecycle: {keep_previous: 0}\n    dataset:"))
     result = project.run("-w", "dev", "apply", "--auto-approve")
     assert result.code == 0 and "still referenced by workspace prod" in result.err
+    assert f"# {promoted} is kept: still referenced by workspace prod" in result.out  # the plan said so
     new = project.state("dev")["models"]["sentiment"]["tuned_model_id"]
     assert sorted(project.artifacts()) == sorted([promoted, new])
     assert "retained" not in project.state("dev")["models"]["sentiment"]

@@ -73,6 +73,8 @@ def plan_text(plan: Plan, colour: bool = False) -> str:
         lines.append("")
     for change in changed:
         lines += _change_lines(change, colour, plan.costs.get(change.name))
+        lines += [terminal_safe(f"      # {tuned_id} is kept: still referenced by workspace {', '.join(users)}")
+                  for tuned_id, users in plan.kept.items() if tuned_id in (change.prior_id, *change.cleanup)]
         lines.append("")
     lines.append(summary_line(plan))
     lines += state_only_lines(plan)
