@@ -12,6 +12,7 @@ another state's identity (runner.identity) is never adopted and never deleted.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -22,11 +23,11 @@ from runner.clock import Clock
 from runner.errors import AlreadyExistsError, NotOwnedError, ProviderError, StateError, TunerError
 from runner.evaluate import GateResult, check_gate, evaluate_model
 from runner.identity import Owner
-from runner.plan import CREATE, DELETE, REPLACE, RESTORE, UPDATE, Change, Plan, managed_by
+from runner.plan import CREATE, DELETE, NOOP, REPLACE, RESTORE, UPDATE, Change, Plan, managed_by
 from runner.planned import PlannedModel
 from runner.providers.base import ACTIVE as JOB_ACTIVE
 from runner.providers.base import FAILED as JOB_FAILED
-from runner.providers.base import Provider
+from runner.providers.base import JobStatus, Provider
 from runner.references import deleting_owner, referencing
 from runner.retry import Interrupted, RetryPolicy
 from runner.state.model import ACTIVE, CREATING, FAILED, REJECTED, SUBMITTING, Instance, State
@@ -36,7 +37,8 @@ class Reporter(Protocol):
     """Told every job transition as plain data; how it reads is the view's business (runner.render.progress)."""
 
     def event(self, name: str, status: str, detail: str = "", elapsed: float | None = None,
-              progress: float | None = None) -> None: ...
+              progress: float | None = None, epoch: int | None = None, epochs: int | None = None,
+              loss: float | None = None) -> None: ...
 
 
 @dataclass
@@ -127,8 +129,8 @@ class Applier:
             self._delete_model(change, provider)
         elif change.action == RESTORE:
             self._restore(change, provider)
-        if failure is None:
-            self._cleanup(change, provider)
+        if failure is None and self._cleanup(change, provider):  # the row's last word is the change's outcome
+            self.reporter.event(change.name, _OUTCOMES[change.action], "superseded models removed")
         return failure
 
     def _tune(self, change: Change, model: PlannedModel, provider: Provider) -> str | None:
@@ -198,9 +200,12 @@ class Applier:
 
     def _submit(self, name: str, model: PlannedModel, provider: Provider, pending: Instance) -> None:
         self.reporter.event(name, "submitting", pending.tuned_model_id)
-        owner = self.owner
+        submit = functools.partial(provider.submit, model, pending.tuned_model_id, self.owner)
+        if provider.capabilities.trains_in_submit:  # the job runs in this call: its epochs are reported as polled
+            started = self.clock.monotonic()
+            submit = functools.partial(submit, progress=lambda status: self._report(name, "creating", status, started))
         try:
-            handle = self._call(provider, lambda: provider.submit(model, pending.tuned_model_id, owner), name=name)
+            handle = self._call(provider, submit, name=name)
         except AlreadyExistsError:  # the provider proved it carries this state's identity
             handle = pending.handle or pending.tuned_model_id  # ours from an earlier, ambiguous attempt
             self.reporter.event(name, "adopting", f"{pending.tuned_model_id} already exists: adopting it")
@@ -233,7 +238,7 @@ class Applier:
                 if not verdict.passed:
                     return self._reject(name, pending, metrics, verdict.reasons)
                 self._make_current(name, pending, metrics, retain)
-                self.reporter.event(name, "active", elapsed=self.clock.monotonic() - started)
+                self._report(name, "active", status, started)
                 return None
             if status.state == JOB_FAILED:
                 with self._state_lock:
@@ -241,9 +246,14 @@ class Applier:
                     self._write(self.state)
                 self.reporter.event(name, "failed", status.message)
                 return f"tuning job failed: {status.message or status.detail or 'no message'}"
-            self.reporter.event(name, "creating", elapsed=self.clock.monotonic() - started, progress=status.progress)
+            self._report(name, "creating", status, started)
             if self.clock.wait(interval):
                 raise Interrupted()
+
+    def _report(self, name: str, word: str, status: JobStatus, started: float) -> None:
+        """A job's status and how far the provider says it is."""
+        self.reporter.event(name, word, elapsed=self.clock.monotonic() - started, progress=status.progress,
+                            epoch=status.epoch, epochs=status.epochs, loss=status.loss)
 
     def _make_current(self, name: str, pending: Instance, metrics: dict, retain: bool) -> None:
         """The new model is ACTIVE: it becomes current; the one it replaces is retained, or deposed then deleted."""
@@ -335,10 +345,11 @@ class Applier:
         if deleted:  # a kept model was reported so by _remove
             self.reporter.event(change.name, "deleted")
 
-    def _cleanup(self, change: Change, provider: Provider) -> None:
+    def _cleanup(self, change: Change, provider: Provider) -> bool:
         """Delete superseded instances (create-before-destroy: only after the new one is current) and the retained
-        ones the plan expired."""
+        ones the plan expired. True when it told the reporter of a deletion."""
         record = self.state.record(change.name)
+        reported = False
         if any(record.find_retained(tuned_id) for tuned_id in change.cleanup):
             with self._state_lock:
                 record.release(change.cleanup)
@@ -346,6 +357,7 @@ class Applier:
         for instance in list(record.deposed):
             if not instance.refused:
                 self.reporter.event(change.name, "deleting", f"superseded {instance.tuned_model_id}")
+                reported = True
                 self._remove(change.name, self.providers[instance.provider], instance)
             with self._state_lock:
                 record.deposed.remove(instance)
@@ -356,6 +368,7 @@ class Applier:
             with self._state_lock:
                 del self.state.models[change.name]
                 self._write(self.state)
+        return reported
 
     def _remove(self, name: str, provider: Provider, instance: Instance) -> bool:
         """Delete one instance at its provider. It is kept (this state only forgets it) while another workspace of
@@ -399,6 +412,11 @@ def _describe(error: TunerError) -> str:
     code = getattr(error, "code", None)
     text = f"{code}: {error.message}" if code and code not in error.message else error.message
     return f"{text} ({error.remedy})" if error.remedy else text
+
+
+# A job's last status, said again once its cleanup is over (a noop only cleans up: its model is unchanged).
+_OUTCOMES = {CREATE: "active", REPLACE: "active", UPDATE: "updated", DELETE: "deleted", RESTORE: "restored",
+             NOOP: "unchanged"}
 
 
 def _expected_work(change: Change) -> int:

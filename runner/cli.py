@@ -324,7 +324,7 @@ def _execute(run, auto_approve: bool, verb: str = "Apply") -> None:
                                           "review with `tuner plan`, then pass --auto-approve")
 
     env = _env()  # the injected clock times the live table too
-    reporter = progress_reporter(monotonic=env.clock.monotonic, live=env.stderr_colour)
+    reporter = progress_reporter(monotonic=env.clock.monotonic, live=env.stderr_isatty, colour=env.stderr_colour)
     try:
         the_plan, result = run(confirm, reporter)
     finally:

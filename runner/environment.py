@@ -49,7 +49,7 @@ class Environment:
 
     @property
     def stderr_colour(self) -> bool:
-        """Colour (and the live progress table) on standard error, by the same rule."""
+        """Colour on standard error, by the same rule (the live progress table only needs a terminal)."""
         return self.stderr_isatty and not self._colour_refused
 
     @property

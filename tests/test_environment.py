@@ -46,12 +46,3 @@ def test_without_a_terminal_on_the_environments_stdin_apply_asks_no_question_and
 def test_exit_statuses_are_the_documented_codes():
     assert {status.name: int(status) for status in ExitStatus} == {
         "SUCCESS": 0, "ERROR": 1, "CHANGES_PRESENT": 2, "INTERRUPTED": 130}
-
-
-def test_the_live_progress_table_follows_the_environments_standard_error(project, capsys):
-    main(["apply", "--auto-approve"], env=Environment(stderr_isatty=True, environ={}))
-    live = capsys.readouterr().err
-    assert live.split()[:4] == ["model", "status", "elapsed", "detail"] and "sentiment: " not in live  # a table
-    main(["destroy", "--auto-approve"], env=Environment(stderr_isatty=True, environ={"NO_COLOR": "1"}))
-    lines = capsys.readouterr().err
-    assert "sentiment: deleting" in lines and "status" not in lines  # NO_COLOR: one line per transition

@@ -287,3 +287,20 @@ def test_stats_are_served_as_json_outside_the_google_paths(emulator):
 
     assert stats["creates"] == 1
     assert stats["states"]["CREATING"] == 1
+
+
+def test_snapshots_are_published_epoch_by_epoch_and_the_provider_reads_them_as_progress(emulator, clock):
+    from runner.providers.gemini import GeminiProvider
+
+    provider = GeminiProvider({"api_key_env": "TUNER_TEST_GEMINI_KEY", "endpoint": emulator.url},
+                              environ={"TUNER_TEST_GEMINI_KEY": KEY})
+    _create("halfway", SENTIMENT, epoch_count=5, batch_size=8)
+    assert provider.poll("tunedModels/halfway", None).progress is None  # no epoch done yet
+    clock.advance(JOB_SECONDS * 2 / 5)
+
+    model = genai.get_tuned_model("tunedModels/halfway")
+    assert model.state == genai.types.TunedModelState.CREATING
+    assert [s["epoch"] for s in model.tuning_task.snapshots] == [1, 2]
+    status = provider.poll("tunedModels/halfway", None)
+    assert (status.state, status.progress, status.epoch, status.epochs) == ("creating", 0.4, 2, 5)
+    assert status.loss == model.tuning_task.snapshots[-1]["mean_loss"] > 0

@@ -91,7 +91,8 @@ def test_gemini_unreachable_is_a_clear_error(project, closed_url, monkeypatch, c
 
 class Events:
     def event(self, name: str, status: str, detail: str = "", elapsed: float | None = None,
-              progress: float | None = None) -> None:
+              progress: float | None = None, epoch: int | None = None, epochs: int | None = None,
+              loss: float | None = None) -> None:
         pass
 
 

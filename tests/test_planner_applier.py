@@ -150,7 +150,8 @@ class Recorder:
         self._lock = threading.Lock()
 
     def event(self, name: str, status: str, detail: str = "", elapsed: float | None = None,
-              progress: float | None = None) -> None:
+              progress: float | None = None, epoch: int | None = None, epochs: int | None = None,
+              loss: float | None = None) -> None:
         with self._lock:
             self.events.append((name, status))
 

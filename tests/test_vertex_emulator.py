@@ -387,3 +387,24 @@ def test_an_ambiguous_create_starts_the_job_but_answers_503(make_emulator):
     stats = ambiguous.stats
     assert stats["create_accepted"] == 1 and stats["ambiguous_creates"] == 1
     assert stats["jobs_by_display_name"] == {"accepted": 1}
+
+
+def test_a_job_reports_its_steps_and_epochs_as_it_runs_and_the_provider_reads_them_as_progress(
+        client, clock, gcs, emulator):
+    from runner.providers.vertex import VertexProvider
+
+    provider = VertexProvider({"project": PROJECT, "location": LOCATION, "staging_bucket": f"gs://{BUCKET}/tuner",
+                               "endpoint": emulator.url}, environ={"STORAGE_EMULATOR_HOST": gcs.url})
+    job = tune(client)  # 60 examples in batches of 8: 8 steps an epoch, 4 epochs
+    assert provider.poll("sentiment", job.name).progress is None  # pending: no statistics yet
+    clock.advance(JOB_SECONDS / 10 + 0.9 * JOB_SECONDS / 2)  # half way through the running time
+
+    running = client.tunings.get(name=job.name)
+    assert running.tuning_data_stats.supervised_tuning_data_stats.tuning_step_count == 32
+    assert (running.tuning_job_metadata.completed_step_count, running.tuning_job_metadata.completed_epoch_count) \
+        == (16, 2)
+    status = provider.poll("sentiment", job.name)
+    assert (status.state, status.progress, status.epoch, status.epochs) == ("creating", 0.5, 2, 4)
+    clock.advance(JOB_SECONDS)
+    done = provider.poll("sentiment", job.name)
+    assert (done.state, done.progress, done.epoch, done.epochs) == ("active", 1.0, 4, 4)

@@ -143,7 +143,7 @@ class _Record:
     training_seed: int
     failure: str | None = None  # the FAILED message, known at create time (poison example)
     failure_index: int | None = None
-    snapshots: list[dict] = field(default_factory=list)  # filled when the job finishes and the model is trained
+    snapshots: list[dict] = field(default_factory=list)  # filled once an epoch has passed and the model is trained
 
     @property
     def name(self) -> str:
@@ -450,11 +450,23 @@ class GeminiEmulator(Emulator):
         return FAILED if model.failure else ACTIVE
 
     def _settle(self, models: Iterable[_Record]) -> None:
-        """Train each model whose job has finished but was not trained yet (outside the main lock)."""
+        """Train each model that has shown an epoch but was not trained yet (outside the main lock): its loss
+        snapshots are published epoch by epoch as the job's time passes, as Google's are."""
         now = self._now()
         for model in models:
-            if not model.snapshots and self._state(model, now) == ACTIVE:
+            if not model.snapshots and not model.failure and self._epochs_done(model, now):
                 self._ensure_trained(model)
+
+    @staticmethod
+    def _epochs_done(model: _Record, now: float) -> int:
+        if model.duration <= 0:
+            return model.epoch_count
+        return min(model.epoch_count, math.floor(model.epoch_count * (now - model.create_time) / model.duration))
+
+    def _published(self, model: _Record, now: float) -> list[dict]:
+        """The snapshots of the epochs whose time has passed."""
+        done = self._epochs_done(model, now)
+        return [copy.deepcopy(snapshot) for snapshot in model.snapshots if snapshot["epoch"] <= done]
 
     def _ensure_trained(self, model: _Record) -> trainer.TunedModel:
         return self._trained.get(model.cache_key, lambda: self._train(model))
@@ -500,8 +512,8 @@ class GeminiEmulator(Emulator):
             complete = model.create_time + model.duration
             task["completeTime"] = rfc3339(complete)
             update_time = max(update_time, complete)
-        if model.snapshots:
-            task["snapshots"] = copy.deepcopy(model.snapshots)
+        if snapshots := self._published(model, now):
+            task["snapshots"] = snapshots
         # trainingData is input-only: Google never returns it (and the SDK's TuningTask would reject it).
         return {
             "name": model.name, "baseModel": model.base_model, "displayName": model.display_name,
@@ -516,8 +528,8 @@ class GeminiEmulator(Emulator):
             "@type": METADATA_TYPE, "tunedModel": model.name, "totalSteps": model.total_steps,
             "completedSteps": steps, "completedPercent": percent,
         }
-        if model.snapshots:
-            metadata["snapshots"] = copy.deepcopy(model.snapshots)
+        if snapshots := self._published(model, now):
+            metadata["snapshots"] = snapshots
         operation: dict[str, Any] = {"name": f"{model.name}/operations/{model.operation_id}", "metadata": metadata}
         state = self._state(model, now)
         if state == CREATING:

@@ -35,6 +35,7 @@ not depend on how concurrent requests interleave.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections import Counter
@@ -52,6 +53,7 @@ PARTIAL_OUTPUT = "__tuner_emulator_unusable__"  # such examples are skipped: the
 PENDING, RUNNING, SUCCEEDED = "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"
 FAILED, CANCELLED = "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"
 PARTIALLY_SUCCEEDED = "JOB_STATE_PARTIALLY_SUCCEEDED"
+BATCH_SIZE = 8  # the emulator's training batch: a job's steps are its epochs of ceil(examples / BATCH_SIZE)
 ACTIVE_STATES = frozenset({PENDING, RUNNING})
 JOB_STATES = frozenset({PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, PARTIALLY_SUCCEEDED})
 UNDEPLOY_SECONDS = 0.5  # undeployModel is a long-running operation: the model stays deployed until it is done
@@ -293,6 +295,7 @@ class VertexEmulator(Emulator):
         self._events: Counter[str] = Counter()
         self._rejected: Counter[int] = Counter()
         self._routes = self._build_routes()
+        self._advanced_at = 0.0  # when the jobs were last advanced: a job's steps are counted at that time
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -471,19 +474,33 @@ class VertexEmulator(Emulator):
         }
         result.update({k: v for k, v in optional.items() if v is not None})
         if job.example_count is not None:
+            steps_per_epoch = math.ceil(job.example_count / BATCH_SIZE)
             result["tuningDataStats"] = {"supervisedTuningDataStats": {
                 "tuningDatasetExampleCount": str(job.example_count),
                 "totalTuningCharacterCount": str(job.character_count or 0),
+                "tuningStepCount": str(steps_per_epoch * job.epoch_count),
             }}
+            if job.state in (RUNNING, SUCCEEDED):
+                steps = self._completed_steps(job, steps_per_epoch * job.epoch_count)
+                result["tuningJobMetadata"] = {"completedEpochCount": str(steps // steps_per_epoch),
+                                               "completedStepCount": str(steps)}
         if job.state in (SUCCEEDED, PARTIALLY_SUCCEEDED) and job.model_id and job.endpoint_id:
             result["tunedModel"] = {"model": f"{job.parent}/models/{job.model_id}@1",
                                     "endpoint": f"{job.parent}/endpoints/{job.endpoint_id}"}
         return result
 
+    def _completed_steps(self, job: _Job, total: int) -> int:
+        """A running job's steps go by evenly from its start to its end; a succeeded one has done them all."""
+        if job.state == SUCCEEDED:
+            return total
+        running = self.job_seconds - self._pending_seconds
+        fraction = (self._advanced_at - job.start_time) / running if running > 0 else 1.0
+        return min(total, math.floor(total * max(0.0, fraction)))
+
     # ---- lifecycle of a job, driven lazily by the clock ------------------------------------------------------
 
     def _advance_all(self) -> None:
-        now = self._now()
+        now = self._advanced_at = self._now()  # the request's time (a stepping test clock moves on each read)
         changed = [self._advance(job, now) for job in list(self._state.jobs.values())]
         changed += [self._complete(operation, now) for operation in self._state.operations.values()]
         if any(changed):
@@ -559,7 +576,7 @@ class VertexEmulator(Emulator):
     def _train(self, job: _Job) -> TunedModel:
         examples = [e for e in self._training_examples(job) if e[1] != PARTIAL_OUTPUT]
         try:
-            return train(examples, job.epoch_count, batch_size=8,
+            return train(examples, job.epoch_count, batch_size=BATCH_SIZE,
                          learning_rate=0.5 * job.learning_rate_multiplier, seed=self.seed)
         except ValueError as error:
             raise DatasetProblem(f"{job.training_uri}: {error}") from error

@@ -38,6 +38,9 @@ OTHER_SERVICES_CREDENTIALS = frozenset({
 class Capabilities:
     max_concurrent_jobs: int = 5
     poll_seconds: float = 5.0  # how often apply asks a running job for its state
+    # The job runs to its end inside submit (local training): apply then passes submit a `progress` callback,
+    # told a JobStatus after each epoch, as a poll would be.
+    trains_in_submit: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class JobStatus:
     detail: str = ""
     message: str = ""  # the provider's error message when FAILED
     progress: float | None = None  # 0..1 when the provider reports it
+    epoch: int | None = None  # epochs completed, of `epochs`, when the provider reports them
+    epochs: int | None = None
+    loss: float | None = None  # the latest training loss the provider reports
     tuned_model_id: str | None = None  # the final model resource, when it differs from the one planned
     resources: dict = field(default_factory=dict)  # provider resources worth recording (endpoint, ...)
 
@@ -139,7 +145,8 @@ class Provider(Protocol):
         """Start tuning, recording the owner's tag on the remote object; return the job handle. Raises
         AlreadyExistsError when the id is taken by an object of this owner, NotOwnedError when by another's."""
 
-    def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus: ...
+    def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus:
+        """The job's state, and how far it is (progress, epoch, loss) when the provider says."""
 
     def update(self, tuned_model_id: str, display_name: str, description: str) -> None: ...
 

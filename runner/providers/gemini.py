@@ -10,6 +10,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runner.datasets import DatasetRef, open_examples
@@ -203,7 +204,7 @@ class GeminiProvider:
         state = _STATES.get(tuned.state.name, CREATING)
         if state == FAILED:
             return JobStatus(FAILED, tuned.state.name, self._failure_message(handle))
-        return JobStatus(state, tuned.state.name, progress=_progress(tuned))
+        return _with_progress(JobStatus(state, tuned.state.name), tuned)
 
     def _failure_message(self, handle: str | None) -> str:
         if not handle or "/operations/" not in handle:
@@ -272,14 +273,18 @@ def _observed(tuned) -> ObservedModel:
                          {k: v for k, v in hyperparameters.items() if v}, owner_of(tuned.name))
 
 
-def _progress(tuned) -> float | None:
+def _with_progress(status: JobStatus, tuned) -> JobStatus:
+    """How far the job is, from its tuning snapshots (one per epoch done, with its mean loss): unknown until the
+    first one."""
     task = tuned.tuning_task
     snapshots = list(_field(task, "snapshots") or []) if task else []
     hyperparameters = _field(task, "hyperparameters") if task else None
-    total_epochs = _field(hyperparameters, "epoch_count") if hyperparameters else None
-    if not snapshots or not total_epochs:
-        return None
-    return min(1.0, (_field(snapshots[-1], "epoch") or 0) / total_epochs)
+    epochs = _field(hyperparameters, "epoch_count") if hyperparameters else None
+    if not snapshots or not epochs:
+        return status
+    epoch = _field(snapshots[-1], "epoch") or 0
+    return replace(status, progress=min(1.0, epoch / epochs), epoch=epoch, epochs=epochs,
+                   loss=_field(snapshots[-1], "mean_loss"))
 
 
 def _field(value, name: str):

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,6 +57,7 @@ class LocalProvider:
         self.capabilities = Capabilities(
             max_concurrent_jobs=(settings or {}).get("max_concurrent_jobs", 2),
             poll_seconds=0.2,
+            trains_in_submit=True,
         )
 
     def plan(self, spec: ModelSpec, datasets: ModelDatasets | None) -> PlanResponse:
@@ -79,8 +81,10 @@ class LocalProvider:
     def tuned_model_id(self, model, owner: Owner) -> str:
         return f"{model.name}-{owner.tag}-{model.job_key[:10]}"
 
-    def submit(self, model, tuned_model_id: str, owner: Owner) -> str:
-        """Trains to completion in the calling worker thread; the handle is the artifact folder."""
+    def submit(self, model, tuned_model_id: str, owner: Owner,
+               progress: Callable[[JobStatus], None] | None = None) -> str:
+        """Trains to completion in the calling worker thread, telling `progress` each epoch; the handle is the
+        artifact folder."""
         folder = self._folder(tuned_model_id)
         meta = self._read_meta(tuned_model_id)
         if meta is not None:
@@ -92,9 +96,16 @@ class LocalProvider:
         from runner.trainer import train  # numpy is imported only when something is trained
 
         hp = model.hyperparameters
+        epochs = hp["epoch_count"]
+
+        def trained_epoch(epoch: int, loss: float) -> None:
+            if progress is not None:
+                progress(JobStatus(CREATING, "training", progress=epoch / epochs, epoch=epoch, epochs=epochs,
+                                   loss=loss))
+
         try:
-            tuned = train(examples, hp["epoch_count"], hp["batch_size"], hp["learning_rate"],
-                          seed=int(model.fingerprint[:8], 16))
+            tuned = train(examples, epochs, hp["batch_size"], hp["learning_rate"],
+                          seed=int(model.fingerprint[:8], 16), on_epoch=trained_epoch)
         except (ValueError, FloatingPointError) as exc:
             raise ProviderError(f"local training failed: {exc}") from None
         folder.mkdir(parents=True, exist_ok=True)

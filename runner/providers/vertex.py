@@ -314,8 +314,8 @@ class VertexProvider:
             self._endpoints[model_id] = job.tuned_model.endpoint
             return JobStatus(ACTIVE, state, tuned_model_id=model_id,
                              resources={"job": job.name, "model": job.tuned_model.model,
-                                        "endpoint": job.tuned_model.endpoint})
-        return JobStatus(CREATING, state)
+                                        "endpoint": job.tuned_model.endpoint}, **_how_far(job))
+        return JobStatus(CREATING, state, **_how_far(job))
 
     def update(self, tuned_model_id: str, display_name: str, description: str) -> None:
         from google.genai import types
@@ -512,6 +512,20 @@ def _check_label_id_owner(tuned_model_id: str, owner: Owner) -> None:
 def _observed(model, base_model: str = "") -> ObservedModel:
     return ObservedModel(_unversioned(model.name), model.display_name or "", model.description or "", ACTIVE,
                          base_model, owner=(model.labels or {}).get(LABEL_OWNER))
+
+
+def _how_far(job) -> dict:
+    """JobStatus's progress fields for a job: its completed steps of the data statistics' step count and its
+    completed epochs of the hyperparameters' (none until the job runs, or when Vertex does not say)."""
+    metadata, stats = job.tuning_job_metadata, job.tuning_data_stats
+    total = stats.supervised_tuning_data_stats.tuning_step_count if stats and stats.supervised_tuning_data_stats \
+        else None
+    if metadata is None or metadata.completed_step_count is None or not total:
+        return {}
+    spec = job.supervised_tuning_spec
+    epochs = spec.hyper_parameters.epoch_count if spec and spec.hyper_parameters else None
+    return {"progress": min(1.0, metadata.completed_step_count / total), "epochs": epochs,
+            "epoch": metadata.completed_epoch_count if epochs else None}
 
 
 def _state_name(job) -> str:
