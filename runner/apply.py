@@ -347,7 +347,7 @@ class Applier:
 
     def _cleanup(self, change: Change, provider: Provider) -> bool:
         """Delete superseded instances (create-before-destroy: only after the new one is current) and the retained
-        ones the plan expired. True when it told the reporter of a deletion."""
+        ones the plan expired. True when it deleted one (its row then needs the change's outcome again)."""
         record = self.state.record(change.name)
         reported = False
         if any(record.find_retained(tuned_id) for tuned_id in change.cleanup):
@@ -357,8 +357,8 @@ class Applier:
         for instance in list(record.deposed):
             if not instance.refused:
                 self.reporter.event(change.name, "deleting", f"superseded {instance.tuned_model_id}")
-                reported = True
-                self._remove(change.name, self.providers[instance.provider], instance)
+                # a kept model's row ends on why it was kept; a deleted one's on the change's outcome
+                reported = self._remove(change.name, self.providers[instance.provider], instance) or reported
             with self._state_lock:
                 record.deposed.remove(instance)
                 if record.is_empty():
