@@ -211,6 +211,7 @@ def plan(config, workspace, targets, forced, as_json, markdown, output_format, d
 
     if destroy and forced:
         raise click.UsageError("--replace cannot be combined with --destroy")
+    output_format = _one_format(output_format, as_json, markdown)
     project = _project(config, workspace, allow_small_dataset)
     if destroy:
         the_plan, resolution = plan_destroy(project, list(targets)), None
@@ -219,8 +220,7 @@ def plan(config, workspace, targets, forced, as_json, markdown, output_format, d
         _warn(resolution.warnings)
     if out:
         save_plan(project, out, the_plan, resolution, list(targets), list(forced))
-    output_format = output_format or ("json" if as_json else "markdown" if markdown else "text")
-    _out(_plan_view(output_format)(the_plan))
+    _out(_plan_view(output_format, project)(the_plan))
     if out and output_format == "text":
         from runner.render.outcome import saved_plan_text
 
@@ -288,8 +288,18 @@ def destroy(config, workspace, targets, auto_approve, parallelism, lock_timeout)
                                                   lock_timeout=lock_timeout), auto_approve, verb="Destroy")
 
 
-def _plan_view(output_format: str):
-    """The plan's view for --format: each is imported only when asked for."""
+def _one_format(output_format: str | None, as_json: bool, markdown: bool) -> str:
+    """The one output format --format, --json and --markdown name (text when none does)."""
+    named = dict.fromkeys(f for f, given in ((output_format, output_format), ("json", as_json),
+                                              ("markdown", markdown)) if given)
+    if len(named) > 1:
+        raise click.UsageError(f"output formats {' and '.join(named)} cannot be combined: choose one")
+    return next(iter(named), "text")
+
+
+def _plan_view(output_format: str, project: Project | None = None):
+    """The plan's view for --format: each is imported only when asked for. The markdown names PROJECT's
+    workspace and state backend: a pull request may carry plans of several."""
     if output_format == "json":
         from runner.render.json_view import plan_json
 
@@ -297,7 +307,8 @@ def _plan_view(output_format: str):
     if output_format == "markdown":
         from runner.render.markdown import plan_markdown
 
-        return plan_markdown
+        return functools.partial(plan_markdown, workspace=project.workspace, backend=project.backend_kind,
+                                 state_at=project.backend().display)
     from runner.render.plan import plan_text
 
     return functools.partial(plan_text, colour=_colour())
@@ -804,9 +815,15 @@ def main(argv: list[str] | None = None, clock: Clock | None = None, env: Environ
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(ExitStatus.INTERRUPTED)
+    except click.UsageError as error:  # one line and a remedy, as every error
+        from runner.render.outcome import error_text
+
+        command = error.ctx.command_path if error.ctx else "tuner"
+        _out(error_text(TunerError(error.format_message(), remedy=f"see `{command} --help`")), err=True)
+        sys.exit(ExitStatus.ERROR)  # usage errors are errors: 2 means "changes present" to scripts
     except click.ClickException as error:
         error.show()
-        sys.exit(ExitStatus.ERROR)  # usage errors are errors: 2 means "changes present" to scripts
+        sys.exit(ExitStatus.ERROR)
     except KeyboardInterrupt:
         click.echo("\nInterrupted.", err=True)
         sys.exit(ExitStatus.INTERRUPTED)

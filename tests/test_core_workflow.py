@@ -208,10 +208,11 @@ def test_show_and_state_commands_print_what_is_recorded(project):
 
 def test_markdown_plan_is_a_pull_request_comment(project):
     project.run("apply", "--auto-approve")
-    assert project.run("plan", "--markdown").out.startswith("### tuner plan: no changes")
+    heading = "### tuner plan · workspace `default` · local state `state/default.json`"
+    assert project.run("plan", "--markdown").out.splitlines()[1] == f"{heading}: no changes"
     project.spec(SENTIMENT_SPEC.replace("learning_rate: 0.5", "learning_rate: 0.25"))
     comment = project.run("plan", "--format", "markdown").out
-    assert comment.startswith("### tuner plan: 0 to add, 1 to replace, 0 to change, 0 to destroy.")
+    assert comment.splitlines()[1] == f"{heading}: 0 to add, 1 to replace, 0 to change, 0 to destroy."
     assert "| `sentiment` | local | 🟠 replace | $0.00 | `hyperparameters.learning_rate`: `0.5` → `0.25` " \
            "**(forces replacement)** |" in comment
     assert "<details><summary>Full plan</summary>" in comment

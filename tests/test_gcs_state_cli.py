@@ -159,3 +159,10 @@ def test_two_different_states_for_one_workspace_are_refused(project, prefix):
     _name_backend(project, prefix)
     result = project.run("plan")
     assert result.code == 1 and "hold different states" in result.err
+
+
+def test_the_markdown_plan_names_the_gcs_state_it_was_made_against(project, prefix):
+    project.spec(with_backend(SLOW_MODELS, prefix))
+    heading = project.run("plan", "--no-refresh", "--markdown").out.splitlines()[1]
+    state_at = f"gs://{BUCKET}/{prefix}/default.json"
+    assert heading.startswith(f"### tuner plan · workspace `default` · gcs state `{state_at}`: ")

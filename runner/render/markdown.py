@@ -26,12 +26,15 @@ def md_code(text: object) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def plan_markdown(plan: Plan) -> str:
-    """A table of changes with their field diffs, the full plan collapsed."""
+def plan_markdown(plan: Plan, workspace: str, backend: str, state_at: str) -> str:
+    """A table of changes with their field diffs, the full plan collapsed. It opens with a hidden marker naming
+    the workspace, by which CI finds the comment to update in place, and a heading naming where state lives."""
     changed = [c for c in plan.changes if c.is_change]
+    marker = f"<!-- tuner plan: workspace {workspace} -->"  # a workspace name holds no `>`: nothing can close it
+    heading = f"### tuner plan · workspace {md_code(workspace)} · {md_text(backend)} state {md_code(state_at)}"
     if not changed and not plan.settings and not plan.moved:
-        return "### tuner plan: no changes\n\nYour tuned models match the configuration.\n"
-    lines = [f"### tuner plan: {summary_line(plan).removeprefix('Plan: ')}", ""]
+        return terminal_safe(f"{marker}\n{heading}: no changes\n\nYour tuned models match the configuration.\n")
+    lines = [marker, f"{heading}: {summary_line(plan).removeprefix('Plan: ')}", ""]
     if plan.costs:
         unknown = f" + unknown for {', '.join(map(md_code, plan.unpriced))}" if plan.unpriced else ""
         lines += [f"**Estimated training cost: ~${plan.total_cost_usd:.2f}{unknown} (pricing as of "
