@@ -192,6 +192,7 @@ def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
 @click.option("--markdown", is_flag=True, help="Print a pull-request comment (= --format markdown).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default=None,
               help="Output format. Default: text.")
+@click.option("--compact", is_flag=True, help="One line per model, without its fields (text only).")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 when changes are present.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the plan; `tuner apply FILE` then applies exactly it (or refuses if stale).")
@@ -200,8 +201,8 @@ def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
               help="Preview `tuner destroy` (same rules, from the recorded state: no dataset is read, no provider "
                    "asked); with --out, `tuner apply FILE` then performs it.")
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
-def plan(config, workspace, targets, forced, as_json, markdown, output_format, detailed_exitcode, out, refresh,
-         destroy, allow_small_dataset):
+def plan(config, workspace, targets, forced, as_json, markdown, output_format, compact, detailed_exitcode, out,
+         refresh, destroy, allow_small_dataset):
     """Show what apply would create (+), replace (-/+), update in place (~) or destroy (-).
 
     Changed fields are shown old -> new; fields that force a new tuned model are marked.
@@ -212,6 +213,8 @@ def plan(config, workspace, targets, forced, as_json, markdown, output_format, d
     if destroy and forced:
         raise click.UsageError("--replace cannot be combined with --destroy")
     output_format = _one_format(output_format, as_json, markdown)
+    if compact and output_format != "text":
+        raise click.UsageError(f"--compact is a text view: it cannot be combined with the {output_format} format")
     project = _project(config, workspace, allow_small_dataset)
     if destroy:
         the_plan, resolution = plan_destroy(project, list(targets)), None
@@ -220,7 +223,7 @@ def plan(config, workspace, targets, forced, as_json, markdown, output_format, d
         _warn(resolution.warnings)
     if out:
         save_plan(project, out, the_plan, resolution, list(targets), list(forced))
-    _out(_plan_view(output_format, project)(the_plan))
+    _out(_plan_view(output_format, project, compact)(the_plan))
     if out and output_format == "text":
         from runner.render.outcome import saved_plan_text
 
@@ -297,7 +300,7 @@ def _one_format(output_format: str | None, as_json: bool, markdown: bool) -> str
     return next(iter(named), "text")
 
 
-def _plan_view(output_format: str, project: Project | None = None):
+def _plan_view(output_format: str, project: Project | None = None, compact: bool = False):
     """The plan's view for --format: each is imported only when asked for. The markdown names PROJECT's
     workspace and state backend: a pull request may carry plans of several."""
     if output_format == "json":
@@ -311,7 +314,7 @@ def _plan_view(output_format: str, project: Project | None = None):
                                  state_at=project.backend().display)
     from runner.render.plan import plan_text
 
-    return functools.partial(plan_text, colour=_colour())
+    return functools.partial(plan_text, colour=_colour(), compact=compact)
 
 
 def _confirmed(question: str, remedy: str) -> bool:

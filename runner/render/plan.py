@@ -6,6 +6,7 @@ Every piece from specs, state or a provider passes terminal_safe before our own 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 from runner.plan import (
@@ -22,7 +23,7 @@ from runner.plan import (
     Plan,
     SettingsChange,
 )
-from runner.render.terminal import style, terminal_safe
+from runner.render.terminal import style, table_text, terminal_safe
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class ActionLook:
     colour: str | None
     verb: str
     badge: str
+
+    @property
+    def word(self) -> str:
+        """The action in one word (create, replace...), as the summary table's columns name it."""
+        return self.badge.split(" ", 1)[1]
 
 
 _LOOKS = {
@@ -52,8 +58,14 @@ def action_look(action: str) -> ActionLook:
     return ActionLook(Action(action).symbol, *_LOOKS[action])
 
 
-def plan_text(plan: Plan, colour: bool = False) -> str:
-    """Every piece from specs, state or a provider passes terminal_safe before our own colours are added."""
+# More changes than this (about a screenful) and the plan opens with its counts per provider and action: the
+# whole picture before thousands of lines of detail.
+SUMMARY_AFTER = 40
+
+
+def plan_text(plan: Plan, colour: bool = False, compact: bool = False) -> str:
+    """Every piece from specs, state or a provider passes terminal_safe before our own colours are added.
+    COMPACT: one line per model, without its fields."""
     lines = []
     changed = [c for c in plan.changes if c.is_change]
     for provider, tuned_id in plan.unmanaged:
@@ -71,10 +83,15 @@ def plan_text(plan: Plan, colour: bool = False) -> str:
     for settings in plan.settings:
         lines += _settings_lines(settings, colour)
         lines.append("")
+    if len(changed) > SUMMARY_AFTER:
+        hint = "" if compact else " (`tuner plan --compact` lists one line each)"
+        lines += [f"  {len(changed)} changes by provider{hint}:", _counts_table(changed, colour), ""]
     for change in changed:
-        lines += _change_lines(change, colour, plan.costs.get(change.name))
-        lines += [terminal_safe(f"      # {tuned_id} is kept: still referenced by workspace {', '.join(users)}")
-                  for tuned_id, users in plan.kept.items() if tuned_id in (change.prior_id, *change.cleanup)]
+        if compact:
+            lines += [_compact_line(change, colour), *_kept_lines(plan, change)]
+        else:
+            lines += [*_change_lines(change, colour, plan.costs.get(change.name)), *_kept_lines(plan, change), ""]
+    if compact:
         lines.append("")
     lines.append(summary_line(plan))
     lines += state_only_lines(plan)
@@ -85,6 +102,12 @@ def plan_text(plan: Plan, colour: bool = False) -> str:
     if plan.costs:
         lines.append(terminal_safe(_cost_line(plan)))
     return "\n".join(lines) + "\n"
+
+
+def _kept_lines(plan: Plan, change: Change) -> list[str]:
+    """The models this change would delete that another workspace still references: kept."""
+    return [terminal_safe(f"      # {tuned_id} is kept: still referenced by workspace {', '.join(users)}")
+            for tuned_id, users in plan.kept.items() if tuned_id in (change.prior_id, *change.cleanup)]
 
 
 def state_only_lines(plan: Plan) -> list[str]:
@@ -115,20 +138,47 @@ def summary_line(plan: Plan) -> str:
             f"{s['delete']} to destroy{restored}.")
 
 
-def _change_lines(change: Change, colour: bool, cost: dict | None = None) -> list[str]:
+def _counts_table(changed: list[Change], colour: bool) -> str:
+    """Changes counted per provider (rows, then a total) and action (the columns of actions present)."""
+    actions = [action for action in Action if any(change.action == action for change in changed)]
+    counts = {(change.provider, change.action): 0 for change in changed}
+    for change in changed:
+        counts[change.provider, change.action] += 1
+    providers = sorted({provider for provider, _ in counts})
+    rows = [[provider, *(counts.get((provider, action), 0) for action in actions)] for provider in providers]
+    rows.append(["total", *(sum(row[column] for row in rows) for column in range(1, len(actions) + 1))])
+    headers = ["provider", *(f"{action_look(action).symbol} {action_look(action).word}".strip() for action in actions)]
+    table = table_text(headers, rows, colour, right_aligned=range(1, len(actions) + 1))
+    return "\n".join(f"    {line}" for line in table.splitlines())
+
+
+def _change_head(change: Change, colour: bool) -> str:
+    """`  symbol name (provider) verb [current id]`: a change's first line, and all of it in --compact."""
     action = change.action
     look = action_look(action)
     symbol = style(look.symbol, look.colour, colour)
     title = terminal_safe(f"{change.name} ({change.provider})")
     if action == NOOP:
-        head = f"  {symbol} {title}: superseded models to delete"
-    else:
-        head = f"  {symbol} {style(title, None, colour, bold=True)} {look.verb}"
-        if change.prior_id and action in (REPLACE, UPDATE, DELETE):
-            head += f" [{terminal_safe(change.prior_id)}]"
-        elif action == Action.RESTORE:
-            head += f" {terminal_safe(change.restore_id)} (retained; no training, $0)"
-    lines = [head]
+        return f"  {symbol} {title}: superseded models to delete"
+    head = f"  {symbol} {style(title, None, colour, bold=True)} {look.verb}"
+    if change.prior_id and action in (REPLACE, UPDATE, DELETE):
+        head += f" [{terminal_safe(change.prior_id)}]"
+    elif action == Action.RESTORE:
+        head += f" {terminal_safe(change.restore_id)} (retained; no training, $0)"
+    return head
+
+
+def _compact_line(change: Change, colour: bool) -> str:
+    """One line: the head, the paths that change (not a create's or a destroy's: all of them) and the reason."""
+    line = _change_head(change, colour)
+    if change.fields and change.action not in (CREATE, DELETE):
+        line += ": " + ", ".join(terminal_safe(f.path) for f in change.fields)
+    return line + (f"  # {terminal_safe(change.reason)}" if change.reason else "")
+
+
+def _change_lines(change: Change, colour: bool, cost: dict | None = None) -> list[str]:
+    action = change.action
+    lines = [_change_head(change, colour)]
     if change.metrics.get("accuracy") is not None:
         evaluated = terminal_safe(str(change.metrics.get("eval_set", {}).get("examples", "?")))
         lines.append(f"      # current model: accuracy {change.metrics['accuracy']:.2%} on {evaluated} eval examples")
@@ -149,16 +199,17 @@ def _change_lines(change: Change, colour: bool, cost: dict | None = None) -> lis
 
 
 def field_lines(fields: tuple[FieldChange, ...], action: str, colour: bool) -> list[str]:
-    width = max((len(terminal_safe(f.path)) for f in fields), default=0)
+    paths = [terminal_safe(f.path) for f in fields]
+    width = max(map(len, paths), default=0)
     lines = []
-    for f in fields:
-        path = terminal_safe(f.path).ljust(width)
-        old, new = terminal_safe(value_text(f.old)), terminal_safe(value_text(f.new))
+    for f, path in zip(fields, paths):
+        path = path.ljust(width)
         if action == CREATE:
-            lines.append(f"      + {path} = {new}")
+            lines.append(f"      + {path} = {terminal_safe(value_text(f.new))}")
         elif action == DELETE:
-            lines.append(f"      - {path} = {old}")
+            lines.append(f"      - {path} = {terminal_safe(value_text(f.old))}")
         else:
+            old, new = terminal_safe(value_text(f.old)), terminal_safe(value_text(f.new))
             replaces = f.forces_replacement and action != Action.RESTORE  # a restore replaces nothing: it switches
             mark = style("  # forces replacement", "red", colour) if replaces else ""
             lines.append(f"      ~ {path} = {old} -> {new}{mark}")
@@ -174,6 +225,13 @@ def value_text(value) -> str:
     """A planned value as shown: JSON, `(none)`, or a sha256 digest shortened to its first 12 digits."""
     if value is None:
         return "(none)"
-    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
-        return f"sha256:{value[:12]}"
+    if isinstance(value, str):
+        if len(value) == 64 and not value.strip("0123456789abcdef"):
+            return f"sha256:{value[:12]}"
+        if value.isprintable() and '"' not in value and "\\" not in value:
+            return f'"{value}"'  # json.dumps's text for it, without its cost: a plan shows thousands of values
+    elif type(value) is bool:
+        return "true" if value else "false"
+    elif type(value) is int or (type(value) is float and math.isfinite(value)):
+        return repr(value)
     return json.dumps(value, ensure_ascii=False)
