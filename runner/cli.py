@@ -95,10 +95,13 @@ def _out(text: str, err: bool = False) -> None:
     click.echo(text, nl=False, err=err)
 
 
-def _warn(warnings: list[str]) -> None:
+def _warn(warnings: list[str], verbose: bool = False) -> None:
     from runner.render.outcome import warnings_text
 
-    _out(warnings_text(warnings), err=True)
+    _out(warnings_text(warnings, verbose), err=True)
+
+
+VERBOSE_HELP = "List every warning (a kind repeated in many files is otherwise said once, with its first)."
 
 
 REFRESH_HELP = ("Ask each provider what it really holds first (one list call each; the default, as terraform "
@@ -156,7 +159,8 @@ def cli(ctx: click.Context, config, workspace, no_color):
 @project_options
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the models found (name, fingerprint, datasets).")
-def validate(config, workspace, allow_small_dataset, as_json):
+@click.option("--verbose", "-v", is_flag=True, help=VERBOSE_HELP)
+def validate(config, workspace, allow_small_dataset, as_json, verbose):
     """Check every spec and dataset without touching state or any provider.
 
     Exit 0 when everything is valid, 1 otherwise, listing every problem as file:line[:column].
@@ -167,7 +171,7 @@ def validate(config, workspace, allow_small_dataset, as_json):
     from runner.render.outcome import validated_text
 
     resolution = _project(config, workspace, allow_small_dataset).resolve()
-    _warn(resolution.warnings)
+    _warn(resolution.warnings, verbose)
     _out(validated_text(resolution))
 
 
@@ -201,8 +205,9 @@ def _validate_json(config, workspace, allow_small_dataset: bool) -> None:
               help="Preview `tuner destroy` (same rules, from the recorded state: no dataset is read, no provider "
                    "asked); with --out, `tuner apply FILE` then performs it.")
 @click.option("--allow-small-dataset", is_flag=True, help="Fewer than 50 examples warns instead of failing.")
+@click.option("--verbose", "-v", is_flag=True, help=VERBOSE_HELP)
 def plan(config, workspace, targets, forced, as_json, markdown, output_format, compact, detailed_exitcode, out,
-         refresh, destroy, allow_small_dataset):
+         refresh, destroy, allow_small_dataset, verbose):
     """Show what apply would create (+), replace (-/+), update in place (~) or destroy (-).
 
     Changed fields are shown old -> new; fields that force a new tuned model are marked.
@@ -220,7 +225,7 @@ def plan(config, workspace, targets, forced, as_json, markdown, output_format, c
         the_plan, resolution = plan_destroy(project, list(targets)), None
     else:
         the_plan, resolution = plan_op(project, list(targets), refresh=refresh, forced=list(forced))
-        _warn(resolution.warnings)
+        _warn(resolution.warnings, verbose)
     if out:
         save_plan(project, out, the_plan, resolution, list(targets), list(forced))
     _out(_plan_view(output_format, project, compact)(the_plan))

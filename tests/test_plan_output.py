@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, FieldChange, Plan
+from runner.render.outcome import GROUPED_FROM, warnings_text
 from runner.render.plan import SUMMARY_AFTER, plan_text, value_text
 
 
@@ -114,3 +115,56 @@ def test_a_value_is_shown_as_its_json(value):
 def test_a_digest_is_shortened_and_nothing_is_shown_as_none():
     assert value_text("ab" * 32) == "sha256:abababababab"
     assert value_text(None) == "(none)"
+
+
+def _duplicates(files: int) -> list[str]:
+    return [f"data/d{number}.jsonl: duplicate example on lines 1, 61" for number in range(files)]
+
+
+def test_a_warning_repeated_across_many_files_is_said_once_with_its_first_instance():
+    small = "configs/a.yaml: models.x.dataset.train: data/x.jsonl has 12 examples; at least 50 are needed for tuning " \
+            "to be worth paying for (allowed by allow_small)"
+    warnings = [*_duplicates(GROUPED_FROM), "data/d0.jsonl: ... and 3 more duplicated examples", small]
+
+    assert warnings_text(warnings).splitlines() == [
+        f"Warning: {GROUPED_FROM} files have duplicate examples; first: data/d0.jsonl: duplicate example on lines 1, "
+        f"61; `tuner validate --verbose` lists them all", f"Warning: {small}"]
+    assert warnings_text(warnings, verbose=True).splitlines() == [f"Warning: {w}" for w in warnings]
+
+
+def test_a_few_warnings_of_a_kind_are_each_shown():
+    assert warnings_text(_duplicates(GROUPED_FROM - 1)).splitlines() == [
+        f"Warning: {w}" for w in _duplicates(GROUPED_FROM - 1)]
+
+
+def test_duplicates_in_many_datasets_are_grouped_by_validate_and_plan_and_listed_with_verbose(project):
+    lines = (project.root / "data" / "train.jsonl").read_text().splitlines(keepends=True)
+    spec = "defaults: {base_model: local/linear-ngram}\nmodels:\n"
+    for number in range(GROUPED_FROM):
+        project.write(f"data/d{number}.jsonl", "".join(lines[number:] + lines[number:number + 1]))
+        spec += f"  m{number}: {{dataset: {{train: ../data/d{number}.jsonl}}}}\n"
+    project.spec(spec)
+
+    grouped = project.run("validate").err
+    listed = project.run("validate", "--verbose").err.splitlines()
+    planned = project.run("plan", "--no-refresh", "--compact").err
+
+    assert grouped == (f"Warning: {GROUPED_FROM} files have duplicate examples; first: data/d0.jsonl: duplicate "
+                       f"example on lines 1, {len(lines) + 1}; `tuner validate --verbose` lists them all\n")
+    assert len(listed) == GROUPED_FROM
+    assert listed[1] == f"Warning: data/d1.jsonl: duplicate example on lines 1, {len(lines)}"
+    assert planned == grouped
+    assert len(project.run("plan", "--no-refresh", "--verbose").err.splitlines()) == GROUPED_FROM
+
+
+def test_small_datasets_allowed_in_many_models_are_grouped_too(project):
+    lines = (project.root / "data" / "train.jsonl").read_text().splitlines(keepends=True)
+    project.write("data/small.jsonl", "".join(lines[:10]))
+    project.spec("defaults:\n  base_model: local/linear-ngram\n"
+                 "  dataset: {train: ../data/small.jsonl, allow_small: true}\nmodels:\n"
+                 + "".join(f"  m{number}: {{}}\n" for number in range(GROUPED_FROM)))
+
+    first, = project.run("validate").err.splitlines()
+
+    assert first.startswith(f"Warning: {GROUPED_FROM} models have fewer examples than tuning needs; first: "
+                            f"configs/models.yaml:5: models.m0.dataset.train: data/small.jsonl has 10 examples")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
-from runner.errors import DatasetError, SpecError, TunerError
+from runner.errors import DatasetError, SpecError, TunerError, diagnostic
 from runner.render.terminal import terminal_safe
 
 if TYPE_CHECKING:  # an error's view must not import the engines
@@ -20,8 +21,48 @@ def _lines(lines: list[str]) -> str:
     return "".join(terminal_safe(line) + "\n" for line in lines)
 
 
-def warnings_text(warnings: list[str]) -> str:
-    return _lines([f"Warning: {warning}" for warning in warnings])
+# This many warnings of one kind (or more) are said in one line, with the first of them; --verbose lists them all.
+GROUPED_FROM = 5
+
+# The warnings that repeat across a fleet's datasets: what marks one (the dataset room and desired.py write
+# them; tests/test_plan_output.py drives the real ones), and how a group is counted and named, for one and many.
+_REPEATING = (
+    (re.compile(r"^duplicate example on lines |more duplicated examples$"),
+     "file has duplicate examples", "files have duplicate examples"),
+    (re.compile(r" examples; at least \d+ are needed "),
+     "model has fewer examples than tuning needs", "models have fewer examples than tuning needs"),
+)
+
+
+def warnings_text(warnings: list[str], verbose: bool = False) -> str:
+    """One line per warning; a kind repeated GROUPED_FROM times or more is one line (unless VERBOSE), where
+    its first warning was."""
+    kinds = [None if verbose else _kind(warning) for warning in warnings]
+    groups: dict[int, list[str]] = {}
+    for warning, kind in zip(warnings, kinds):
+        if kind is not None:
+            groups.setdefault(kind, []).append(warning)
+    lines = []
+    for warning, kind in zip(warnings, kinds):
+        group = groups.get(kind, ())
+        if len(group) < GROUPED_FROM:
+            lines.append(f"Warning: {warning}")
+        elif warning is group[0]:
+            lines.append(f"Warning: {_group_text(kind, group)}")
+    return _lines(lines)
+
+
+def _kind(warning: str) -> int | None:
+    message = diagnostic(warning)["message"]
+    return next((kind for kind, (marks, *_) in enumerate(_REPEATING) if marks.search(message)), None)
+
+
+def _group_text(kind: int, group: list[str]) -> str:
+    """`312 files have duplicate examples; first: ...`: counted by what each warning is about (a file, or a
+    model's field in a spec file)."""
+    subjects = len({(where["file"], where["path"]) for where in map(diagnostic, group)})
+    _, one, many = _REPEATING[kind]
+    return f"{subjects} {one if subjects == 1 else many}; first: {group[0]}; `tuner validate --verbose` lists them all"
 
 
 def error_text(error: TunerError) -> str:
