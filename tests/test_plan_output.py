@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.plan import CREATE, DELETE, REPLACE, UPDATE, Change, FieldChange, Plan
+from runner.render.markdown import COMMENT_LIMIT, plan_markdown
 from runner.render.outcome import GROUPED_FROM, warnings_text
 from runner.render.plan import SUMMARY_AFTER, plan_text, value_text
 
@@ -168,3 +169,41 @@ def test_small_datasets_allowed_in_many_models_are_grouped_too(project):
 
     assert first.startswith(f"Warning: {GROUPED_FROM} models have fewer examples than tuning needs; first: "
                             f"configs/models.yaml:5: models.m0.dataset.train: data/small.jsonl has 10 examples")
+
+
+def _markdown(plan: Plan, limit: int = COMMENT_LIMIT) -> str:
+    return plan_markdown(plan, workspace="prod", backend="local", state_at="state/prod.json", limit=limit)
+
+
+def test_a_markdown_plan_over_a_screenful_opens_with_its_counts_per_provider_and_action():
+    lines = _markdown(_plan(*_creates(SUMMARY_AFTER - 2), *MIXED)).splitlines()
+    table = lines.index("| Provider | 🟢 create | 🟠 replace | 🟡 update | 🔴 destroy |")
+
+    assert lines[table + 1:table + 6] == ["|---|---:|---:|---:|---:|", "| gemini | 0 | 1 | 0 | 1 |",
+                                          "| local | 38 | 0 | 0 | 0 |", "| vertex | 0 | 0 | 1 | 0 |",
+                                          "| total | 38 | 1 | 1 | 1 |"]
+    assert "<details><summary>Full plan</summary>" in lines
+
+
+def _utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def test_a_markdown_plan_too_long_for_a_comment_leaves_out_the_full_plan_first_then_rows():
+    plan = _plan(*_creates(400))
+    whole = _markdown(plan)
+    without_full_plan = _markdown(plan, limit=_utf16(whole) - 1)
+    cut = _markdown(plan, limit=8_000)
+
+    assert "<details>" in whole and "<details>" not in without_full_plan
+    assert without_full_plan.count("will be created") == 0 and without_full_plan.count("🟢 create |  |") == 400
+    assert without_full_plan.endswith("_the full plan is longer than a comment can be: `tuner plan` in the job's log "
+                                      "shows it all._\n")
+    assert _utf16(cut) <= 8_000 and cut.startswith("<!-- tuner plan: workspace prod -->\n### tuner plan")
+    listed = cut.count("🟢 create |  |")
+    assert 0 < listed < 400 and f"_{400 - listed} more changes are not listed here; the full plan" in cut
+    assert "| `local-000` | local |" in cut  # the first rows are kept, in order
+
+
+def test_a_plan_of_thousands_of_models_fits_in_one_comment():
+    assert _utf16(_markdown(_plan(*_creates(5_000)))) <= COMMENT_LIMIT < 65_536

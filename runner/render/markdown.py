@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from runner.plan import CREATE, DELETE, RESTORE, Change, Plan
-from runner.render.plan import action_look, plan_text, summary_line, value_text
+from runner.render.plan import SUMMARY_AFTER, action_counts, action_look, plan_text, summary_line, value_text
 from runner.render.terminal import terminal_safe
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
@@ -26,9 +26,15 @@ def md_code(text: object) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def plan_markdown(plan: Plan, workspace: str, backend: str, state_at: str) -> str:
-    """A table of changes with their field diffs, the full plan collapsed. It opens with a hidden marker naming
-    the workspace, by which CI finds the comment to update in place, and a heading naming where state lives."""
+# A plan must fit in one pull-request comment: GitHub refuses a body over 65,536 characters (UTF-16 code units:
+# an emoji badge takes two; GitLab's notes take a million). Over it, the full plan's section goes first, then rows.
+COMMENT_LIMIT = 65_000
+
+
+def plan_markdown(plan: Plan, workspace: str, backend: str, state_at: str, limit: int = COMMENT_LIMIT) -> str:
+    """A table of changes with their field diffs, the full plan collapsed, within LIMIT. It opens with a hidden
+    marker naming the workspace, by which CI finds the comment to update in place, and a heading naming where
+    state lives; over a screenful of changes, with their counts per provider and action."""
     changed = [c for c in plan.changes if c.is_change]
     marker = f"<!-- tuner plan: workspace {workspace} -->"  # a workspace name holds no `>`: nothing can close it
     heading = f"### tuner plan · workspace {md_code(workspace)} · {md_text(backend)} state {md_code(state_at)}"
@@ -48,18 +54,56 @@ def plan_markdown(plan: Plan, workspace: str, backend: str, state_at: str) -> st
     if plan.moved:
         lines += [f"**Moved:** {md_code(old)} → {md_code(new)} (nothing is retrained)" for old, new in plan.moved]
         lines.append("")
+    if len(changed) > SUMMARY_AFTER:
+        lines += _counts_markdown(changed) + [""]
     if changed:
         lines += ["| Model | Provider | Action | Est. training cost | Changes |", "|---|---|---|---|---|"]
-    for change in changed:
-        cost = plan.costs.get(change.name, {}).get("usd")
-        cost_text = f"${cost:.2f}" if cost is not None else ("unknown" if change.name in plan.costs else "")
-        cost_text = "$0.00" if change.action == RESTORE else cost_text
-        lines.append(f"| {md_code(change.name)} | {md_text(change.provider)} | {action_look(change.action).badge} | "
-                     f"{cost_text} | {_markdown_fields(change)} |")
+    return terminal_safe(_fitted(lines, [_change_row(plan, change) for change in changed], plan, limit))
+
+
+def _counts_markdown(changed: list[Change]) -> list[str]:
+    actions, rows = action_counts(changed)
+    return ["| Provider | " + " | ".join(action_look(action).badge for action in actions) + " |",
+            "|---|" + "---:|" * len(actions)] + \
+           [f"| {md_text(row[0])} | " + " | ".join(map(str, row[1:])) + " |" for row in rows]
+
+
+def _change_row(plan: Plan, change: Change) -> str:
+    cost = plan.costs.get(change.name, {}).get("usd")
+    cost_text = f"${cost:.2f}" if cost is not None else ("unknown" if change.name in plan.costs else "")
+    cost_text = "$0.00" if change.action == RESTORE else cost_text
+    return (f"| {md_code(change.name)} | {md_text(change.provider)} | {action_look(change.action).badge} | "
+            f"{cost_text} | {_markdown_fields(change)} |")
+
+
+def _fitted(head: list[str], rows: list[str], plan: Plan, limit: int) -> str:
+    """HEAD, the ROWS that fit, then the full plan collapsed if it fits too; else a line saying what was left out."""
+    text = "\n".join(head + rows)
+    if _size(text) < limit:  # the full plan is made only when the table of its changes leaves room for it
+        document = text + _full_plan(plan)
+        if _size(document) <= limit:
+            return document
+    room = limit - _size("\n".join(head)) - _size(_TOO_LONG) - 48  # 48: the count left out and line ends
+    kept = 0
+    while kept < len(rows) and (room := room - _size(rows[kept]) - 1) >= 0:
+        kept += 1
+    more = f"{len(rows) - kept:,} more changes are not listed here; " if kept < len(rows) else ""
+    return "\n".join(head + rows[:kept]) + f"\n\n{_TOO_LONG.format(more=more)}\n"
+
+
+def _full_plan(plan: Plan) -> str:
     full = plan_text(plan).rstrip()
     fence = "`" * max(3, max(map(len, re.findall("`+", full)), default=0) + 1)
-    lines += ["", "<details><summary>Full plan</summary>", "", f"{fence}diff", full, fence, "", "</details>", ""]
-    return terminal_safe("\n".join(lines))
+    return "\n".join(["", "", "<details><summary>Full plan</summary>", "", f"{fence}diff", full, fence, "",
+                      "</details>", ""])
+
+
+_TOO_LONG = "_{more}the full plan is longer than a comment can be: `tuner plan` in the job's log shows it all._"
+
+
+def _size(text: str) -> int:
+    """Length as GitHub counts it: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _markdown_fields(change: Change) -> str:

@@ -138,8 +138,8 @@ def summary_line(plan: Plan) -> str:
             f"{s['delete']} to destroy{restored}.")
 
 
-def _counts_table(changed: list[Change], colour: bool) -> str:
-    """Changes counted per provider (rows, then a total) and action (the columns of actions present)."""
+def action_counts(changed: list[Change]) -> tuple[list[Action], list[list]]:
+    """The actions present, and one row per provider (then the total) of how many changes take each."""
     actions = [action for action in Action if any(change.action == action for change in changed)]
     counts = {(change.provider, change.action): 0 for change in changed}
     for change in changed:
@@ -147,6 +147,11 @@ def _counts_table(changed: list[Change], colour: bool) -> str:
     providers = sorted({provider for provider, _ in counts})
     rows = [[provider, *(counts.get((provider, action), 0) for action in actions)] for provider in providers]
     rows.append(["total", *(sum(row[column] for row in rows) for column in range(1, len(actions) + 1))])
+    return actions, rows
+
+
+def _counts_table(changed: list[Change], colour: bool) -> str:
+    actions, rows = action_counts(changed)
     headers = ["provider", *(f"{action_look(action).symbol} {action_look(action).word}".strip() for action in actions)]
     table = table_text(headers, rows, colour, right_aligned=range(1, len(actions) + 1))
     return "\n".join(f"    {line}" for line in table.splitlines())
