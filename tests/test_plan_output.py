@@ -104,7 +104,7 @@ def test_compact_is_a_text_view(project):
     assert result.code == 1 and "--compact" in result.err
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.one_of(st.text(), st.integers(), st.booleans(), st.floats(allow_nan=False),
                  st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)))
 def test_a_value_is_shown_as_its_json(value):
