@@ -290,3 +290,15 @@ def test_a_plain_http_vertex_endpoint_off_this_machine_is_refused(vertex, emulat
     assert result.code == 1
     setting = "providers.vertex.endpoint" if where == "spec" else "TUNER_VERTEX_ENDPOINT"
     assert f"{setting}: 'http://evil.example': an endpoint must be https://" in result.err, result.err
+
+
+def test_apply_prints_no_warning_of_the_sdk(project, emulator):
+    """google-genai calls tuning experimental (an ExperimentalWarning, once per process, at the first job): a user
+    of tuner sees only tuner."""
+    from tests.test_sdk_warnings import run_showing_warnings
+
+    project.spec(spec(emulator, "  reviews:\n    dataset: {train: ../data/train.jsonl}\n"))
+    result = run_showing_warnings(project, "apply", "--auto-approve")
+    assert result.returncode == 0, result.stderr
+    assert emulator.stats["jobs_by_dataset"]  # the SDK tuned for real
+    assert "Warning" not in result.stderr, result.stderr
