@@ -197,8 +197,8 @@ def test_a_markdown_plan_too_long_for_a_comment_leaves_out_the_full_plan_first_t
 
     assert "<details>" in whole and "<details>" not in without_full_plan
     assert without_full_plan.count("will be created") == 0 and without_full_plan.count("🟢 create |  |") == 400
-    assert without_full_plan.endswith("_the full plan is longer than a comment can be: `tuner plan` in the job's log "
-                                      "shows it all._\n")
+    assert without_full_plan.endswith("_the full plan is longer than a comment can be: `tuner plan --compact` "
+                                      "lists every change._\n")
     assert _utf16(cut) <= 8_000 and cut.startswith("<!-- tuner plan: workspace prod -->\n### tuner plan")
     listed = cut.count("🟢 create |  |")
     assert 0 < listed < 400 and f"_{400 - listed} more changes are not listed here; the full plan" in cut

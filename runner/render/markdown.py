@@ -98,7 +98,7 @@ def _full_plan(plan: Plan) -> str:
                       "</details>", ""])
 
 
-_TOO_LONG = "_{more}the full plan is longer than a comment can be: `tuner plan` in the job's log shows it all._"
+_TOO_LONG = "_{more}the full plan is longer than a comment can be: `tuner plan --compact` lists every change._"
 
 
 def _size(text: str) -> int:

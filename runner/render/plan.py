@@ -140,7 +140,8 @@ def summary_line(plan: Plan) -> str:
 
 def action_counts(changed: list[Change]) -> tuple[list[Action], list[list]]:
     """The actions present, and one row per provider (then the total) of how many changes take each."""
-    actions = [action for action in Action if any(change.action == action for change in changed)]
+    present = {change.action for change in changed}
+    actions = [action for action in Action if action in present]
     counts = {(change.provider, change.action): 0 for change in changed}
     for change in changed:
         counts[change.provider, change.action] += 1
