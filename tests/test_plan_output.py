@@ -4,6 +4,7 @@ plans and warnings that stay readable at thousands of models."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -207,3 +208,10 @@ def test_a_markdown_plan_too_long_for_a_comment_leaves_out_the_full_plan_first_t
 
 def test_a_plan_of_thousands_of_models_fits_in_one_comment():
     assert _utf16(_markdown(_plan(*_creates(5_000)))) <= COMMENT_LIMIT < 65_536
+
+
+def test_compact_still_says_which_models_another_workspace_keeps():
+    plan = replace(_plan(*MIXED), kept={"tunedModels/d-1": ("prod",)})
+    assert plan_text(plan, compact=True).splitlines()[4:6] == [
+        "  - d (gemini) will be destroyed [tunedModels/d-1]",
+        "      # tunedModels/d-1 is kept: still referenced by workspace prod"]
