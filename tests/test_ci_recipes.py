@@ -355,3 +355,11 @@ def test_gitlab_plans_wait_for_an_open_state_merge_request_to_be_merged(gitlab):
     assert gitlab("open_state_requests", TUNER_STATE_IN_GIT="false").returncode == 0
     FakeGitLab.routes = {"/api/v4/projects/5/merge_requests": []}
     assert gitlab("open_state_requests").returncode == 0
+
+
+@pytest.mark.parametrize("recipe", [GITHUB, GITLAB], ids=["github", "gitlab"])
+def test_every_shell_script_of_the_recipes_parses(recipe):
+    """`bash -n`: a quote or heredoc left open fails here, not in a user's first pipeline."""
+    for script in scripts(load(recipe)):
+        checked = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=30)
+        assert checked.returncode == 0, f"{checked.stderr}\n{script}"
