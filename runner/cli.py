@@ -18,6 +18,8 @@ from click.core import ParameterSource
 from runner import __version__
 from runner.environment import Environment
 from runner.errors import DatasetError, SpecError, TunerError
+from runner.scaffold import CI_RECIPES, PROVIDERS
+from runner.shipped import SCHEMAS, schema_path
 from runner.status import ExitStatus
 
 if TYPE_CHECKING:  # the operations are imported lazily: `tuner --help` stays fast
@@ -153,6 +155,35 @@ def cli(ctx: click.Context, config, workspace, no_color):
     """
     ctx.meta[_GLOBAL_OPTIONS] = {"config": config, "workspace": workspace}
     ctx.obj.no_color = ctx.obj.no_color or no_color
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--provider", type=click.Choice(PROVIDERS), default="local", show_default=True,
+              help="Which provider the example spec tunes on.")
+@click.option("--ci", type=click.Choice(sorted(CI_RECIPES)), default=None,
+              help="Also write the CI recipe (.github/workflows/tuner.yml or .gitlab-ci.yml).")
+def init(directory: Path, provider: str, ci: str | None):
+    """Lay out a project to commit: configs/ (a commented example spec), data/, state/, .gitignore entries.
+
+    Never overwrites: files already there are kept, and .gitignore only gains the entries it lacks.
+    """
+    from runner.render.outcome import scaffold_text
+    from runner.scaffold import init_project
+
+    done = init_project(directory, provider, ci)
+    _out(scaffold_text(str(directory), done.created, done.kept, done.ignored))
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(SCHEMAS), default="spec")
+def schema(kind: str):
+    """Print the JSON schema of a spec file (default), a state file or a saved plan.
+
+    \b
+    Point an editor at a local copy:  tuner schema > .tuner/spec.schema.json
+    """
+    _out(schema_path(kind).read_text(encoding="utf-8"))
 
 
 @cli.command()

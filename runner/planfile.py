@@ -20,10 +20,11 @@ from runner.errors import PlanError
 from runner.fsutil import atomic_write
 from runner.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Action, Change, FieldChange, Plan, SettingsChange
 from runner.planned import PlannedModel
+from runner.shipped import schema_path
 
 FORMAT = "tuner-plan"
 FORMAT_VERSION = 2  # 2: the file records what each change executes (`planned`)
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json"
+SCHEMA_PATH = schema_path("plan")
 REMEDY = "run `tuner plan --out FILE` again and review the new plan"
 # (action in the plan file, action of a plan made now without refresh) pairs that a refresh at plan time
 # explains: a model gone at its provider is re-created; one edited outside tuner is updated back.

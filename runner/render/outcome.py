@@ -156,3 +156,13 @@ def promotion_refused_text(refused: PromotionRefused) -> str:
         lines.append(f"  {refusal.name}: {refusal.reason}")
         lines += field_lines(refusal.fields, REPLACE, colour=False)
     return _lines(lines + [f"  -> {refused.remedy}"])
+
+
+def scaffold_text(root: str, created: list[str], kept: list[str], ignored: list[str]) -> str:
+    """What `tuner init` wrote, what it left as it was, and the next command."""
+    lines = [f"  created {path}" for path in created] + [f"  kept    {path} (already there)" for path in kept]
+    lines.append(f"  added   {', '.join(ignored)} to .gitignore" if ignored
+                 else "  kept    .gitignore (has every entry)")
+    where = "" if root == "." else f"cd {root} && "
+    return _lines([f"Initialized a tuner project in {root}:", *lines, "",
+                   f"Next: {where}tuner plan, then tuner apply; commit configs/, data/, state/ and .gitignore."])

@@ -13,11 +13,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from runner.errors import Problem, SpecError
+from runner.shipped import schema_path
 from runner.spec.model import Config, DatasetSpec, Import, ModelSpec, Move
 from runner.spec.yamlsource import YamlDocument, dotted, load_yaml
 
 MODEL_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "spec.schema.json"
+SCHEMA_PATH = schema_path("spec")
 DEFAULT_PROVIDER = "local"
 DEFAULT_KEEP_PREVIOUS = 1  # one replaced model kept: a revert of the last change restores it for $0
 _UNKNOWN_KEY = re.compile(r"\('(?P<key>[^']*)' was unexpected\)|'(?P<key2>[^']*)' (?:was|were) unexpected")

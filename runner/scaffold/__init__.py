@@ -1,0 +1,84 @@
+"""`tuner init`: lay out a project a team can commit, around the example this tuner ships.
+
+It never overwrites: a file already there is kept as it is, and .gitignore only gains the entries it lacks,
+so running it again (or in an existing project) is safe.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.errors import TunerError
+from runner.shipped import schema_path, shipped
+
+_TEMPLATES = Path(__file__).resolve().parent
+PROVIDERS = tuple(sorted(path.stem for path in _TEMPLATES.glob("*.yaml")))  # one example spec per provider
+SPEC = "configs/sentiment.yaml"
+DATA = "data/sentiment"
+KEEP_STATE_DIR = "state/.gitkeep"  # git keeps no empty folder; state/<workspace>.json is written there
+# --ci NAME: the recipe under examples/ and where the CI service reads it
+CI_RECIPES = {"github": ("github-actions.yml", ".github/workflows/tuner.yml"),
+              "gitlab": ("gitlab-ci.yml", ".gitlab-ci.yml")}
+# What stays on one machine: artifacts and caches, state backups, locks and their temporaries, saved plans.
+GITIGNORE = (".tuner/", "state/*.backup", "state/*.lock", "state/.*.tmp", "state/.*.lock-guard", "*.plan")
+
+
+@dataclass
+class Scaffold:
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # the entries .gitignore gained
+
+
+def init_project(root: Path, provider: str, ci: str | None = None) -> Scaffold:
+    """Write what ROOT lacks of the example project for PROVIDER (and the CI recipe for CI)."""
+    scaffold = Scaffold()
+    for relative, content in _files(provider, ci).items():
+        _write_new(root, relative, content, scaffold)
+    scaffold.ignored = _extend_gitignore(root / ".gitignore")
+    return scaffold
+
+
+def _files(provider: str, ci: str | None) -> dict[str, bytes]:
+    spec = f"# yaml-language-server: $schema={schema_id('spec')}\n" + (_TEMPLATES / f"{provider}.yaml").read_text()
+    files = {SPEC: spec.encode()}
+    files |= {f"{DATA}/{path.name}": path.read_bytes() for path in sorted(shipped(DATA).glob("*.jsonl"))}
+    files[KEEP_STATE_DIR] = b""
+    if ci:
+        recipe, target = CI_RECIPES[ci]
+        source = shipped("examples") / recipe
+        if not source.is_file():
+            raise TunerError(f"this tuner ships no {ci} CI recipe (examples/{recipe})",
+                             remedy="install a newer tuner, or leave out --ci")
+        files[target] = source.read_bytes()
+    return files
+
+
+def schema_id(kind: str) -> str:
+    """The stable URL a shipped schema names itself by (its `$id`)."""
+    return json.loads(schema_path(kind).read_text(encoding="utf-8"))["$id"]
+
+
+def _write_new(root: Path, relative: str, content: bytes, scaffold: Scaffold) -> None:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("xb") as file:  # exclusive: an existing file is never replaced
+            file.write(content)
+    except FileExistsError:
+        scaffold.kept.append(relative)
+    else:
+        scaffold.created.append(relative)
+
+
+def _extend_gitignore(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    present = {line.strip() for line in text.splitlines()}
+    missing = [entry for entry in GITIGNORE if entry not in present]
+    if missing:
+        lead = "\n" if text and not text.endswith("\n") else ""
+        block = "# tuner: local artifacts and caches, state backups and locks, saved plans\n"
+        path.write_text(text + lead + block + "".join(f"{entry}\n" for entry in missing), encoding="utf-8")
+    return missing
