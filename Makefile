@@ -1,10 +1,19 @@
-# Installs into the current Python environment (activate a venv first if you want one).
+# `make install` installs tuner (editable, with the dev tools) into the active virtualenv or, when none is
+# active, into .venv, which it creates; the other targets then use that same environment.
+ifdef VIRTUAL_ENV
 PYTHON ?= python3
+else
+PYTHON ?= .venv/bin/python
+NEW_VENV := .venv/bin/python
+endif
 
 .PHONY: install test lint bench
 
-install:
+install: $(NEW_VENV)
 	$(PYTHON) -m pip install -q -e '.[dev]'
+
+.venv/bin/python:
+	python3 -m venv .venv
 
 test:
 	$(PYTHON) -m ruff check runner tests bench
