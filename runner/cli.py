@@ -172,7 +172,7 @@ def init(directory: Path, provider: str, ci: str | None):
     from runner.scaffold import init_project
 
     done = init_project(directory, provider, ci)
-    _out(scaffold_text(str(directory), done.created, done.kept, done.ignored))
+    _out(scaffold_text(str(directory), done.created, done.kept, done.ignored, done.has_specs))
 
 
 @cli.command()

@@ -52,7 +52,7 @@ def test_init_again_keeps_every_file_and_only_adds_missing_ignore_entries(workdi
     (workdir.root / ".gitignore").write_text("node_modules/\n.tuner/")  # no final newline
     again = workdir.run("init")
     assert again.code == 0
-    assert "kept    configs/sentiment.yaml (already there)" in again.out
+    assert "kept    configs/ (it has specs: no example added)" in again.out
     assert spec.read_text() == "models: {}\n"
     ignore = (workdir.root / ".gitignore").read_text().splitlines()
     assert ignore[:2] == ["node_modules/", ".tuner/"] and ignore.count(".tuner/") == 1
@@ -75,3 +75,12 @@ def test_the_example_of_each_cloud_provider_validates(workdir, provider):
     assert f"provider: {provider}" in (workdir.root / "configs" / "sentiment.yaml").read_text()
     checked = workdir.run("validate")
     assert checked.code == 0, checked.output
+
+
+def test_a_project_with_specs_of_its_own_gets_no_example_model_to_train(project):
+    project.write(".gitignore", ".tuner/\n")
+    done = project.run("init")
+    assert done.code == 0 and "no example added" in done.out
+    assert sorted(p.name for p in (project.root / "configs").iterdir()) == ["models.yaml"]
+    assert not (project.root / "data" / "sentiment").exists()
+    assert (project.root / "state" / ".gitkeep").exists() and "*.plan" in (project.root / ".gitignore").read_text()

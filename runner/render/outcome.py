@@ -158,9 +158,11 @@ def promotion_refused_text(refused: PromotionRefused) -> str:
     return _lines(lines + [f"  -> {refused.remedy}"])
 
 
-def scaffold_text(root: str, created: list[str], kept: list[str], ignored: list[str]) -> str:
+def scaffold_text(root: str, created: list[str], kept: list[str], ignored: list[str], has_specs: bool) -> str:
     """What `tuner init` wrote, what it left as it was, and the next command."""
     lines = [f"  created {path}" for path in created] + [f"  kept    {path} (already there)" for path in kept]
+    if has_specs:
+        lines.append("  kept    configs/ (it has specs: no example added)")
     lines.append(f"  added   {', '.join(ignored)} to .gitignore" if ignored
                  else "  kept    .gitignore (has every entry)")
     where = "" if root == "." else f"cd {root} && "

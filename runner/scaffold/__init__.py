@@ -30,30 +30,40 @@ class Scaffold:
     created: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # the entries .gitignore gained
+    has_specs: bool = False  # configs/ already held spec files: no example was added
 
 
 def init_project(root: Path, provider: str, ci: str | None = None) -> Scaffold:
     """Write what ROOT lacks of the example project for PROVIDER (and the CI recipe for CI)."""
-    scaffold = Scaffold()
-    for relative, content in _files(provider, ci).items():
+    # An example added beside a project's own specs would be trained by its next apply: only a project
+    # without specs gets one.
+    scaffold = Scaffold(has_specs=any(_specs(root / "configs")))
+    files = {} if scaffold.has_specs else _example(provider)
+    for relative, content in (files | {KEEP_STATE_DIR: b""} | _ci_recipe(ci)).items():
         _write_new(root, relative, content, scaffold)
     scaffold.ignored = _extend_gitignore(root / ".gitignore")
     return scaffold
 
 
-def _files(provider: str, ci: str | None) -> dict[str, bytes]:
+def _specs(configs: Path):
+    return (path for path in configs.rglob("*") if path.suffix in (".yaml", ".yml")) if configs.is_dir() else ()
+
+
+def _example(provider: str) -> dict[str, bytes]:
     spec = f"# yaml-language-server: $schema={schema_id('spec')}\n" + (_TEMPLATES / f"{provider}.yaml").read_text()
-    files = {SPEC: spec.encode()}
-    files |= {f"{DATA}/{path.name}": path.read_bytes() for path in sorted(shipped(DATA).glob("*.jsonl"))}
-    files[KEEP_STATE_DIR] = b""
-    if ci:
-        recipe, target = CI_RECIPES[ci]
-        source = shipped("examples") / recipe
-        if not source.is_file():
-            raise TunerError(f"this tuner ships no {ci} CI recipe (examples/{recipe})",
-                             remedy="install a newer tuner, or leave out --ci")
-        files[target] = source.read_bytes()
-    return files
+    return {SPEC: spec.encode()} | {f"{DATA}/{path.name}": path.read_bytes()
+                                    for path in sorted(shipped(DATA).glob("*.jsonl"))}
+
+
+def _ci_recipe(ci: str | None) -> dict[str, bytes]:
+    if ci is None:
+        return {}
+    recipe, target = CI_RECIPES[ci]
+    source = shipped("examples") / recipe
+    if not source.is_file():
+        raise TunerError(f"this tuner ships no {ci} CI recipe (examples/{recipe})",
+                         remedy="install a newer tuner, or leave out --ci")
+    return {target: source.read_bytes()}
 
 
 def schema_id(kind: str) -> str:
