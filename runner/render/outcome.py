@@ -165,6 +165,6 @@ def scaffold_text(root: str, created: list[str], kept: list[str], ignored: list[
         lines.append("  kept    configs/ (it has specs: no example added)")
     lines.append(f"  added   {', '.join(ignored)} to .gitignore" if ignored
                  else "  kept    .gitignore (has every entry)")
-    where = "" if root == "." else f"cd {root} && "
-    return _lines([f"Initialized a tuner project in {root}:", *lines, "",
-                   f"Next: {where}tuner plan, then tuner apply; commit configs/, data/, state/ and .gitignore."])
+    where, cd = ("this directory", "") if root == "." else (root, f"cd {root} && ")
+    return _lines([f"Initialized a tuner project in {where}:", *lines, "",
+                   f"Next: {cd}tuner plan, then tuner apply; commit configs/, data/, state/ and .gitignore."])

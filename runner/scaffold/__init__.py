@@ -7,6 +7,7 @@ so running it again (or in an existing project) is safe.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,12 +46,13 @@ def init_project(root: Path, provider: str, ci: str | None = None) -> Scaffold:
     return scaffold
 
 
-def _specs(configs: Path):
+def _specs(configs: Path) -> Iterable[Path]:
     return (path for path in configs.rglob("*") if path.suffix in (".yaml", ".yml")) if configs.is_dir() else ()
 
 
 def _example(provider: str) -> dict[str, bytes]:
-    spec = f"# yaml-language-server: $schema={schema_id('spec')}\n" + (_TEMPLATES / f"{provider}.yaml").read_text()
+    modeline = f"# yaml-language-server: $schema={schema_id('spec')}\n"  # editors check the spec against it
+    spec = modeline + (_TEMPLATES / f"{provider}.yaml").read_text("utf-8")
     return {SPEC: spec.encode()} | {f"{DATA}/{path.name}": path.read_bytes()
                                     for path in sorted(shipped(DATA).glob("*.jsonl"))}
 
