@@ -13,7 +13,9 @@ After every run (killed or not):
     model ids derive from fingerprints;
   - nothing is orphaned: every tuned model the emulator holds is recorded in state (current, pending or
     deposed);
-  - the state file parses as strict JSON (no NaN) and its serial never decreases.
+  - the state file parses as strict JSON (no NaN), tuner reads it with its journal (apply's records since
+    the last full write: a torn last record is ignored, anything else refused), and its serial never
+    decreases.
 After every run to completion, also:
   - it exits 0; every model is `active` in state with nothing pending or deposed, and ACTIVE at the
     emulator;
@@ -47,6 +49,8 @@ if str(REPO) not in sys.path:  # run as a script from anywhere: `python bench/cr
     sys.path.insert(0, str(REPO))
 
 from runner.emulators.gemini import GeminiEmulator  # noqa: E402
+from runner.errors import StateError  # noqa: E402
+from runner.state import LocalBackend  # noqa: E402
 
 KEY_ENV = "TUNER_CRASH_BENCH_KEY"
 KEY = "crash-bench-key"
@@ -130,12 +134,17 @@ class CrashLab:
 
     # -- what state and the emulator hold -------------------------------------------------------------------
     def state(self) -> dict | None:
-        """The state file, None before the first write. A file that is not strict JSON raises ValueError."""
+        """What state records, None before the first write: the file with its journal replayed, as every tuner
+        command reads it. A file that is not strict JSON, or a state tuner refuses, raises ValueError."""
         try:
             raw = self.state_path.read_bytes()
         except FileNotFoundError:
             return None
-        return json.loads(raw, parse_constant=_refuse_constant)
+        json.loads(raw, parse_constant=_refuse_constant)
+        try:
+            return json.loads(LocalBackend(self.state_path.parent, "default").read().to_json())
+        except StateError as error:
+            raise ValueError(f"{error.message} ({error.remedy})") from None
 
     def serial(self) -> int:
         """The recorded serial: 0 before the first write, or while the file is unreadable (checks report it)."""

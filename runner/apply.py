@@ -1,4 +1,4 @@
-"""Execute a Plan: schedule jobs per provider, submit, poll, and write state at every transition.
+"""Execute a Plan: schedule jobs per provider, submit, poll, and record state at every transition.
 
 Crash safety rests on three rules:
   1. the intent (tuned model id, fingerprint, status `submitting`) is in state before anything is paid for;
@@ -6,7 +6,9 @@ Crash safety rests on three rules:
   3. every provider can find the job it started: tuned model ids derive from this state's identity and the
      fingerprint (a re-submission meets ALREADY_EXISTS and adopts it) or jobs carry both as labels (Vertex),
      so an ambiguous failure or a crash never pays twice.
-A re-run after a crash or Ctrl-C plans `resume` for such jobs and waits for them. A remote object that carries
+Each transition is recorded durably before the next step (one journal record of the model that changed,
+runner.state.journal, so the bytes written grow with the changes, not with the fleet). A re-run after a
+crash or Ctrl-C plans `resume` for such jobs and waits for them. A remote object that carries
 another state's identity (runner.identity) is never adopted and never deleted.
 """
 
@@ -50,12 +52,15 @@ class ApplyResult:
 class Applier:
     def __init__(self, state: State, write: Callable[[State], None], providers, reporter: Reporter,
                  clock: Clock | None = None, retry: RetryPolicy | None = None, parallelism: int = 10,
-                 siblings: Callable[[], Mapping[str, State]] = dict):
+                 siblings: Callable[[], Mapping[str, State]] = dict,
+                 record: Callable[[State, str], None] | None = None):
         """`siblings`: reads the states of the backend's other workspaces (workspace -> state) afresh; a model one
-        of them references (promoted there) is never deleted here."""
+        of them references (promoted there) is never deleted here. `write` stores the whole state; `record(state,
+        name)` durably records that model NAME changed (a backend's write_record), and defaults to a whole write."""
         self.state = state
         self._siblings = siblings
         self._write = write
+        self._record_change = record or (lambda state, name: write(state))
         self.providers = providers
         self.reporter = reporter
         self.clock = clock or Clock()
@@ -108,6 +113,10 @@ class Applier:
             result.failures[change.name] = f"internal error (a bug in tuner): {type(error).__name__}: {error}"
         elif future.result() is not None:
             result.failures[change.name] = future.result()
+
+    def _record(self, name: str) -> None:
+        """Model NAME changed: record it before going on (the caller holds _state_lock)."""
+        self._record_change(self.state, name)
 
     @property
     def owner(self) -> Owner:
@@ -182,7 +191,7 @@ class Applier:
             self._abandon(change.name, provider, record, abandoned)
         with self._state_lock:
             record.pending = pending
-            self._write(self.state)
+            self._record(change.name)
         return pending
 
     def _abandon(self, name: str, provider: Provider, record, abandoned: Instance) -> None:
@@ -196,7 +205,7 @@ class Applier:
                     record.deposed.append(abandoned)  # cleanup retries once the new model is current
         with self._state_lock:
             record.pending = None
-            self._write(self.state)
+            self._record(name)
 
     def _submit(self, name: str, model: PlannedModel, provider: Provider, pending: Instance) -> None:
         self.reporter.event(name, "submitting", pending.tuned_model_id)
@@ -211,17 +220,17 @@ class Applier:
             self.reporter.event(name, "adopting", f"{pending.tuned_model_id} already exists: adopting it")
         except TunerError as error:
             if not isinstance(error, ProviderError) or error.kind == ProviderError.FATAL:
-                self._record_refusal(pending, error)  # refused outright: nothing was created, nothing to wait for
+                self._record_refusal(name, pending, error)  # refused outright: nothing was created, nothing to wait for
             raise  # transient errors that ran out of retries stay `submitting`: the job may exist; resume finds it
         with self._state_lock:
             pending.handle, pending.status, pending.updated_at = handle, CREATING, self.clock.now()
-            self._write(self.state)
+            self._record(name)
 
-    def _record_refusal(self, pending: Instance, error: TunerError) -> None:
+    def _record_refusal(self, name: str, pending: Instance, error: TunerError) -> None:
         with self._state_lock:
             pending.status, pending.handle, pending.updated_at = FAILED, None, self.clock.now()
             pending.error = _describe(error)
-            self._write(self.state)
+            self._record(name)
 
     def _wait(self, name: str, model: PlannedModel, provider: Provider, pending: Instance,
               retain: bool = False) -> str | None:
@@ -243,7 +252,7 @@ class Applier:
             if status.state == JOB_FAILED:
                 with self._state_lock:
                     pending.status, pending.error, pending.updated_at = FAILED, status.message, self.clock.now()
-                    self._write(self.state)
+                    self._record(name)
                 self.reporter.event(name, "failed", status.message)
                 return f"tuning job failed: {status.message or status.detail or 'no message'}"
             self._report(name, "creating", status, started)
@@ -265,7 +274,7 @@ class Applier:
             if record.current is not None and record.current.tuned_model_id != pending.tuned_model_id:
                 record.supersede(now, retain)
             record.current, record.pending = pending, None
-            self._write(self.state)
+            self._record(name)
 
     def _reject(self, name: str, pending: Instance, metrics: dict, reasons: tuple[str, ...]) -> str:
         """Below the quality gate: the old model stays current, the new one is kept and recorded, not made current."""
@@ -273,7 +282,7 @@ class Applier:
         with self._state_lock:
             pending.status, pending.metrics, pending.error = REJECTED, metrics, message
             pending.updated_at = self.clock.now()
-            self._write(self.state)
+            self._record(name)
         self.reporter.event(name, "rejected", message)
         return f"not made current: rejected by the quality gate: {message}"
 
@@ -307,7 +316,7 @@ class Applier:
             current.display_name, current.description = after["display_name"], after["description"]
             current.prevent_destroy = after["lifecycle"]["prevent_destroy"]
             current.updated_at = self.clock.now()
-            self._write(self.state)
+            self._record(change.name)
         self.reporter.event(change.name, "updated", current.tuned_model_id)
 
     def _restore(self, change: Change, provider: Provider) -> None:
@@ -319,14 +328,14 @@ class Applier:
         after = change.after
         with self._state_lock:
             restored = record.restore(change.restore_id, self.clock.now(), retain=change.planned.keep_previous > 0)
-            self._write(self.state)
+            self._record(change.name)
         renamed = (restored.display_name, restored.description) != (after["display_name"], after["description"])
         if renamed and restored.promoted_from is None:  # a promoted model's are its creator's (plan.CREATOR_SET)
             self._update(change, provider)  # the in-place attributes the spec says now
         elif restored.prevent_destroy != after["lifecycle"]["prevent_destroy"]:
             with self._state_lock:
                 restored.prevent_destroy = after["lifecycle"]["prevent_destroy"]
-                self._write(self.state)
+                self._record(change.name)
         self.reporter.event(change.name, "restored", f"{restored.tuned_model_id} (retained; no training)")
 
     def _delete_model(self, change: Change, provider: Provider) -> None:
@@ -337,7 +346,7 @@ class Applier:
             deleted = self._remove(change.name, provider, record.current)
             with self._state_lock:
                 record.current = None
-                self._write(self.state)
+                self._record(change.name)
         if record.pending is not None:
             with self._state_lock:
                 record.deposed.append(record.pending)
@@ -353,7 +362,7 @@ class Applier:
         if any(record.find_retained(tuned_id) for tuned_id in change.cleanup):
             with self._state_lock:
                 record.release(change.cleanup)
-                self._write(self.state)
+                self._record(change.name)
         for instance in list(record.deposed):
             if not instance.refused:
                 self.reporter.event(change.name, "deleting", f"superseded {instance.tuned_model_id}")
@@ -363,11 +372,11 @@ class Applier:
                 record.deposed.remove(instance)
                 if record.is_empty():
                     del self.state.models[change.name]
-                self._write(self.state)
+                self._record(change.name)
         if record.is_empty() and change.name in self.state.models:
             with self._state_lock:
                 del self.state.models[change.name]
-                self._write(self.state)
+                self._record(change.name)
         return reported
 
     def _remove(self, name: str, provider: Provider, instance: Instance) -> bool:

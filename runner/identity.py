@@ -15,6 +15,7 @@ from runner.errors import NotOwnedError
 
 TAG_LENGTH = 8  # hex digits: fits Gemini's 40-character ids and Vertex label values; 2^32 makes collisions moot
 TAG = re.compile(r"^[0-9a-f]{8}$")
+MODEL_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")  # the third part of an owner: specs and state share it
 
 
 @dataclass(frozen=True)

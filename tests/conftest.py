@@ -100,7 +100,13 @@ class Project:
                               text=True, timeout=timeout, env=_env())
 
     def state(self, workspace: str = "default") -> dict:
-        return json.loads((self.root / "state" / f"{workspace}.json").read_text())
+        """What state records, as a reader sees it: the file (FileNotFoundError when there is none) with its
+        journal replayed (records an apply killed mid-run left)."""
+        from runner.state import LocalBackend
+
+        if not (self.root / "state" / f"{workspace}.json").exists():
+            raise FileNotFoundError(f"state/{workspace}.json")
+        return json.loads(LocalBackend(self.root / "state", workspace).read().to_json())
 
     def record_foreign_model(self, owner: str, thief: str, name: str) -> str:
         """Edit the thief workspace's state so NAME's current model is the owner workspace's (as tuner did before

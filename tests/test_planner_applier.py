@@ -218,3 +218,47 @@ def test_a_saved_plan_rebuilds_the_planned_model_it_recorded(tmp_path):
     assert rebuilt.to_record() == model.to_record()
     assert (rebuilt.attributes, rebuilt.fingerprint) == (model.attributes, model.fingerprint)
     assert rebuilt.train.path == tmp_path / "data" / "train.jsonl"
+
+
+class WitnessProvider(FakeProvider):
+    """Reads state, as another process would, at the moment each job is paid for."""
+
+    def __init__(self, backend):
+        super().__init__()
+        self.backend = backend
+        self.seen_at_submit: list[tuple[str | None, bytes]] = []
+
+    def submit(self, model, tuned_model_id: str, owner) -> str:
+        pending = self.backend.read().models[model.name].pending
+        self.seen_at_submit.append((pending and pending.status, self.backend.path.read_bytes()))
+        return super().submit(model, tuned_model_id, owner)
+
+
+def test_apply_records_each_transition_in_the_journal_and_leaves_the_state_file_to_the_end(tmp_path):
+    """Bytes written grow with the changes, not the fleet: no full write while jobs run, yet every intent is
+    durable (a fresh reader sees it) before the provider is called."""
+    from runner.state import LocalBackend
+
+    fleet = [planned(f"model-{i}") for i in range(40)]
+    backend = LocalBackend(tmp_path, "default")
+    with backend.locked("apply") as state:
+        for model in fleet:
+            state.models[model.name] = recorded(model).models[model.name]
+        backend.write(state)
+    before = backend.path.read_bytes()
+    changed = [planned(f"model-{i}", epochs=5) for i in range(3)]
+    provider = WitnessProvider(LocalBackend(tmp_path, "default"))
+    with backend.locked("apply") as state:
+        applier = Applier(state, backend.write, FakeProviders(fake=provider), Recorder(), clock=InstantClock(),
+                          parallelism=1, record=backend.write_record)
+        result = applier.run(plan(changed + fleet[3:], state))
+        assert result.failures == {}
+        assert backend.path.read_bytes() == before  # three jobs, three or more transitions each: all journaled
+        journal_size = backend.journal_path.stat().st_size
+        backend.compact(state)
+    assert provider.seen_at_submit == [("submitting", before)] * 3
+    assert journal_size < len(before) / 2
+    assert not backend.journal_path.exists()
+    assert backend.path.read_bytes() == state.to_json()
+    assert {name: r.current.fingerprint for name, r in backend.read().models.items()} == \
+        {m.name: m.fingerprint for m in changed + fleet[3:]}

@@ -31,6 +31,8 @@ class Location:
     make: Callable[..., StateBackend]  # a new backend object on this same state (kwargs: sleep, monotonic)
     stored: Callable[[str], bytes | None]  # the raw bytes of <workspace>.json<suffix>, None when absent
     put: Callable[[str, bytes], None]  # replace <workspace>.json<suffix> as another writer would
+    records: Callable[[], list[bytes]]  # the journal's records as stored, oldest first
+    put_record: Callable[[int, bytes], None]  # add a journal record for a serial as another writer would
 
 
 def _local(tmp_path, workspace: str) -> Location:
@@ -44,7 +46,17 @@ def _local(tmp_path, workspace: str) -> Location:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / f"{workspace}.json{suffix}").write_bytes(payload)
 
-    return Location("local", workspace, lambda **kwargs: LocalBackend(directory, workspace, **kwargs), stored, put)
+    journal = directory / f"{workspace}.json.journal"
+
+    def records() -> list[bytes]:
+        return journal.read_bytes().splitlines() if journal.exists() else []
+
+    def put_record(serial: int, payload: bytes) -> None:
+        with open(journal, "ab") as handle:
+            handle.write(payload + b"\n")
+
+    return Location("local", workspace, lambda **kwargs: LocalBackend(directory, workspace, **kwargs), stored, put,
+                    records, put_record)
 
 
 def _gcs(workspace: str) -> Location:
@@ -60,7 +72,16 @@ def _gcs(workspace: str) -> Location:
     def put(suffix: str, payload: bytes) -> None:
         objects.blob(f"{PREFIX}/{workspace}.json{suffix}").upload_from_string(payload)
 
-    return Location("gcs", workspace, lambda **kwargs: GcsBackend(BUCKET, PREFIX, workspace, **kwargs), stored, put)
+    journal = f"{PREFIX}/{workspace}.json.journal/"
+
+    def records() -> list[bytes]:
+        return [blob.download_as_bytes() for blob in sorted(objects.list_blobs(prefix=journal), key=lambda b: b.name)]
+
+    def put_record(serial: int, payload: bytes) -> None:
+        objects.blob(f"{journal}{serial:010d}").upload_from_string(payload)
+
+    return Location("gcs", workspace, lambda **kwargs: GcsBackend(BUCKET, PREFIX, workspace, **kwargs), stored, put,
+                    records, put_record)
 
 
 @pytest.fixture(params=["local", "gcs"])
@@ -340,10 +361,154 @@ def test_the_backend_lists_the_workspaces_with_a_state_beside_it(location):
 def test_delete_forgets_the_state_and_its_backup_under_the_lock(location):
     write_once(location.make(), model="sentiment")
     write_once(location.make())
+    journaled(location, "reviews")[0].unlock()  # and a journal an apply killed mid-run left
     backend = location.make()
     with pytest.raises(StateError, match="without holding the lock"):
         backend.delete()
     with backend.locked("workspace delete"):
         backend.delete()
     assert location.stored("") is None and location.stored(".backup") is None and location.stored(".lock") is None
+    assert location.records() == []
     assert location.workspace not in location.make().workspaces()
+
+
+# -- the journal (runner.state.journal): apply's records between two full writes ----------------------------
+def journaled(location: Location, *models: str) -> tuple[StateBackend, State]:
+    """A locked backend whose state was written once (serial 1), then changed model by model in the journal."""
+    backend = location.make()
+    backend.lock("apply")
+    state = backend.read()
+    backend.write(state)
+    for model in models:
+        state.record(model).current = instance(f"tuned-{model}")
+        backend.write_record(state, model)
+    return backend, state
+
+
+def test_journal_records_are_replayed_by_every_read_and_leave_the_state_file_alone(location):
+    backend, state = journaled(location)
+    written = location.stored("")
+    for model in ("alpha", "bravo"):
+        state.record(model).current = instance(f"tuned-{model}")
+        backend.write_record(state, model)
+    del state.models["alpha"]  # a name forgotten is a record too
+    backend.write_record(state, "alpha")
+    assert location.stored("") == written and len(location.records()) == 3
+    seen = location.make().read()  # another process, without the lock
+    assert (seen.serial, seen.to_json()) == (4, state.to_json())
+    assert set(seen.models) == {"bravo"}
+    backend.unlock()
+
+
+def test_compact_folds_the_journal_into_the_state_file_and_removes_it(location):
+    backend, state = journaled(location, "alpha", "bravo")
+    backend.compact(state)
+    assert location.records() == [] and location.stored("") == state.to_json()
+    assert state.serial == 4
+    backend.compact(state)  # nothing left to fold: no write
+    assert state.serial == 4
+    backend.unlock()
+
+
+def test_a_journal_outgrowing_its_bound_is_compacted_by_the_next_record(location):
+    backend, state = journaled(location, "alpha")
+    backend.max_journal_records = 2
+    for model in ("bravo", "charlie"):
+        state.record(model).current = instance(f"tuned-{model}")
+        backend.write_record(state, model)
+    assert location.records() == [] and location.stored("") == state.to_json()
+    backend.unlock()
+
+
+def test_records_already_in_the_state_file_are_skipped_so_replay_is_idempotent(location):
+    backend, state = journaled(location, "alpha", "bravo")
+    records = location.records()
+    backend.compact(state)
+    for serial, record in zip((2, 3), records, strict=True):  # as a crash between the write and the removal leaves
+        location.put_record(serial, record)
+    assert location.make().read().to_json() == state.to_json()
+    state.record("charlie").current = instance("tuned-charlie")
+    backend.write_record(state, "charlie")  # a later record goes on from the file's serial
+    assert location.make().read().to_json() == state.to_json()
+    backend.unlock()
+
+
+@pytest.mark.parametrize("location", ["local"], indirect=True)  # a GCS object is created whole or not at all
+def test_a_torn_last_record_is_ignored_and_the_next_append_cuts_it_off(location, tmp_path):
+    backend, state = journaled(location, "alpha")
+    journal = tmp_path / "state" / f"{location.workspace}.json.journal"
+    with open(journal, "ab") as handle:  # a crash in the middle of an append, which therefore never returned
+        handle.write(b'{"lineage":"' + state.lineage.encode()[:5])
+    assert location.make().read().to_json() == state.to_json()
+    backend.unlock()
+    backend = location.make()
+    backend.lock("apply")
+    state = backend.read()
+    state.record("bravo").current = instance("tuned-bravo")
+    backend.write_record(state, "bravo")
+    assert location.make().read().to_json() == state.to_json()
+    assert len(location.records()) == 2
+    backend.unlock()
+
+
+def _record(state: State, **changes) -> bytes:
+    entry = {"lineage": state.lineage, "serial": state.serial + 1, "model": "bravo",
+             "record": json.loads(state.to_json())["models"]["alpha"]}
+    return json.dumps({**entry, **changes}).encode()
+
+
+@pytest.mark.parametrize("forge, problem", [
+    (lambda state: _record(state, lineage=str(uuid.uuid4())), "belongs to another state"),
+    (lambda state: _record(state, serial=state.serial + 2), "records are missing in between"),
+    (lambda state: _record(state, serial=True), "serial: must be an integer"),
+    (lambda state: _record(state, model="../../escape"), "is not a model name"),
+    (lambda state: _record(state, record={"tuned_model_id": 7}), "models.bravo.tuned_model_id: must be a string"),
+    (lambda state: b'{"lineage": NaN}', "is corrupt"),
+])
+def test_a_journal_record_tuner_would_not_write_is_refused(location, forge, problem):
+    backend, state = journaled(location, "alpha")
+    backend.unlock()
+    location.put_record(state.serial + 1, forge(state))
+    with pytest.raises(StateError) as refused:
+        location.make().read()
+    assert problem in str(refused.value)
+    assert f"{location.make().journal_display}" in refused.value.remedy
+    with pytest.raises(StateError, match=problem.replace("(", r"\(")), location.make().locked("apply"):
+        pytest.fail("no command runs on a state it cannot read")
+
+
+@pytest.mark.parametrize("location", ["gcs"], indirect=True)
+def test_an_object_in_the_journal_that_is_not_a_record_is_refused(location):
+    journaled(location, "alpha")[0].unlock()
+    stray = f"{PREFIX}/{location.workspace}.json.journal/notes.txt"
+    storage_client().bucket(BUCKET).blob(stray).upload_from_string(b"{}")
+    with pytest.raises(StateError, match="is not a journal record") as refused:
+        location.make().read()
+    assert "gcloud storage rm" in refused.value.remedy
+
+
+@pytest.mark.parametrize("location", ["gcs"], indirect=True)  # the local file trusts the lock alone
+def test_a_journaling_writer_that_missed_a_newer_state_is_refused(location):
+    stale, state = journaled(location, "alpha")
+    location.make().force_unlock(stale.lock_info()["id"], force=True)  # an operator judged the apply stale
+    write_once(location.make(), model="bravo")
+    state.record("charlie").current = instance("tuned-charlie")
+    with pytest.raises(StateError, match="was changed by someone else since it was read"):
+        stale.write_record(state, "charlie")
+    assert "charlie" not in location.make().read().models  # its record was taken back
+    assert set(location.make().read().models) == {"alpha", "bravo"}
+
+
+@pytest.mark.parametrize("location", ["gcs"], indirect=True)
+def test_a_full_writer_that_missed_a_journal_record_is_refused(location):
+    first, _ = journaled(location)
+    first.unlock()
+    stale = location.make()
+    stale_state = stale.read()  # before the record below
+    applying, state = journaled(location, "alpha")
+    location.make().force_unlock(applying.lock_info()["id"], force=True)
+    stale.lock("import")
+    with pytest.raises(StateError, match="was changed by someone else since it was read"):
+        stale.write(stale_state)
+    stale.unlock()
+    assert location.make().read().to_json() == state.to_json()

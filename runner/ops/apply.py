@@ -82,7 +82,8 @@ def _execute(project: Project, operation: str, make_plan: Callable[[State], Plan
         from runner.apply import Applier  # only commands that apply pay for importing the applier
 
         applier = Applier(state, backend.write, project.providers, reporter, clock=project.clock,
-                          parallelism=parallelism, siblings=lambda: sibling_states(project))
+                          parallelism=parallelism, siblings=lambda: sibling_states(project),
+                          record=backend.write_record)
         imports = [c for c in the_plan.changes if c.action == IMPORT]
         try:
             result = applier.run(replace(the_plan, changes=tuple(c for c in the_plan.changes if c not in imports)))
@@ -90,7 +91,9 @@ def _execute(project: Project, operation: str, make_plan: Callable[[State], Plan
                 _adopt_imports(project, backend, state, imports, result)
             return the_plan, result
         finally:
-            write_outputs(project, state)  # even after a failure or Ctrl-C: it says what is current now
+            # Even after a failure or Ctrl-C: the state file (what git keeps) and the outputs say what is current.
+            backend.compact(state)
+            write_outputs(project, state)
 
 
 def _adopt_imports(project: Project, backend: StateBackend, state: State, imports: list[Change],

@@ -13,11 +13,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from runner.errors import Problem, SpecError
+from runner.identity import MODEL_NAME
 from runner.shipped import schema_path
 from runner.spec.model import Config, DatasetSpec, Import, ModelSpec, Move
 from runner.spec.yamlsource import YamlDocument, dotted, load_yaml
 
-MODEL_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 SCHEMA_PATH = schema_path("spec")
 DEFAULT_PROVIDER = "local"
 DEFAULT_KEEP_PREVIOUS = 1  # one replaced model kept: a revert of the last change restores it for $0

@@ -2,7 +2,8 @@
 names its holder, waits, and can be forced.
 
 A backend supplies only its storage primitives: load/store the state bytes (with its own guard against a
-concurrent writer), keep the previous version, and create (atomically, at most one winner), read and delete
+concurrent writer), keep the previous version, load/append/clear the journal (runner.state.journal: the
+records apply writes between two full writes), and create (atomically, at most one winner), read and delete
 the lock. tests/test_state_backends.py holds every backend to the same promises.
 """
 
@@ -21,10 +22,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner.errors import StateError, StateLockedError
+from runner.state import journal
 from runner.state.model import State
 
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 STATE_SUFFIX, OUTPUTS_SUFFIX = ".json", ".outputs.json"
+# A journal is compacted once it outgrows the state file (a read then parses at most twice the state), but not
+# below this size: folding a few records into a small state each time would save nothing.
+JOURNAL_MIN_BOUND = 256 * 1024
+READ_ATTEMPTS = 3  # a read without the lock can meet a compaction between the file and the journal: read again
 
 
 def workspace_of(file_name: str) -> str | None:
@@ -42,6 +48,7 @@ class StateBackend(ABC):
 
     workspace: str
     display: str  # where the state is, as messages name it (a path or a gs:// URL)
+    max_journal_records = 100_000  # a backend where a reader pays per record lowers it
 
     def __init__(self, workspace: str, display: str, sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -50,6 +57,8 @@ class StateBackend(ABC):
         self._sleep = sleep
         self._monotonic = monotonic
         self._lock_id: str | None = None
+        self._state_bytes = 0  # size of the state file last read or written: the journal's bound
+        self._journal_bytes = self._journal_records = 0  # the journal as last read, plus what was appended since
 
     # -- the primitives a backend supplies --------------------------------------------------------------
     @abstractmethod
@@ -76,6 +85,25 @@ class StateBackend(ABC):
         """Replace the state, or raise StateError if the backend sees that someone wrote since it read."""
 
     @abstractmethod
+    def _load_journal(self) -> list[bytes]:
+        """The journal's records, oldest first ([] when there is none); a torn last record (a crash in the
+        middle of an append, which therefore never returned) is left out."""
+
+    @abstractmethod
+    def _append_journal(self, serial: int, record: bytes) -> None:
+        """Store one record durably after the others (lock held), or raise StateError if the backend sees that
+        someone wrote since it read."""
+
+    @abstractmethod
+    def _clear_journal(self) -> None:
+        """Remove the journal, whose records the state file now holds (lock held)."""
+
+    @abstractmethod
+    def _claim(self, state: State) -> None:
+        """Before a full write at state.serial: a backend whose guard against a concurrent writer is not the lock
+        alone makes sure no journal record of that serial was written behind its back."""
+
+    @abstractmethod
     def _restore_remedy(self) -> str:
         """How to bring back a readable state when this one is corrupt."""
 
@@ -93,8 +121,27 @@ class StateBackend(ABC):
 
     # -- state -------------------------------------------------------------------------------------------
     def read(self) -> State:
-        """The recorded state, or a new empty one (not yet written) when there is none."""
+        """The recorded state with its journal replayed, or a new empty one (not yet written) when there is none."""
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            state = self._read_file()
+            try:
+                records = self._load_journal()
+                journal.replay(state, records, self.journal_display)
+            except journal.JournalGap:
+                if self._lock_id is not None or attempt == READ_ATTEMPTS:  # under the lock nothing moves
+                    raise
+                continue
+            self._journal_bytes, self._journal_records = sum(map(len, records)), len(records)
+            return state
+        raise AssertionError("unreachable")
+
+    @property
+    def journal_display(self) -> str:
+        return f"{self.display}.journal"
+
+    def _read_file(self) -> State:
         raw = self._load()
+        self._state_bytes = len(raw or b"")
         if raw is None:
             return State.new(self.workspace)
         try:
@@ -105,17 +152,48 @@ class StateBackend(ABC):
             raise StateError(exc.message, remedy=self._restore_remedy()) from None
 
     def write(self, state: State) -> None:
-        """Keep the previous version as the backup, bump the serial, and replace the state (lock held)."""
-        if self._lock_id is None:
-            raise StateError("internal: state written without holding the lock")
+        """Keep the previous version as the backup, bump the serial, and replace the state (lock held); the
+        journal, whose records the state now holds, is removed."""
+        self._check_locked("written")
         self._keep_backup()
         state.next_version()
-        self._store(state.to_json())
+        self._claim(state)
+        payload = state.to_json()
+        self._store(payload)
+        self._state_bytes = len(payload)
+        self._clear_journal()
+        self._journal_bytes = self._journal_records = 0
+
+    def write_record(self, state: State, name: str) -> None:
+        """Record durably that model NAME changed (lock held): one journal record, or a full write when the state
+        was never written or the journal has outgrown its bound (compaction). Either way the serial grows by one."""
+        self._check_locked("written")
+        if not state.lineage or self._journal_outgrown():
+            self.write(state)
+            return
+        state.next_version()
+        record = journal.encode(state, name)
+        self._append_journal(state.serial, record)
+        self._journal_bytes += len(record)
+        self._journal_records += 1
+
+    def compact(self, state: State) -> None:
+        """Fold the journal into the state file, if there is one (the end of apply: the file is what git keeps)."""
+        if self._journal_records:
+            self.write(state)
+
+    def _journal_outgrown(self) -> bool:
+        return (self._journal_bytes > max(JOURNAL_MIN_BOUND, self._state_bytes)
+                or self._journal_records >= self.max_journal_records)
+
+    def _check_locked(self, done: str) -> None:
+        if self._lock_id is None:
+            raise StateError(f"internal: state {done} without holding the lock")
 
     def delete(self) -> None:
         """Forget this workspace's state (and its backup); the lock must be held."""
-        if self._lock_id is None:
-            raise StateError("internal: state deleted without holding the lock")
+        self._check_locked("deleted")
+        self._clear_journal()  # first: a journal left without its state would be refused by the next read
         self._remove()
 
     @contextmanager

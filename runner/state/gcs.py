@@ -1,10 +1,14 @@
 """The GCS backend: state shared by CI runners through a bucket, with the same surface as LocalBackend.
 
-Objects: <prefix>/<workspace>.json (state), .json.backup (previous version) and .json.lock (lock).
+Objects: <prefix>/<workspace>.json (state), .json.backup (previous version), .json.lock (lock) and, while an
+apply runs, .json.journal/<serial> (one small object per journal record, runner.state.journal).
 Safety rests on GCS generation preconditions rather than on the lock alone: every state upload carries
 if_generation_match=<the generation this run last read or wrote>, so a writer that missed a newer version
 is refused instead of overwriting it, and the lock is created with if_generation_match=0, which GCS grants
-to exactly one creator.
+to exactly one creator. Journal records are created with if_generation_match=0 too, so two writers never
+both record one serial; a full write first claims its serial that way (a marker record), and a record is
+kept only if the state object is still the generation this run read: either way, a writer that missed the
+other's write is refused, never silently merged.
 
 google-cloud-storage is imported inside the methods: it costs the CLI start-up time even when unused.
 """
@@ -12,6 +16,7 @@ google-cloud-storage is imported inside the methods: it costs the CLI start-up t
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -19,7 +24,9 @@ from typing import TYPE_CHECKING
 
 from runner.errors import StateError, first_line, is_network_error
 from runner.sdkwarnings import quiet_sdk_banners
+from runner.state import journal
 from runner.state.base import StateBackend, workspace_of
+from runner.state.model import State
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -28,6 +35,7 @@ EMULATOR_PROJECT = "tuner-local"
 ALL_PERMISSIONS_ROLE = "roles/storage.objectAdmin"
 READ, CREATE, DELETE = "storage.objects.get", "storage.objects.create", "storage.objects.delete"
 LIST = "storage.objects.list"
+JOURNAL_RECORD = re.compile(r"^[0-9]{10,19}$")  # a serial, zero-padded so names sort in serial order
 quiet_sdk_banners()  # google-cloud-storage is imported lazily, on first use
 
 
@@ -46,6 +54,8 @@ class GcsBackend(StateBackend):
     """Unlike the local backend, a stale lock is never broken automatically: its holder ran on another machine,
     whose processes cannot be checked from here. `tuner force-unlock` clears it."""
 
+    max_journal_records = 500  # each record is one object a reader downloads: compact before reads get slow
+
     def __init__(self, bucket: str, prefix: str, workspace: str,
                  client_factory: Callable[[], storage.Client] | None = None,
                  sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
@@ -55,6 +65,7 @@ class GcsBackend(StateBackend):
         self.object_name = _join(prefix, f"{workspace}.json")
         self.backup_name = f"{self.object_name}.backup"
         self.lock_name = f"{self.object_name}.lock"
+        self.journal_prefix = f"{self.object_name}.journal/"
         super().__init__(workspace, self._url(self.object_name), sleep, monotonic)
         self._client_factory = client_factory or default_client
         # None keeps each google-cloud-storage call's own retry (up to 120 s of backoff); tests inject a short one.
@@ -62,6 +73,7 @@ class GcsBackend(StateBackend):
         self._bucket_handle: storage.Bucket | None = None
         # Generation of the state object as this run last saw it (0: absent); None until the first read.
         self.generation: int | None = None
+        self._journal_names: list[str] = []  # journal objects as last listed, plus those written since
 
     # -- state ---------------------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -121,6 +133,62 @@ class GcsBackend(StateBackend):
                 if current != payload:  # else our own upload, retried by the client after its response was lost
                     raise self._changed_error(generation) from None
                 self.generation = generation
+
+    # -- journal -------------------------------------------------------------------------------------
+    def _load_journal(self) -> list[bytes]:
+        """Every record object under <state>.json.journal/, in serial order (an object's create is atomic: no
+        record is ever torn). A name that is not a serial is refused: the bucket is untrusted input too."""
+        with self._errors(f"list {self._url(self.journal_prefix)}", LIST):
+            names = [blob.name for blob in self._client_factory().list_blobs(
+                self.bucket_name, prefix=self.journal_prefix, **self._retry)]
+        for name in names:
+            if not JOURNAL_RECORD.match(name.removeprefix(self.journal_prefix)):
+                raise StateError(f"{self._url(name)} is not a journal record (expected a serial number)",
+                                 remedy=f"remove it: `gcloud storage rm {self._url(name)}`")
+        self._journal_names = sorted(names)
+        records = []
+        for name in self._journal_names:
+            raw = self._download(name)[0]
+            if raw is None:  # removed since the listing: a compaction ran meanwhile
+                raise journal.JournalGap(f"{self.journal_display} changed while it was read",
+                                         remedy="run the command again")
+            records.append(raw)
+        return records
+
+    def _append_journal(self, serial: int, record: bytes) -> None:
+        """Create the record's object (one creator wins), then keep it only if the state object is still the
+        generation this run read: a writer that missed a newer state is refused, as _store refuses it."""
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        name = f"{self.journal_prefix}{serial:010d}"
+        with self._errors(f"write {self._url(name)}", CREATE):
+            blob = self._bucket().blob(name)
+            try:
+                blob.upload_from_string(record, content_type="application/json", if_generation_match=0,
+                                        **self._retry)
+                created = blob.generation
+            except PreconditionFailed:
+                existing, created = self._download(name)
+                if existing != record:  # else our own create, retried by the client after its response was lost
+                    raise self._changed_error(self._download(self.object_name)[1]) from None
+            self._journal_names.append(name)
+            live = self._bucket().get_blob(self.object_name, **self._retry)
+            if (live.generation if live else 0) != self.generation:
+                with suppress(NotFound, PreconditionFailed):
+                    blob.delete(if_generation_match=created, **self._retry)
+                self._journal_names.remove(name)
+                raise self._changed_error(live.generation if live else 0)
+
+    def _claim(self, state: State) -> None:
+        self._append_journal(state.serial, journal.encode(state, None))
+
+    def _clear_journal(self) -> None:
+        from google.api_core.exceptions import NotFound
+
+        for name in self._journal_names:
+            with self._errors(f"delete {self._url(name)}", DELETE), suppress(NotFound):
+                self._bucket().blob(name).delete(**self._retry)
+        self._journal_names = []
 
     def _changed_error(self, now: int) -> StateError:
         return StateError(
