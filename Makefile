@@ -7,7 +7,7 @@ PYTHON ?= .venv/bin/python
 NEW_VENV := .venv/bin/python
 endif
 
-.PHONY: install test lint bench
+.PHONY: install test lint bench bench-scale
 
 install: $(NEW_VENV)
 	$(PYTHON) -m pip install -q -e '.[dev]'
@@ -24,3 +24,7 @@ lint:
 
 bench:
 	$(PYTHON) bench/run.py
+
+# The 10,000-model tier (issue 14): longer than `make bench`.
+bench-scale:
+	$(PYTHON) bench/run.py --only state --state-models 10000 --state-changes 1000

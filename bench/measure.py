@@ -212,6 +212,8 @@ class Settings:
     apply_speed: float = 200.0
     apply_poll_seconds: float = 0.05
     refresh_sizes: tuple[int, ...] = (100, 250, 1000)
+    state_models: int = 1000
+    state_changes: int = 100
     install_dvc: bool = True
     drop_caches: bool = True
 

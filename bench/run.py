@@ -5,6 +5,7 @@ Benchmarks (--only NAME, repeatable):
   validate  peak RSS and throughput of `tuner validate` on one ~1 GB JSONL file (and one of short lines)
   apply     makespan of `tuner apply` on the Gemini emulator vs max(sum(d)/quota, max d)
   refresh   emulator list calls during one `tuner refresh` vs ceil(N/page)+1
+  state     state bytes one apply writes (local) and uploads (GCS) for N changes among M models vs final state
   hotspots  start-up floor, slowest imports and cProfile top functions of a cold and a warm plan
 
 Each prints one block (what was measured, figures, ratio, target, PASS/FAIL), then a summary table. The
@@ -33,6 +34,7 @@ import apply_bench
 import hotspots
 import plan_bench
 import refresh_bench
+import state_bytes
 import validate_bench
 from measure import FAIL, REPO, Result, Settings, print_summary
 
@@ -41,12 +43,13 @@ BENCHMARKS: dict[str, Callable[[Settings], list[Result]]] = {
     "validate": validate_bench.run_bench,
     "apply": apply_bench.run_bench,
     "refresh": refresh_bench.run_bench,
+    "state": state_bytes.run_bench,
     "hotspots": hotspots.run_bench,
 }
 QUICK = {"models": 100, "size_mb": 45.0, "validate_mb": 100.0, "apply_models": 30, "refresh_sizes": "100,250",
-         "warm_runs": 3}
+         "warm_runs": 3, "state_models": 100, "state_changes": 10}
 FULL = {"models": 1000, "size_mb": 450.0, "validate_mb": 1024.0, "apply_models": 100, "refresh_sizes": "100,250,1000",
-        "warm_runs": 5}
+        "warm_runs": 5, "state_models": 1000, "state_changes": 100}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,6 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--apply-speed", type=float, default=200.0, help="emulator clock speed-up [200]")
     parser.add_argument("--apply-poll-seconds", type=float, default=0.05, help="poll_seconds (wall) in apply [0.05]")
     parser.add_argument("--refresh-sizes", help="comma-separated model counts for refresh [100,250,1000]")
+    parser.add_argument("--state-models", type=int, help="models in the state-bytes benchmark's state [1000]")
+    parser.add_argument("--state-changes", type=int, help="models the state-bytes benchmark's apply replaces [100]")
     parser.add_argument("--warm-runs", type=int, help="repetitions of warm measurements (median) [5]")
     parser.add_argument("--cold-runs", type=int, default=3,
                         help="repetitions of cold plan, sha256sum and dvc add, interleaved (median) [3]")
@@ -87,6 +92,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cold_runs=args.cold_runs, validate_mb=args.validate_mb,
         apply_models=args.apply_models, apply_speed=args.apply_speed, apply_poll_seconds=args.apply_poll_seconds,
         refresh_sizes=tuple(int(n) for n in args.refresh_sizes.split(",") if n.strip()),
+        state_models=args.state_models, state_changes=args.state_changes,
         install_dvc=not args.no_install_dvc, drop_caches=not args.no_drop_caches,
     )
 

@@ -433,6 +433,23 @@ def test_records_already_in_the_state_file_are_skipped_so_replay_is_idempotent(l
     backend.unlock()
 
 
+def test_a_reader_without_the_lock_that_meets_a_compaction_reads_again(location):
+    writer, state = journaled(location, "alpha")
+    reader, interleaved = location.make(), []
+    load_journal = reader._load_journal
+
+    def compaction_between_file_and_journal() -> list[bytes]:
+        if not interleaved:  # the reader has the file at serial 2; the writer compacts, then records on
+            interleaved.append(writer.compact(state))
+            state.record("bravo").current = instance("tuned-bravo")
+            writer.write_record(state, "bravo")
+        return load_journal()
+
+    reader._load_journal = compaction_between_file_and_journal
+    assert reader.read().to_json() == state.to_json()
+    writer.unlock()
+
+
 @pytest.mark.parametrize("location", ["local"], indirect=True)  # a GCS object is created whole or not at all
 def test_a_torn_last_record_is_ignored_and_the_next_append_cuts_it_off(location, tmp_path):
     backend, state = journaled(location, "alpha")

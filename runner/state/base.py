@@ -127,13 +127,12 @@ class StateBackend(ABC):
             try:
                 records = self._load_journal()
                 journal.replay(state, records, self.journal_display)
+                break
             except journal.JournalGap:
                 if self._lock_id is not None or attempt == READ_ATTEMPTS:  # under the lock nothing moves
                     raise
-                continue
-            self._journal_bytes, self._journal_records = sum(map(len, records)), len(records)
-            return state
-        raise AssertionError("unreachable")
+        self._journal_bytes, self._journal_records = sum(map(len, records)), len(records)
+        return state
 
     @property
     def journal_display(self) -> str:
