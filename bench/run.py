@@ -13,7 +13,9 @@ exit code is 0 even when a target is missed: these are measurements, not tests. 
 under --workdir (default /tmp/tuner-bench), never inside the repository; corpora are cached there.
 
     python3 bench/run.py                 # full scale: 1,000 models, 450 MB, 1 GB file, 100 apply models, N=100,250,1000
-    python3 bench/run.py --quick         # 100 models, 45 MB, 100 MB file, 30 apply models, N=100,250
+                                         # (state: 100 changes among 1,000 models)
+    python3 bench/run.py --quick         # 100 models, 45 MB, 100 MB file, 30 apply models, N=100,250; state 10/100
+    python3 bench/run.py --only state --state-models 10000 --state-changes 1000   # `make bench-scale`
     python3 bench/run.py --only plan --models 200 --size-mb 90
 """
 
