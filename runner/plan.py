@@ -130,6 +130,16 @@ class Observation:
 
     models: Mapping[str, tuple[ObservedModel, ...]] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()  # providers not asked: their settings changed and are not yet applied
+    # (provider, tuned model id) -> the first model so reported: a plan looks up every recorded model, so a scan
+    # of the list per lookup would make a fleet of 10,000 cost 10^8 comparisons.
+    _index: dict[tuple[str, str], ObservedModel] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[tuple[str, str], ObservedModel] = {}
+        for provider, models in self.models.items():
+            for model in models:
+                index.setdefault((provider, model.tuned_model_id), model)
+        object.__setattr__(self, "_index", index)
 
     def asked(self, provider: str) -> bool:
         """Whether PROVIDER was refreshed: only then does a model it lacks mean the model is gone."""
@@ -137,7 +147,7 @@ class Observation:
 
     def find(self, provider: str, tuned_model_id: str) -> ObservedModel | None:
         """The model as PROVIDER reported it; None when it lacks it or was not asked (see `asked`)."""
-        return next((m for m in self.models.get(provider, ()) if m.tuned_model_id == tuned_model_id), None)
+        return self._index.get((provider, tuned_model_id))
 
 
 def plan(

@@ -86,10 +86,10 @@ class LocalProvider:
         """Trains to completion in the calling worker thread, telling `progress` each epoch; the handle is the
         artifact folder."""
         folder = self._folder(tuned_model_id)
-        meta = self._read_meta(tuned_model_id)
+        meta = _read_meta(folder)
         if meta is not None:
             self._check_owner(tuned_model_id, meta, owner)
-            if self._complete(tuned_model_id, meta):
+            if _complete(folder, meta):
                 raise AlreadyExistsError(f"local model {tuned_model_id} already exists")
         shutil.rmtree(folder, ignore_errors=True)  # a damaged or half-written artifact is rebuilt from scratch
         examples = [(e.input, e.output) for e in open_examples(model.train)]
@@ -133,7 +133,7 @@ class LocalProvider:
 
     def delete(self, tuned_model_id: str, handle: str | None, owner: Owner) -> None:
         folder = self._folder(tuned_model_id)
-        meta = self._read_meta(tuned_model_id)
+        meta = _read_meta(folder)
         if meta is not None:
             self._check_owner(tuned_model_id, meta, owner)
         shutil.rmtree(folder, ignore_errors=True)
@@ -141,13 +141,13 @@ class LocalProvider:
     def list_models(self) -> list[ObservedModel]:
         """One directory listing; per model a read of its small meta.json and a stat (never a read) of its
         weights. A damaged artifact is not listed: it is not a model anyone can use."""
-        try:
-            names = sorted(entry.name for entry in os.scandir(self.directory)
-                           if entry.is_dir() and ID.fullmatch(entry.name))  # anything else is not a tuner model
+        try:  # a plain folder directly inside: never a link (where it leads is not ours), so none is resolved
+            folders = sorted(entry.path for entry in os.scandir(self.directory)
+                             if entry.is_dir(follow_symlinks=False) and ID.fullmatch(entry.name))
         except FileNotFoundError:
             return []
         observed = []
-        for meta in filter(None, map(self._meta, names)):
+        for meta in filter(None, (_complete_meta(Path(folder)) for folder in folders)):
             observed.append(ObservedModel(meta["tuned_model_id"], meta["display_name"], meta["description"],
                                           ACTIVE, meta.get("base_model", ""), meta.get("hyperparameters", {}),
                                           _owner_tag(meta)))
@@ -180,25 +180,8 @@ class LocalProvider:
         return folder
 
     def _meta(self, tuned_model_id: str) -> dict | None:
-        """meta.json of a complete artifact, or None when it is missing, unreadable or its weights are not
-        the size it records (deleted, truncated or still being written)."""
-        meta = self._read_meta(tuned_model_id)
-        return meta if meta is not None and self._complete(tuned_model_id, meta) else None
+        return _complete_meta(self._folder(tuned_model_id))
 
-    def _read_meta(self, tuned_model_id: str) -> dict | None:
-        try:
-            meta = json.loads((self._folder(tuned_model_id) / "meta.json").read_bytes())
-        except (OSError, ValueError):
-            return None
-        return meta if _well_formed(meta) else None
-
-    def _complete(self, tuned_model_id: str, meta: dict) -> bool:
-        """A stat, never a read: the weights exist with the size meta.json recorded (when it records one)."""
-        try:
-            weights = (self._folder(tuned_model_id) / "model.npz").stat().st_size
-        except OSError:
-            return False
-        return weights > 0 and weights == meta.get("model_bytes", weights)
 
     @staticmethod
     def _check_owner(tuned_model_id: str, meta: dict, owner: Owner) -> None:
@@ -210,6 +193,30 @@ class LocalProvider:
             raise ProviderError(f"local model {tuned_model_id} not found (or damaged) in {self.directory}",
                                 code="NOT_FOUND", remedy="run `tuner apply` to create it")
         return meta
+
+
+def _complete_meta(folder: Path) -> dict | None:
+    """meta.json of a complete artifact, or None when it is missing, unreadable or its weights are not
+    the size it records (deleted, truncated or still being written)."""
+    meta = _read_meta(folder)
+    return meta if meta is not None and _complete(folder, meta) else None
+
+
+def _read_meta(folder: Path) -> dict | None:
+    try:
+        meta = json.loads((folder / "meta.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+    return meta if _well_formed(meta) else None
+
+
+def _complete(folder: Path, meta: dict) -> bool:
+    """A stat, never a read: the weights exist with the size meta.json recorded (when it records one)."""
+    try:
+        weights = (folder / "model.npz").stat().st_size
+    except OSError:
+        return False
+    return weights > 0 and weights == meta.get("model_bytes", weights)
 
 
 def _owner_tag(meta: dict) -> str | None:
