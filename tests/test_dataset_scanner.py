@@ -42,3 +42,28 @@ def test_each_distinct_file_and_key_mapping_becomes_one_ref_and_problems_name_th
     assert set(stored) == {HashCache.key(r.path, r.stat, r.input_key, r.output_key) for r in refs.values()}
     assert sorted(problems) == ["configs/m.yaml:1: models.b.dataset: data/gone.jsonl: file not found",
                                 "data/bad.jsonl:1:1: invalid JSON: Expecting value"]
+
+
+def test_many_small_files_go_to_the_pool_in_batches_not_one_task_each(tmp_path, monkeypatch):
+    """A task per file costs the main process (which is reading the specs meanwhile) ~0.2 ms of pickling and
+    queueing: 2 s for 10,000 files. Batches keep that per batch, and every file still gets its own ref."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    monkeypatch.setattr(scanner_module, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(scanner_module.os, "cpu_count", lambda: 2)
+    submitted = []
+    real_submit = ProcessPoolExecutor.submit
+    monkeypatch.setattr(ProcessPoolExecutor, "submit",
+                        lambda pool, *args, **kw: submitted.append(args) or real_submit(pool, *args, **kw))
+    data = tmp_path / "data"
+    data.mkdir()
+    paths = [write_jsonl(data / f"f{i:03d}.jsonl", rows(60, label=lambda j, i=i: f"label {i} {j % 3}"))
+             for i in range(150)]
+    specs = [spec(f"m{i}", path) for i, path in enumerate(paths)]
+    scanner = DatasetScanner(tmp_path, HashCache(None))
+    scanner.add(specs[:100])  # as spec files are read
+    refs, problems, _ = scanner.results(specs)
+    assert problems == [] and len(refs) == 150
+    assert all(refs[(p, "text_input", "output")].sha256 == scan(p, "x", "text_input", "output").sha256
+               for p in paths[::37])
+    assert len(submitted) <= 6  # was 150

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
+
 from runner import __version__
 from runner.datasets import DatasetRef, open_examples
 from runner.errors import AlreadyExistsError, ProviderError
@@ -147,7 +149,7 @@ class LocalProvider:
         except FileNotFoundError:
             return []
         observed = []
-        for meta in filter(None, (_complete_meta(Path(folder)) for folder in folders)):
+        for meta in filter(None, map(_complete_meta, folders)):
             observed.append(ObservedModel(meta["tuned_model_id"], meta["display_name"], meta["description"],
                                           ACTIVE, meta.get("base_model", ""), meta.get("hyperparameters", {}),
                                           _owner_tag(meta)))
@@ -195,25 +197,28 @@ class LocalProvider:
         return meta
 
 
-def _complete_meta(folder: Path) -> dict | None:
+# Folders are Path or str: list_models passes the strings scandir gives, as a Path per file costs a listing of
+# 10,000 models a second of path parsing.
+def _complete_meta(folder: Path | str) -> dict | None:
     """meta.json of a complete artifact, or None when it is missing, unreadable or its weights are not
     the size it records (deleted, truncated or still being written)."""
     meta = _read_meta(folder)
     return meta if meta is not None and _complete(folder, meta) else None
 
 
-def _read_meta(folder: Path) -> dict | None:
+def _read_meta(folder: Path | str) -> dict | None:
     try:
-        meta = json.loads((folder / "meta.json").read_bytes())
+        with open(os.path.join(folder, "meta.json"), "rb") as handle:
+            meta = orjson.loads(handle.read())
     except (OSError, ValueError):
         return None
     return meta if _well_formed(meta) else None
 
 
-def _complete(folder: Path, meta: dict) -> bool:
+def _complete(folder: Path | str, meta: dict) -> bool:
     """A stat, never a read: the weights exist with the size meta.json recorded (when it records one)."""
     try:
-        weights = (folder / "model.npz").stat().st_size
+        weights = os.stat(os.path.join(folder, "model.npz")).st_size
     except OSError:
         return False
     return weights > 0 and weights == meta.get("model_bytes", weights)

@@ -110,6 +110,8 @@ def _batch_size_problems(spec: ModelSpec, model: PlannedModel) -> list[str]:
 
 def _ignore_changes_problems(spec: ModelSpec, model: PlannedModel) -> list[str]:
     """Each ignored path must be an attribute the provider planned (its hyperparameters included)."""
+    if not spec.ignore_changes:
+        return []  # nearly every model: its attribute paths are not listed for nothing
     known = set(_paths(model.attributes))
     return [f"{spec.source}: models.{spec.name}.lifecycle.ignore_changes: {path!r} is not an attribute of "
             f"{spec.provider} models (attributes: {', '.join(sorted(known))})"
