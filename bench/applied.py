@@ -8,13 +8,14 @@ of the size meta.json records; the weights are placeholder bytes, since a plan o
 It is kept apart (under .bench-applied/) and swapped in only while measured: `applied(root)` moves the state
 file and the artifact folder into place and back, so the corpus's own empty-state plans are never affected.
 
-    python bench/applied.py ROOT     # build .bench-applied/ for the corpus project at ROOT (reused when present)
+    python bench/applied.py ROOT     # (re)build .bench-applied/ for the corpus project at ROOT
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,10 +71,6 @@ def _artifact(folder: Path, tuned_id: str, model, owner) -> None:
     (folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
 
-def ready(root: Path) -> bool:
-    return (root / KEPT / "state.json").exists()
-
-
 @contextmanager
 def applied(root: Path) -> Iterator[None]:
     """The applied state and artifacts in place (state/default.json, .tuner/models/) for the duration; moved back
@@ -98,10 +95,9 @@ def applied(root: Path) -> Iterator[None]:
 
 
 def main(argv: list[str]) -> int:
+    """Built afresh each time: a state recorded by other code (other fingerprints) would not be "unchanged"."""
     root = Path(argv[0]).resolve()
-    if ready(root):
-        print(f"{root / KEPT}: reused")
-        return 0
+    shutil.rmtree(root / KEPT, ignore_errors=True)
     print(f"{root / KEPT}: {build(root)} models recorded as applied")
     return 0
 

@@ -205,6 +205,7 @@ class Settings:
     seed: int = 1
     models: int = 1000
     size_mb: float = 450
+    scale_models: int = 0  # the plan benchmark's second tier (make bench-scale: 10,000); 0: none
     warm_runs: int = 5
     cold_runs: int = 3
     validate_mb: float = 1024

@@ -17,6 +17,7 @@ under --workdir (default /tmp/tuner-bench), never inside the repository; corpora
     python3 bench/run.py --quick         # 100 models, 45 MB, 100 MB file, 30 apply models, N=100,250; state 10/100
     python3 bench/run.py --only state --state-models 10000 --state-changes 1000   # `make bench-scale`
     python3 bench/run.py --only plan --models 200 --size-mb 90
+    python3 bench/run.py --only plan --scale-models 10000   # make bench-scale: 1,000 and 10,000 models, growth
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--models", type=int, help="models (and data files) in the plan corpus [1000]")
     parser.add_argument("--size-mb", type=float, help="total size of the plan corpus [450]")
+    parser.add_argument("--scale-models", type=int, default=0,
+                        help="also measure plan at this many models over the same MB, and its growth [none; "
+                             "make bench-scale: 10000]")
     parser.add_argument("--validate-mb", type=float, help="size of the validate benchmark's one file [1024]")
     parser.add_argument("--apply-models", type=int, help="models in the apply makespan benchmark [100]")
     parser.add_argument("--apply-speed", type=float, default=200.0, help="emulator clock speed-up [200]")
@@ -90,7 +94,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"--workdir {workdir} is inside the repository {REPO}; use a scratch directory")
     workdir.mkdir(parents=True, exist_ok=True)
     return Settings(
-        workdir=workdir, seed=args.seed, models=args.models, size_mb=args.size_mb, warm_runs=args.warm_runs,
+        workdir=workdir, seed=args.seed, models=args.models, size_mb=args.size_mb, scale_models=args.scale_models,
+        warm_runs=args.warm_runs,
         cold_runs=args.cold_runs, validate_mb=args.validate_mb,
         apply_models=args.apply_models, apply_speed=args.apply_speed, apply_poll_seconds=args.apply_poll_seconds,
         refresh_sizes=tuple(int(n) for n in args.refresh_sizes.split(",") if n.strip()),
