@@ -13,6 +13,7 @@ from runner.errors import Problem, SpecError
 Path_ = tuple  # a field path such as ("models", "x", "hyperparameters", "batch_size")
 
 MAX_DEPTH = 64
+_STR_TAG = "tag:yaml.org,2002:str"
 MAX_VALUES = 200_000
 
 try:  # the C loader is an order of magnitude faster; fall back where libyaml is absent
@@ -116,6 +117,8 @@ def _scalar(node: yaml.ScalarNode, path: Path_, doc: YamlDocument, problems: lis
         doc.refused.add(path)
         problems.append(Problem(doc.display, message, node.start_mark.line + 1, path=dotted(path) or "(top level)"))
 
+    if node.tag == _STR_TAG:
+        return node.value  # what the constructor would return, without building a loader for each string
     try:
         value = _Loader("").construct_object(node, deep=True)
     except Exception as exc:  # odd tagged scalars raise Value, Index, Key or AttributeError alike
