@@ -58,3 +58,47 @@ def test_listing_local_models_resolves_the_models_directory_once_not_each_folder
     listed = LocalProvider(directory).list_models()
     assert [m.tuned_model_id for m in listed] == [f"model-{index:03d}" for index in range(100)]
     assert len(resolved) <= 2  # was two resolutions of every folder (its meta.json, then its weights)
+
+
+VALID_ENTRY = {"provider": "local", "base_model": "local/linear-ngram", "display_name": "D",
+               "dataset": {"train": "../data/a.jsonl", "input_key": "q"},
+               "hyperparameters": {"epoch_count": 2, "batch_size": 4, "learning_rate": 0.5},
+               "lifecycle": {"prevent_destroy": True}}
+SPEC_DOCUMENTS = [
+    {"models": {"a": VALID_ENTRY}},
+    {"defaults": {"provider": "local"}, "models": {"a": {**VALID_ENTRY, "for_each": ["x", "y"]}}},
+    {"models": {"a": {**VALID_ENTRY, "for_each": {"x": None, "y": {"hyperparameters": {"epoch_count": 3}}}}}},
+    {"models": {"a": {**VALID_ENTRY, "colour": "red"}}},  # an unknown key in an entry
+    {"defaults": {"colour": "red"}, "models": {}},  # in defaults
+    {"models": {"a": {**VALID_ENTRY, "for_each": {"x": {"colour": "red"}}}}},  # in a for_each override
+    {"models": {"a": {**VALID_ENTRY, "for_each": {"x": {"for_each": ["y"]}}}}},  # for_each is not a model property
+    {"models": {"a": {**VALID_ENTRY, "provider": "nope"}}},
+    {"models": {"a": {**VALID_ENTRY, "dataset": {"train": 3}}}},
+    {"models": {"a": {**VALID_ENTRY, "for_each": []}}},
+    {"models": {"a": "not a mapping"}},
+    {"models": {"a": VALID_ENTRY}, "backend": {"gcs": {"bucket": "b"}}, "budget": {"max_plan_cost_usd": 5}},
+]
+
+
+def test_the_fast_schema_accepts_exactly_what_the_reference_schema_accepts():
+    """Valid spec files skip the reference validator: its inlined twin must refuse everything it refuses."""
+    import json
+
+    from runner.spec.loader import _acceptor, _validator
+
+    verdicts = [(_acceptor().is_valid(doc), _validator().is_valid(doc)) for doc in SPEC_DOCUMENTS]
+    assert [fast for fast, _ in verdicts] == [reference for _, reference in verdicts]
+    assert sum(reference for _, reference in verdicts) >= 3 and not all(reference for _, reference in verdicts)
+    flat = json.dumps(_acceptor().schema)
+    assert "$ref" not in flat and "unevaluatedProperties" not in flat  # what made validation twice as slow
+
+
+def test_inlining_leaves_a_ref_whose_flattening_would_accept_more():
+    from runner.spec.loader import inlined
+
+    defs = {"base": {"type": "object", "properties": {"a": {"type": "string"}}}}
+    overlapping = {"$ref": "#/$defs/base", "properties": {"a": {"minLength": 2}}, "unevaluatedProperties": False}
+    assert inlined(overlapping, defs)["$ref"] == "#/$defs/base"  # merging would drop one of the two `a` rules
+    recursive = {"$ref": "#/$defs/node"}
+    node_defs = {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}}
+    assert inlined(recursive, node_defs)["properties"]["child"] == {"$ref": "#/$defs/node"}

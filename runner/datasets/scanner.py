@@ -31,6 +31,7 @@ class DatasetScanner:
 
     def __init__(self, root: Path, cache: HashCache):
         self.root, self.cache = root, cache
+        self._root_prefix = os.path.join(str(root), "")
         self._declared: set[DatasetKey] = set()
         self._stats: dict[DatasetKey, str] = {}
         self._cached: dict[DatasetKey, DatasetRef] = {}
@@ -76,6 +77,9 @@ class DatasetScanner:
             self._queued_bytes += status.st_size
 
     def _display(self, path: Path) -> str:
+        text = str(path)  # a string prefix, not Path.relative_to: 10,000 datasets pay it on every plan
+        if text.startswith(self._root_prefix):
+            return text[len(self._root_prefix):].replace(os.sep, "/")
         return path.relative_to(self.root).as_posix()
 
     def _job(self, key: DatasetKey) -> tuple:

@@ -31,6 +31,41 @@ def _validator():
     return jsonschema.Draft202012Validator(schema)
 
 
+@lru_cache(maxsize=1)
+def _acceptor():
+    """A validator of the same schema with its $refs inlined and `unevaluatedProperties: false` written as
+    `additionalProperties: false` where that is exact: it accepts exactly what _validator() accepts, about
+    twice as fast (no reference lookups, no second walk to collect evaluated keys). Valid files, nearly all
+    of them, are checked by it alone; the reference validator describes the errors of the others."""
+    import jsonschema
+
+    schema = _validator().schema
+    return jsonschema.Draft202012Validator(inlined(schema, schema.get("$defs", {})))
+
+
+def inlined(node, defs: dict, inside: tuple[str, ...] = ()):
+    """NODE with each `$ref` to #/$defs/X replaced by X where the result validates the same instances."""
+    if isinstance(node, list):
+        return [inlined(item, defs, inside) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: inlined(value, defs, inside) for key, value in node.items()}
+    name = node.get("$ref", "").removeprefix("#/$defs/")
+    if name not in defs or name in inside:
+        return node  # not a local definition, or a recursive one: left to the reference lookup
+    target = inlined(defs[name], defs, (*inside, name))
+    if node.keys() <= {"$ref", "description"}:
+        return target
+    own, theirs = node.get("properties", {}), target.get("properties", {})
+    if (node.get("unevaluatedProperties") is False and node.keys() <= {"$ref", "properties", "unevaluatedProperties",
+                                                                        "description"}
+            and target.keys() <= {"type", "properties", "description"} and not own.keys() & theirs.keys()):
+        # Every key is evaluated by one `properties` or the other: unevaluated means not named by either.
+        flat = {"properties": {**theirs, **own}, "additionalProperties": False}
+        return {"type": target["type"], **flat} if "type" in target else flat
+    return node
+
+
 @dataclass
 class FileSpec:
     """What one valid spec file declares: its models and its settings, each with where it was written."""
@@ -271,6 +306,8 @@ def _schema_problems(doc: YamlDocument) -> list[str]:
     if not isinstance(doc.data, dict):
         return [Problem(doc.display, f"a spec file must be a mapping with 'models' (and optional 'defaults', "
                                      f"'providers'), not {type(doc.data).__name__}", 1)]
+    if _acceptor().is_valid(doc.data):
+        return []
     problems = []
     for error in sorted(_validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
         path = tuple(error.absolute_path)
