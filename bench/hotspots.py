@@ -1,11 +1,13 @@
 """Where a cold and a warm `tuner plan` spend their time, for whoever optimizes next (no target).
 
-On the plan benchmark's corpus:
+On the plan benchmark's corpus (the scale tier's with --scale-models, as `make bench-scale` runs it):
   - start-up floor: `python -c pass` and `python -m runner --version` (median of --warm-runs);
   - `python -X importtime -m runner plan` (warm): the slowest imports, by self and by cumulative time;
-  - `python -m cProfile -m runner plan`, cold (hash cache removed) and warm: the top functions by own time
-    and by cumulative time. cProfile roughly doubles the cost of Python-heavy code, so read the shares, not
-    the absolute seconds.
+  - `python -m cProfile -m runner plan`, cold (hash cache removed), warm (the first plan: every model a
+    create) and warm after an apply (state holding every model, nothing changed: bench/applied.py): the top
+    functions by own time and by cumulative time, each also per model (microseconds), since the per-model
+    cost is what grows with a fleet. cProfile roughly doubles the cost of Python-heavy code, so read the
+    shares, not the absolute seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import applied
 from corpus import ensure_project
 from measure import INFO, Block, Result, Settings, median_run, repeat, run, tuner, tuner_env
 
@@ -33,11 +36,16 @@ class ImportTime:
 
 
 def run_bench(settings: Settings) -> list[Result]:
-    root, _, _ = ensure_project(settings.workdir, settings.seed, settings.models, settings.size_mb)
+    models = settings.scale_models or settings.models
+    root, _, _ = ensure_project(settings.workdir, settings.seed, models, settings.size_mb)
     results = [_startup(settings, root)]
     results.append(_imports(root))
-    results.append(_profile(settings, root, cold=True))
-    results.append(_profile(settings, root, cold=False))
+    results.append(_profile(settings, root, "cold", models))
+    results.append(_profile(settings, root, "warm", models))
+    built = run([sys.executable, str(Path(applied.__file__)), str(root)], root, tuner_env())
+    if built.ok:
+        with applied.applied(root):
+            results.append(_profile(settings, root, "unchanged", models))
     return results
 
 
@@ -85,33 +93,43 @@ def _imports(root: Path) -> Result:
                   "(none)", INFO)
 
 
-def _profile(settings: Settings, root: Path, cold: bool) -> Result:
-    label = "cold" if cold else "warm"
-    output = settings.workdir / f"plan-{label}.prof"
-    if cold:
+PROFILED = {"cold": "cold plan (hash and spec caches removed)", "warm": "warm first plan (every model a create)",
+            "unchanged": "warm plan after an apply (nothing changed)"}
+
+
+def _profile(settings: Settings, root: Path, label: str, models: int) -> Result:
+    output = settings.workdir / f"plan-{label}-{models}.prof"
+    if label == "cold":
         shutil.rmtree(root / ".tuner" / "cache", ignore_errors=True)
         settings.cold()
     else:
         run(tuner("plan"), root, tuner_env())
     result = run([sys.executable, "-m", "cProfile", "-o", str(output), "-m", "runner", "plan"], root, tuner_env())
-    block = Block(f"hotspots: cProfile of a {label} plan", f"`python -m cProfile -m runner plan`, saved to {output}")
+    block = Block(f"hotspots: cProfile of a {PROFILED[label]}, {models} models",
+                  f"`python -m cProfile -m runner plan`, saved to {output}; per model: own or cumulative time / "
+                  f"{models}")
     if not result.ok:
         block.figure("profile", f"FAILED: {result.failure()}")
         block.print()
         return Result("hotspots", f"{label} plan top function", "profile failed", "-", "-", "(none)", INFO)
+    if label == "unchanged" and "No changes." not in result.stdout:
+        block.notes.append("the plan after an apply was not empty: this profile is not of an unchanged fleet")
     stats = pstats.Stats(str(output))
     total = max(stats.total_tt, 1e-9)
     own = _top(stats, key=lambda row: row[1][2])
     cumulative = _top(stats, key=lambda row: row[1][3], keep=_worth_showing)
-    block.figure("profiled total", f"{total:.2f} s (wall {result.seconds:.2f} s under cProfile)")
+    block.figure("profiled total", f"{total:.2f} s (wall {result.seconds:.2f} s under cProfile), "
+                                   f"{total / models * 1e6:.0f} us per model")
     for name, (calls, tottime, _) in own:
-        block.figure(f"own {tottime:6.2f} s {tottime / total:4.0%}", f"{name} ({calls} calls)")
+        block.figure(f"own {tottime:6.2f} s {tottime / total:4.0%} {tottime / models * 1e6:5.0f} us/model",
+                     f"{name} ({calls} calls)")
     for name, (calls, _, cumtime) in cumulative:
-        block.figure(f"cum {cumtime:6.2f} s {cumtime / total:4.0%}", f"{name} ({calls} calls)")
+        block.figure(f"cum {cumtime:6.2f} s {cumtime / total:4.0%} {cumtime / models * 1e6:5.0f} us/model",
+                     f"{name} ({calls} calls)")
     block.print()
     name, (_, tottime, _) = own[0]
-    return Result("hotspots", f"{label} plan top function (own time)", f"{name} {tottime / total:.0%}",
-                  f"profiled {total:.2f} s", "-", "(none)", INFO)
+    return Result("hotspots", f"{models} {label} plan top function (own time)", f"{name} {tottime / total:.0%}",
+                  f"profiled {total / models * 1e6:.0f} us/model", "-", "(none)", INFO)
 
 
 def _top(stats: pstats.Stats, key, keep=lambda func: True) -> list[tuple[str, tuple[int, float, float]]]:
