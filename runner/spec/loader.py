@@ -43,6 +43,9 @@ def _acceptor():
     return jsonschema.Draft202012Validator(inlined(schema, schema.get("$defs", {})))
 
 
+_ANNOTATIONS = {"description", "examples", "title", "$comment"}  # keywords that never change what validates
+
+
 def inlined(node, defs: dict, inside: tuple[str, ...] = ()):
     """NODE with each `$ref` to #/$defs/X replaced by X where the result validates the same instances."""
     if isinstance(node, list):
@@ -54,12 +57,12 @@ def inlined(node, defs: dict, inside: tuple[str, ...] = ()):
     if name not in defs or name in inside:
         return node  # not a local definition, or a recursive one: left to the reference lookup
     target = inlined(defs[name], defs, (*inside, name))
-    if node.keys() <= {"$ref", "description"}:
+    if node.keys() <= {"$ref"} | _ANNOTATIONS:
         return target
     own, theirs = node.get("properties", {}), target.get("properties", {})
-    if (node.get("unevaluatedProperties") is False and node.keys() <= {"$ref", "properties", "unevaluatedProperties",
-                                                                        "description"}
-            and target.keys() <= {"type", "properties", "description"} and not own.keys() & theirs.keys()):
+    if (node.get("unevaluatedProperties") is False
+            and node.keys() <= {"$ref", "properties", "unevaluatedProperties"} | _ANNOTATIONS
+            and target.keys() <= {"type", "properties"} | _ANNOTATIONS and not own.keys() & theirs.keys()):
         # Every key is evaluated by one `properties` or the other: unevaluated means not named by either.
         flat = {"properties": {**theirs, **own}, "additionalProperties": False}
         return {"type": target["type"], **flat} if "type" in target else flat
