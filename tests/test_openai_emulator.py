@@ -6,16 +6,36 @@ the emulator answers is seen as the SDK raises it.
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
+import typing
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
 import openai
+import pydantic
 import pytest
+from openai import types
+from openai.types import FilePurpose, fine_tuning
+from openai.types.chat import ChatCompletion
+from openai.types.fine_tuning import JobCreateParams, SupervisedHyperparametersParam
+from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
-from runner.emulators.openai import POISON_OUTPUT, OpenAIEmulator
+from runner.emulators.openai import (
+    CANCELLED,
+    FAILED,
+    FILE_PURPOSES,
+    HYPERPARAMETERS,
+    JOB_FIELDS,
+    POISON_OUTPUT,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    VALIDATING,
+    OpenAIEmulator,
+)
 from tests.conftest import FakeClock
 
 KEY = "sk-test-emulator-key"
@@ -112,8 +132,8 @@ def test_a_job_validates_queues_runs_and_succeeds_on_the_clock(client, clock):
     job = _job(client, suffix="reviews", seed=7, metadata={"tuner_name": "reviews"},
                method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 4}}})
 
-    assert (job.object, job.status, job.model, job.seed, job.suffix) == ("fine_tuning.job", "validating_files", BASE,
-                                                                          7, "reviews")
+    assert (job.object, job.status, job.model, job.seed) == ("fine_tuning.job", "validating_files", BASE, 7)
+    assert job.user_provided_suffix == "reviews"
     assert job.metadata == {"tuner_name": "reviews"} and job.fine_tuned_model is None
     assert job.hyperparameters.model_dump() == {"n_epochs": 4, "batch_size": "auto",
                                                 "learning_rate_multiplier": "auto"}
@@ -228,6 +248,40 @@ def test_a_bad_validation_file_fails_the_job_as_the_validation_file(client, cloc
     error = client.fine_tuning.jobs.retrieve(job.id).error
     assert (error.code, error.param) == ("invalid_validation_file", "validation_file")
     assert "Line 1 is not a dictionary" in error.message
+
+
+def test_completion_models_take_prompt_completion_pairs(client, clock):
+    pairs = _jsonl([{"prompt": p, "completion": f" {a}"} for p, a in PAIRS])
+    job = _job(client, pairs, model="babbage-002")
+    clock.advance(JOB_SECONDS)
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "succeeded"
+
+    chat_for_babbage = _job(client, GOOD, model="davinci-002")
+    clock.advance(JOB_SECONDS)
+    message = client.fine_tuning.jobs.retrieve(chat_for_babbage.id).error.message
+    assert message.endswith('Line 1: expected keys "prompt" and "completion" with string values.')
+
+
+def test_an_example_over_the_base_models_token_limit_fails_the_job(client, clock):
+    rows = [_chat_line(p, a) for p, a in PAIRS[:11]] + [_chat_line("x" * 70_000, "positive")]
+    job = _job(client, _jsonl(rows), model="gpt-3.5-turbo")  # an alias: the job names the snapshot
+    assert job.model == "gpt-3.5-turbo-0125"
+    clock.advance(JOB_SECONDS)
+    message = client.fine_tuning.jobs.retrieve(job.id).error.message
+    assert "Line 12: the example has 17" in message and "more than the 16385 tokens" in message
+
+
+def test_an_upload_may_come_chunked(emulator):
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="t.jsonl"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + GOOD + f"\r\n--{boundary}--\r\n".encode()
+    connection = http.client.HTTPConnection("127.0.0.1", emulator.port)
+    connection.request("POST", "/v1/files", body=iter([body[:100], body[100:]]), encode_chunked=True, headers={
+        "Authorization": f"Bearer {KEY}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    answer = json.loads(connection.getresponse().read())
+    connection.close()
+    assert (answer["filename"], answer["bytes"]) == ("t.jsonl", len(GOOD))
 
 
 # -- refusals and error shapes ------------------------------------------------------------------------------------
@@ -401,7 +455,7 @@ def test_state_survives_a_restart(tmp_path, clock):
         client = _client(second)
         clock.advance(0.5 * JOB_SECONDS)  # the restarted emulator resumes its time from the save
         done = client.fine_tuning.jobs.retrieve(job.id)
-        assert done.status == "succeeded" and done.suffix == "kept"
+        assert done.status == "succeeded" and done.user_provided_suffix == "kept"
         assert client.files.content(done.training_file).read() == GOOD
         assert [f.id for f in client.files.list()] == [done.training_file]
         assert not (tmp_path / "openai.json.files" / doomed.id).exists()
@@ -410,3 +464,59 @@ def test_state_survives_a_restart(tmp_path, clock):
         assert answer.choices[0].message.content == "positive"
         again = _job(client)  # ids and seqs go on from the saved ones
         assert again.id != job.id and [j.id for j in client.fine_tuning.jobs.list()] == [again.id, job.id]
+
+
+# -- fidelity to the SDK's own definitions ------------------------------------------------------------------------
+
+# What the live API sends beyond the SDK's types (docs/SDK-FACTS.md): nothing else may be extra.
+UNDECLARED = {"FineTuningJob": {"user_provided_suffix"}}
+
+
+def _undeclared(model: pydantic.BaseModel, path: str = "") -> set[str]:
+    """The fields of MODEL (recursively) that its SDK type does not declare, as 'Type.field'."""
+    extra = {f"{type(model).__name__}.{key}" for key in (model.model_extra or {})
+             if key not in UNDECLARED.get(type(model).__name__, set())}
+    for value in dict(model).values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, pydantic.BaseModel):
+                extra |= _undeclared(item)
+    return extra
+
+
+def test_every_answer_validates_against_the_sdk_types(client, clock):
+    job = _job(client, suffix="types", validation_file=_upload(client).id, metadata={"k": "v"},
+               method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}})
+    clock.advance(JOB_SECONDS)
+    model = client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model
+    raw = [
+        (types.FileObject, client.files.with_raw_response.retrieve(job.training_file)),
+        (fine_tuning.FineTuningJob, client.fine_tuning.jobs.with_raw_response.retrieve(job.id)),
+        (types.Model, client.models.with_raw_response.retrieve(model)),
+        (types.Model, client.models.with_raw_response.retrieve(BASE)),
+        (ChatCompletion, client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "the plot was dull"}])),
+        (types.FileDeleted, client.files.with_raw_response.delete(_upload(client).id)),
+        (types.ModelDeleted, client.models.with_raw_response.delete(model)),
+    ]
+    pages = [
+        (types.FileObject, client.files.with_raw_response.list()),
+        (fine_tuning.FineTuningJob, client.fine_tuning.jobs.with_raw_response.list()),
+        (fine_tuning.FineTuningJobEvent, client.fine_tuning.jobs.with_raw_response.list_events(job.id, limit=100)),
+        (FineTuningJobCheckpoint, client.fine_tuning.jobs.checkpoints.with_raw_response.list(job.id)),
+        (types.Model, client.models.with_raw_response.list()),
+    ]
+    for kind, response in raw + [(kind, item) for kind, page in pages for item in page.http_response.json()["data"]]:
+        data = response if isinstance(response, dict) else response.http_response.json()
+        assert _undeclared(kind.model_validate(data)) == set(), data  # model_validate checks types and Literals
+    for _, page in pages:
+        assert set(page.http_response.json()) <= {"object", "data", "has_more", "first_id", "last_id"}
+    events = pages[2][1].http_response.json()["data"]
+    assert {e["type"] for e in events} == {"message", "metrics"} and {e["level"] for e in events} == {"info"}
+
+
+def test_the_emulator_knows_the_sdk_request_fields_and_enums():
+    assert set(JobCreateParams.__annotations__) == JOB_FIELDS
+    assert set(HYPERPARAMETERS) == set(SupervisedHyperparametersParam.__annotations__)
+    assert set(FILE_PURPOSES) == set(typing.get_args(FilePurpose))
+    statuses = typing.get_args(fine_tuning.FineTuningJob.model_fields["status"].annotation)
+    assert set(statuses) == {VALIDATING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED}

@@ -583,14 +583,14 @@ class OpenAIEmulator(Emulator):
             "id": job.id, "object": "fine_tuning.job", "created_at": int(job.created_at), "model": job.model,
             "organization_id": job.organization_id, "status": status, "training_file": job.training_file,
             "validation_file": job.validation_file, "hyperparameters": hyper, "seed": job.seed,
-            "suffix": job.suffix, "metadata": job.metadata, "integrations": job.integrations,
+            "metadata": job.metadata, "integrations": job.integrations,
             "method": {"type": "supervised", "supervised": {"hyperparameters": hyper}},
             "fine_tuned_model": job.fine_tuned_model if status == SUCCEEDED else None,
             "finished_at": int(finished) if finished is not None else None,
             "estimated_finish": math.ceil(job.at(1.0)) if status in (QUEUED, RUNNING) else None,
             "trained_tokens": job.tokens_per_epoch * job.n_epochs if status == SUCCEEDED else None,
             "result_files": [], "error": dict(job.failure) if status == FAILED else None,
-            "user_provided_suffix": job.suffix,
+            "user_provided_suffix": job.suffix,  # the live API sends it; the SDK's type does not declare it
         }
 
     def _events(self, job: _Job, now: float) -> list[tuple[int, dict[str, Any]]]:
