@@ -431,14 +431,18 @@ def test_faults_answer_429_or_500_reproducibly_from_the_seed():
     assert _outcomes(seed=3) == outcomes
 
 
-def test_an_ambiguous_create_made_the_job(clock):
+def test_an_ambiguous_create_made_the_upload_and_the_job(clock):
     with OpenAIEmulator(clock=clock, ambiguous_create_rate=1.0) as emulator:
         client = _client(emulator)
-        training = _upload(client)
+        with pytest.raises(openai.InternalServerError):
+            _upload(client, GOOD, "hash-1.jsonl")
+        [training] = client.files.list()
+        assert training.filename == "hash-1.jsonl"
         with pytest.raises(openai.InternalServerError):
             client.fine_tuning.jobs.create(model=BASE, training_file=training.id, metadata={"tuner_name": "x"})
         assert [j.metadata for j in client.fine_tuning.jobs.list(metadata={"tuner_name": "x"})] == [
             {"tuner_name": "x"}]
+        assert emulator.stats["ambiguous_creates"] == 2
 
 
 def test_state_survives_a_restart(tmp_path, clock):

@@ -29,7 +29,8 @@ completions from the data; the loss of each epoch shows as `Step N/M: training l
 
 Errors are OpenAI's `{"error": {"message", "type", "param", "code"}}` with the service's HTTP status. Faults
 (fault_rate, fail_next, ambiguous_create_rate) are common.Faults: a faulted request is answered 429 or 500 (an
-even draw) and does nothing. docs/SDK-FACTS.md says which shapes were checked against the SDK and what deviates.
+even draw) and does nothing; an ambiguous create (a job or an upload) is made but answered 500.
+docs/SDK-FACTS.md says which shapes were checked against the SDK and what deviates.
 """
 
 from __future__ import annotations
@@ -315,7 +316,7 @@ class OpenAIEmulator(Emulator):
             snapshot["states"] = dict(Counter(job.status(now) for job in self._jobs.values()))
             snapshot["jobs_by_training_file"] = dict(Counter(job.training_file for job in self._jobs.values()))
             snapshot["files"] = len(self._files)
-            snapshot["fine_tuned_models"] = sum(1 for job in self._jobs.values() if self._model_exists(job, now))
+            snapshot["tuned_models"] = sum(1 for job in self._jobs.values() if self._model_exists(job, now))
         return snapshot
 
     # -- what common.Emulator asks ---------------------------------------------------------------------------
@@ -380,6 +381,8 @@ class OpenAIEmulator(Emulator):
             self._blobs[record.id] = content
             self._save_blob(record.id, content)
             self._save()
+            if self._ambiguous(request):  # stored, but the client only sees an error
+                raise OpenAIError.server_error()
             return record.json()
 
     def _list_files(self, request: Request) -> dict[str, Any]:
@@ -422,17 +425,14 @@ class OpenAIEmulator(Emulator):
         unknown = sorted(set(body) - JOB_FIELDS)
         if unknown:
             raise OpenAIError.invalid(f"Unrecognized request argument supplied: {unknown[0]}")
-        model = self._base_model(body.get("model"))
-        suffix = _suffix(body.get("suffix"))
-        metadata = _metadata(body.get("metadata"))
-        requested = _hyperparameters(body)
-        seed = _seed(body.get("seed"))
+        fields = {"model": self._base_model(body.get("model")), "suffix": _suffix(body.get("suffix")),
+                  "metadata": _metadata(body.get("metadata")), "requested": _hyperparameters(body),
+                  "seed": _seed(body.get("seed")), "integrations": body.get("integrations") or None}
         with self._lock:
             training = self._job_file(body.get("training_file"), "training_file", required=True)
             validation = self._job_file(body.get("validation_file"), "validation_file", required=False)
-            key = _api_key(request)
-            self._check_quota(key, model)
-            job = self._add_job(request, body, model, training, validation, suffix, metadata, requested, seed)
+            self._check_quota(_api_key(request), fields["model"])
+            job = self._add_job(request, fields, training, validation)
             ambiguous = self._ambiguous(request)
         if ambiguous:  # the job was accepted, but the client only sees an error
             raise OpenAIError.server_error()
@@ -472,20 +472,19 @@ class OpenAIEmulator(Emulator):
                               f"maximum of {self.quota} active requests ({running} running, {len(active) - running} "
                               f"pending) for the model '{model}'.", code="rate_limit_exceeded")
 
-    def _add_job(self, request: Request, body: dict, model: str, training: _File, validation: _File | None,
-                 suffix: str | None, metadata: dict | None, requested: dict, seed: int | None) -> _Job:
-        examples, failure, tokens = self._validate_files(model, training, validation)
-        resolved = _resolve(requested, len(examples))
-        job_id = self._new_id("ftjob-", 24)
+    def _add_job(self, request: Request, fields: dict[str, Any], training: _File, validation: _File | None) -> _Job:
+        examples, failure, tokens = self._validate_files(fields["model"], training, validation)
         tag = "".join(self._names.choices(string.ascii_letters + string.digits, k=8))
+        seed = fields.pop("seed")
         job = _Job(
-            id=job_id, seq=self._next_seq(), model=model, training_file=training.id,
-            validation_file=validation.id if validation else None, suffix=suffix,
-            seed=seed if seed is not None else self._names.randrange(2**31), metadata=metadata, requested=requested,
-            **resolved, organization_id=request.headers.get("OpenAI-Organization") or ORGANIZATION_ID,
+            id=self._new_id("ftjob-", 24), seq=self._next_seq(), **fields, training_file=training.id,
+            validation_file=validation.id if validation else None,
+            seed=seed if seed is not None else self._names.randrange(2**31),
+            **_resolve(fields["requested"], len(examples)),
+            organization_id=request.headers.get("OpenAI-Organization") or ORGANIZATION_ID,
             owner=_api_key(request), created_at=self._now(), duration=0.0, example_count=len(examples),
-            tokens_per_epoch=tokens, fine_tuned_model=f"ft:{model}:{ORGANIZATION_SLUG}:{suffix or ''}:{tag}",
-            integrations=body.get("integrations") or None, failure=failure,
+            tokens_per_epoch=tokens, failure=failure,
+            fine_tuned_model=f"ft:{fields['model']}:{ORGANIZATION_SLUG}:{fields['suffix'] or ''}:{tag}",
         )
         job.duration = self._job_duration(job)
         self._jobs[job.id] = job
