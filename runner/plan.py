@@ -236,7 +236,8 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation, for
                                        f"deleted outside tuner", **common)
     recorded = current.attributes()
     if seen is not None:  # drift: the provider's view of in-place fields wins over what state recorded
-        recorded |= {"display_name": seen.display_name, "description": seen.description}
+        recorded |= {field: value for field, value in (("display_name", seen.display_name),
+                                                       ("description", seen.description)) if value is not None}
     common["before"] = recorded
     if model.ignore_changes and not (forced or resume) and current.status != FAILED:
         after, fingerprint = _kept(model, current, recorded)

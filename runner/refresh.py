@@ -30,7 +30,7 @@ def refresh_state(state: State, observed: Observation, now: Callable[[], str]) -
                 del state.models[name]
             continue
         for field in ("display_name", "description"):
-            if getattr(current, field) != getattr(seen, field):
+            if getattr(seen, field) is not None and getattr(current, field) != getattr(seen, field):
                 notes.append(f"{name}: {field} changed outside tuner: {getattr(current, field)!r} -> "
                              f"{getattr(seen, field)!r}")
                 setattr(current, field, getattr(seen, field))
