@@ -172,9 +172,10 @@ def test_destroy_deletes_every_fine_tuned_model(one, emulator):
     assert fine_tuned_models(emulator) == set() and one.state()["models"] == {}
 
 
-def test_with_20_percent_faults_and_ambiguous_creates_the_apply_completes_with_one_job_per_model(project, monkeypatch):
-    server = OpenAIEmulator(job_seconds=0.0, clock=SteppingClock(), api_keys={KEY}, fault_rate=0.2, seed=7,
-                            fault_delay_seconds=0.05, ambiguous_create_rate=0.5).start()
+@pytest.mark.parametrize("faults", [{"fault_rate": 0.2}, {"ambiguous_create_rate": 0.5}], ids=["20%", "ambiguous"])
+def test_with_faults_the_apply_completes_with_one_job_per_model(project, monkeypatch, faults):
+    """20 % of requests answered 429 or 500 (doing nothing); or half the uploads and creates done but answered 500."""
+    server = OpenAIEmulator(job_seconds=0.0, clock=SteppingClock(), api_keys={KEY}, seed=7, **faults).start()
     try:
         monkeypatch.setenv(KEY_ENV, KEY)
         project.spec(spec(server, ONE + "  other:\n    dataset: {train: ../data/valid.jsonl}\n"))
@@ -183,9 +184,9 @@ def test_with_20_percent_faults_and_ambiguous_creates_the_apply_completes_with_o
         result = project.run("apply", "--auto-approve", clock=clock)  # faults meet refresh, uploads, creates, polls
         assert result.code == 0, result.output
         stats = server.stats
-        assert stats["errors_by_status"].get("429", 0) + stats["errors_by_status"].get("500", 0) > 0
-        assert clock.waited and stats["ambiguous_creates"] > 0  # created, then answered 500: the retry adopts the job
-        assert stats["creates"] == 2 and stats["states"] == {"succeeded": 2}
+        assert clock.waited and stats["creates"] == 2 and stats["states"] == {"succeeded": 2}
+        assert stats["files"] == 2  # with and without the system prompt; one answered 500 is found, not sent again
+        assert stats["faults_unavailable" if "fault_rate" in faults else "ambiguous_creates"] > 0
     finally:
         server.stop()
 
@@ -310,3 +311,26 @@ def test_a_running_job_reports_its_progress_from_the_job_events(oai, emulator):
     running = [s.progress for s in seen if s.detail == "running" and s.progress is not None]  # None: no step yet
     assert running and all(0 < progress <= 1 for progress in running) and running == sorted(running)
     assert seen[-1].state == "active" and seen[-1].tuned_model_id.startswith("ft:")
+
+
+def test_an_unknown_base_model_stops_with_the_apis_message_and_a_remedy(one, emulator):
+    one.spec(spec(emulator, ONE).replace("gpt-4o-mini-2024-07-18", "gpt-unknown"))
+    result = one.run("apply", "--auto-approve")
+    assert result.code == 1 and "Model gpt-unknown is not available for fine-tuning" in result.err
+    assert "fix the field the message names" in result.err and emulator.stats["creates"] == 0
+
+
+def test_a_model_tuned_by_hand_is_imported_with_the_specs_display_name(one, emulator):
+    client = sdk(emulator)
+    lines = [json.loads(line) for line in (one.root / "data" / "valid.jsonl").read_text().splitlines()]
+    chat = "".join(json.dumps({"messages": [{"role": "user", "content": e["text_input"]},
+                                            {"role": "assistant", "content": e["output"]}]}) + "\n" for e in lines)
+    uploaded = client.files.create(file=("by-hand.jsonl", chat.encode()), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=uploaded.id)
+    while (job := client.fine_tuning.jobs.retrieve(job.id)).status != "succeeded":  # the clock steps per request
+        pass
+    result = one.run("import", "small", job.fine_tuned_model)
+    assert result.code == 0, result.output
+    record = one.state()["models"]["small"]
+    assert record["tuned_model_id"] == job.fine_tuned_model and record["description"] == "Review sentiment"
+    assert record["base_model"] == "gpt-4o-mini-2024-07-18"

@@ -103,6 +103,8 @@ class OpenAIProvider:
         self._client = None
         self._lock = threading.Lock()
         self._uploads: dict[str, threading.Lock] = {}  # file name -> lock: two models sharing data upload once
+        self._uploaded: dict[str, str] = {}  # file name -> file id, found or uploaded by this run
+        self._absent: set[str] = set()  # tuner ids with no job, as listed by this run, and no create tried since
 
     # -- plan time -------------------------------------------------------------------------------------
     def plan(self, spec: ModelSpec, datasets: ModelDatasets | None) -> PlanResponse:
@@ -110,7 +112,8 @@ class OpenAIProvider:
             return _estimate(hyperparameters, train, spec.base_model, spec.dataset.system_prompt)
 
         # Data (its system prompt included), base model and hyperparameters (seed included) need a new model.
-        return plan_model(spec, datasets, HYPERPARAMETERS, estimate, _limits, takes_system_prompt=True)
+        return plan_model(spec, datasets, HYPERPARAMETERS, estimate, _limits,
+                          takes_system_prompt=self.capabilities.system_prompt)
 
     def import_attributes(self, planned: PlannedModel, seen: ObservedModel) -> dict:
         return planning.imported_attributes(planned, seen)
@@ -188,12 +191,14 @@ class OpenAIProvider:
             with self._lock:
                 lock = self._uploads.setdefault(name, threading.Lock())
             with lock:
-                existing = self._find_file(name)
-                if existing is not None:
-                    return existing
-                staging.seek(0)
-                uploaded = self._call(lambda client: client.files.create(file=(name, staging), purpose="fine-tune"))
-                return checked(FILE_ID, uploaded.id, "OpenAI file id")
+                if name not in self._uploaded:  # a retried submission (or another model) asks no second time
+                    self._uploaded[name] = self._find_file(name) or self._upload(name, staging)
+                return self._uploaded[name]
+
+    def _upload(self, name: str, staging) -> str:
+        staging.seek(0)
+        uploaded = self._call(lambda client: client.files.create(file=(name, staging), purpose="fine-tune"))
+        return checked(FILE_ID, uploaded.id, "OpenAI file id")
 
     def _find_file(self, name: str) -> str | None:
         def search(client):
@@ -206,9 +211,11 @@ class OpenAIProvider:
     # -- jobs ------------------------------------------------------------------------------------------
     def submit(self, model: PlannedModel, tuned_model_id: str, owner: Owner) -> str:
         _check_owner(checked(TUNER_ID, tuned_model_id, "OpenAI tuner id"), owner, strict=True)
-        existing = self._find_job(tuned_model_id, model.fingerprint, owner)
-        if existing is not None:
-            return existing  # started by an earlier attempt: adopt, never pay twice
+        if tuned_model_id not in self._absent:  # a retry whose last attempt failed before the create asks no more
+            existing = self._find_job(tuned_model_id, model.fingerprint, owner)
+            if existing is not None:
+                return existing  # started by an earlier attempt (or run): adopt, never pay twice
+            self._absent.add(tuned_model_id)
         training = self.upload_dataset(model, "train")
         validation = self.upload_dataset(model, "validation") if model.validation is not None else None
         hp = model.hyperparameters
@@ -217,6 +224,7 @@ class OpenAIProvider:
                     META_DESCRIPTION: model.description[:METADATA_VALUE_MAX]}
         hyperparameters = {sdk: hp[key] if hp.get(key) is not None else "auto" for key, sdk in _SDK_NAMES.items()}
         optional = {"validation_file": validation, "seed": hp.get("seed")}
+        self._absent.discard(tuned_model_id)  # from here a job may exist even if the answer is lost (ambiguous)
         job = self._call(lambda client: client.fine_tuning.jobs.create(
             model=model.base_model, training_file=training, suffix=tuned_model_id, metadata=metadata,
             method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
