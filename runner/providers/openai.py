@@ -123,8 +123,10 @@ class OpenAIProvider:
         return f"{model.name}-{owner.tag}-{model_digest(model.name, model.job_key)}"
 
     def recorded_settings(self) -> dict:
-        return {"base_url": self.base_url, "api_key_env": self.api_key_env, "organization": self.organization,
-                "project": self.project}
+        """Those set: organization and project are optional, and unset ones are not recorded."""
+        settings = {"base_url": self.base_url, "api_key_env": self.api_key_env, "organization": self.organization,
+                    "project": self.project}
+        return {key: value for key, value in settings.items() if value is not None}
 
     # -- SDK access --------------------------------------------------------------------------------------
     def preflight(self) -> None:
