@@ -189,6 +189,11 @@ def test_jobs_list_newest_first_in_pages_and_by_metadata(client, clock):
     assert [j.id for j in client.fine_tuning.jobs.list(limit=1)] == [j.id for j in reversed(jobs)]
     assert [j.id for j in client.fine_tuning.jobs.list(metadata={"tuner_name": "a"})] == [jobs[2].id, jobs[0].id]
     assert list(client.fine_tuning.jobs.list(metadata={"tuner_name": "c"})) == []
+    bare = client.fine_tuning.jobs.create(model="gpt-4.1-nano", training_file=training.id)  # quota is per model
+    assert [j.id for j in client.fine_tuning.jobs.list(extra_query={"metadata": "null"})] == [bare.id]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.fine_tuning.jobs.list(after="ftjob-never-issued")
+    assert (refused.value.body["param"], refused.value.body["code"]) == ("after", "invalid_value")
 
 
 def test_cancel_stops_a_job_and_refuses_a_finished_one(client, clock):
@@ -524,3 +529,14 @@ def test_the_emulator_knows_the_sdk_request_fields_and_enums():
     assert set(FILE_PURPOSES) == set(typing.get_args(FilePurpose))
     statuses = typing.get_args(fine_tuning.FineTuningJob.model_fields["status"].annotation)
     assert set(statuses) == {VALIDATING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED}
+
+
+def test_a_state_file_whose_uploads_are_gone_is_a_clear_error(project, tmp_path, clock):
+    state = tmp_path / "openai.json"
+    with OpenAIEmulator(clock=clock, persist_path=state) as emulator:
+        _upload(_client(emulator))
+    for upload in (tmp_path / "openai.json.files").iterdir():
+        upload.unlink()
+    result = project.run("emulator", "openai", "--port", "0", "--state", str(state))
+    assert result.code == 1 and "internal error" not in result.err, result.output
+    assert f"Error: {state}: not a OpenAI API emulator state file" in result.err and "is missing" in result.err

@@ -806,7 +806,7 @@ class OpenAIEmulator(Emulator):
     def _restore(self, snapshot: dict[str, Any]) -> None:
         if snapshot.get("openai_emulator") != 1:
             raise KeyError("openai_emulator")
-        blobs = {file_id: self._blob_path(file_id).read_bytes() for file_id in snapshot["blobs"]}
+        blobs = {file_id: _read_blob(self._blob_path(file_id)) for file_id in snapshot["blobs"]}
         with self._lock:
             self._seq = snapshot["seq"]
             self._counters = {**_new_counters(), **snapshot["counters"]}
@@ -815,6 +815,13 @@ class OpenAIEmulator(Emulator):
             self._files = {f["id"]: _File(**f) for f in snapshot["files"]}
             self._jobs = {j["id"]: _Job.from_json(j) for j in snapshot["jobs"]}
             self._blobs = blobs
+
+
+def _read_blob(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:  # StateFile.load reports a ValueError as an unusable state file
+        raise ValueError(f"the uploaded file {path} is missing: {error.strerror}") from None
 
 
 # -- the training file ---------------------------------------------------------------------------------------
