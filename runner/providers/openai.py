@@ -224,17 +224,21 @@ class OpenAIProvider:
         return checked(JOB_ID, job.id, "OpenAI fine-tuning job id")
 
     def _find_job(self, tuned_model_id: str, fingerprint: str, owner: Owner) -> str | None:
-        """A live or finished job carrying this model's identity. The list is filtered by metadata (the API offers
-        it), and each job's metadata is checked again here: a filter ignored must never decide adoption."""
+        """A running job carrying this model's identity, or a finished one whose model still exists (one deleted
+        outside tuner is tuned again). The list is filtered by metadata (the API offers it), and each job's
+        metadata is checked again here: a filter ignored must never decide adoption."""
         wanted = {META_ID: tuned_model_id, META_FINGERPRINT: fingerprint, META_OWNER: owner.tag}
-
-        def search(client):
-            jobs = client.fine_tuning.jobs.list(limit=LIST_PAGE_SIZE, metadata={META_ID: tuned_model_id})
-            return next((job.id for job in jobs if wanted.items() <= (job.metadata or {}).items()
-                         and job.status in _LIVE), None)
-
-        found = self._call(search)
+        jobs = self._call(lambda client: [job for job in client.fine_tuning.jobs.list(
+            limit=LIST_PAGE_SIZE, metadata={META_ID: tuned_model_id}) if wanted.items() <= (job.metadata or {}).items()
+            and job.status in _LIVE])
+        found = next((job.id for job in jobs if job.status != "succeeded" or self._exists(job.fine_tuned_model)), None)
         return checked(JOB_ID, found, "OpenAI fine-tuning job id") if found else None
+
+    def _exists(self, model_id: str | None) -> bool:
+        if not model_id:
+            return False
+        model_id = checked(FT_MODEL, model_id, "OpenAI fine-tuned model id")
+        return self._call(lambda client: client.models.retrieve(model_id), on_not_found=lambda: None) is not None
 
     def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus:
         if not handle:
