@@ -102,7 +102,10 @@ def test_files_upload_read_page_and_delete(client):
     assert (first.object, first.purpose, first.bytes, first.filename) == ("file", "fine-tune", len(GOOD),
                                                                           "part-0.jsonl")
     assert first.id.startswith("file-") and client.files.retrieve(first.id) == first
-    assert client.files.content(first.id).read() == GOOD
+    assert client.files.content(other.id).read() == b"notes"
+    with pytest.raises(openai.BadRequestError) as unreadable:
+        client.files.content(first.id)
+    assert unreadable.value.body["message"] == "Not allowed to download files of purpose: fine-tune"
 
     newest_first = [f.id for f in client.files.list(purpose="fine-tune", limit=2)]  # the SDK follows `after`
     assert newest_first == [f.id for f in reversed(uploaded)]
@@ -455,6 +458,7 @@ def test_state_survives_a_restart(tmp_path, clock):
     with OpenAIEmulator(clock=clock, job_seconds=JOB_SECONDS, persist_path=state) as first:
         client = _client(first)
         job = _job(client, suffix="kept")
+        notes = _upload(client, b"kept notes", "notes.txt", purpose="user_data")
         doomed = _upload(client, b"{}\n", "doomed.jsonl")
         client.files.delete(doomed.id)
         clock.advance(0.5 * JOB_SECONDS)
@@ -465,8 +469,8 @@ def test_state_survives_a_restart(tmp_path, clock):
         clock.advance(0.5 * JOB_SECONDS)  # the restarted emulator resumes its time from the save
         done = client.fine_tuning.jobs.retrieve(job.id)
         assert done.status == "succeeded" and done.user_provided_suffix == "kept"
-        assert client.files.content(done.training_file).read() == GOOD
-        assert [f.id for f in client.files.list()] == [done.training_file]
+        assert client.files.content(notes.id).read() == b"kept notes"
+        assert [f.id for f in client.files.list()] == [notes.id, done.training_file]
         assert not (tmp_path / "openai.json.files" / doomed.id).exists()
         answer = client.chat.completions.create(model=done.fine_tuned_model,
                                                 messages=[{"role": "user", "content": "the plot was excellent"}])

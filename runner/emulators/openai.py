@@ -7,7 +7,7 @@ It serves:
     GET    /v1/files?after&limit&order&purpose files.list (cursor paging: after = the last id, has_more)
     GET    /v1/files/ID                       files.retrieve
     DELETE /v1/files/ID                       files.delete
-    GET    /v1/files/ID/content               files.content (the bytes as uploaded)
+    GET    /v1/files/ID/content               files.content (the bytes as uploaded; not of a fine-tune file)
     POST   /v1/fine_tuning/jobs               fine_tuning.jobs.create
     GET    /v1/fine_tuning/jobs?after&limit&metadata[k]=v   fine_tuning.jobs.list (newest first)
     GET    /v1/fine_tuning/jobs/ID            fine_tuning.jobs.retrieve
@@ -410,6 +410,8 @@ class OpenAIEmulator(Emulator):
     def _file_content(self, request: Request) -> bytes:
         with self._lock:
             record = self._file(request.params["file"])
+            if record.purpose == "fine-tune":  # the service keeps training data from being read back
+                raise OpenAIError.invalid(f"Not allowed to download files of purpose: {record.purpose}")
             return self._blobs[record.id]
 
     def _file(self, file_id: str, param: str = "id") -> _File:
@@ -574,9 +576,9 @@ class OpenAIEmulator(Emulator):
 
     def _job_json(self, job: _Job, now: float) -> dict[str, Any]:
         status = job.status(now)
-        known = status not in (VALIDATING,) and job.failure is None  # hyperparameters are resolved by validation
+        resolved = status != VALIDATING and job.failure is None  # validation resolves "auto"
         hyper = ({"n_epochs": job.n_epochs, "batch_size": job.batch_size,
-                  "learning_rate_multiplier": job.learning_rate_multiplier} if known else dict(job.requested))
+                  "learning_rate_multiplier": job.learning_rate_multiplier} if resolved else dict(job.requested))
         finished = job.finished_at(now)
         return {
             "id": job.id, "object": "fine_tuning.job", "created_at": int(job.created_at), "model": job.model,
