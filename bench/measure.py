@@ -212,6 +212,7 @@ class Settings:
     apply_speed: float = 200.0
     apply_poll_seconds: float = 0.05
     refresh_sizes: tuple[int, ...] = (100, 250, 1000)
+    emulated_providers: tuple[str, ...] = ("gemini", "openai")  # what the apply and refresh benchmarks run on
     install_dvc: bool = True
     drop_caches: bool = True
 

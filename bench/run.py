@@ -3,8 +3,8 @@
 Benchmarks (--only NAME, repeatable):
   plan      cold and warm `tuner plan` on N models / S MB vs sha256sum and DVC over the same files
   validate  peak RSS and throughput of `tuner validate` on one ~1 GB JSONL file (and one of short lines)
-  apply     makespan of `tuner apply` on the Gemini emulator vs max(sum(d)/quota, max d)
-  refresh   emulator list calls during one `tuner refresh` vs ceil(N/page)+1
+  apply     makespan of `tuner apply` on the Gemini and OpenAI emulators vs max(sum(d)/quota, max d)
+  refresh   emulator list calls during one `tuner refresh` (Gemini and OpenAI) vs ceil(N/page)+1
   hotspots  start-up floor, slowest imports and cProfile top functions of a cold and a warm plan
 
 Each prints one block (what was measured, figures, ratio, target, PASS/FAIL), then a summary table. The
@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--apply-speed", type=float, default=200.0, help="emulator clock speed-up [200]")
     parser.add_argument("--apply-poll-seconds", type=float, default=0.05, help="poll_seconds (wall) in apply [0.05]")
     parser.add_argument("--refresh-sizes", help="comma-separated model counts for refresh [100,250,1000]")
+    parser.add_argument("--emulated-providers", default="gemini,openai",
+                        help="comma-separated providers the apply and refresh benchmarks run on [gemini,openai]")
     parser.add_argument("--warm-runs", type=int, help="repetitions of warm measurements (median) [5]")
     parser.add_argument("--cold-runs", type=int, default=3,
                         help="repetitions of cold plan, sha256sum and dvc add, interleaved (median) [3]")
@@ -87,6 +89,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cold_runs=args.cold_runs, validate_mb=args.validate_mb,
         apply_models=args.apply_models, apply_speed=args.apply_speed, apply_poll_seconds=args.apply_poll_seconds,
         refresh_sizes=tuple(int(n) for n in args.refresh_sizes.split(",") if n.strip()),
+        emulated_providers=tuple(p.strip() for p in args.emulated_providers.split(",") if p.strip()),
         install_dvc=not args.no_install_dvc, drop_caches=not args.no_drop_caches,
     )
 

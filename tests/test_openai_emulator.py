@@ -102,7 +102,10 @@ def test_files_upload_read_page_and_delete(client):
     assert (first.object, first.purpose, first.bytes, first.filename) == ("file", "fine-tune", len(GOOD),
                                                                           "part-0.jsonl")
     assert first.id.startswith("file-") and client.files.retrieve(first.id) == first
-    assert client.files.content(first.id).read() == GOOD
+    assert client.files.content(other.id).read() == b"notes"
+    with pytest.raises(openai.BadRequestError) as unreadable:
+        client.files.content(first.id)
+    assert unreadable.value.body["message"] == "Not allowed to download files of purpose: fine-tune"
 
     newest_first = [f.id for f in client.files.list(purpose="fine-tune", limit=2)]  # the SDK follows `after`
     assert newest_first == [f.id for f in reversed(uploaded)]
@@ -189,6 +192,11 @@ def test_jobs_list_newest_first_in_pages_and_by_metadata(client, clock):
     assert [j.id for j in client.fine_tuning.jobs.list(limit=1)] == [j.id for j in reversed(jobs)]
     assert [j.id for j in client.fine_tuning.jobs.list(metadata={"tuner_name": "a"})] == [jobs[2].id, jobs[0].id]
     assert list(client.fine_tuning.jobs.list(metadata={"tuner_name": "c"})) == []
+    bare = client.fine_tuning.jobs.create(model="gpt-4.1-nano", training_file=training.id)  # quota is per model
+    assert [j.id for j in client.fine_tuning.jobs.list(extra_query={"metadata": "null"})] == [bare.id]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.fine_tuning.jobs.list(after="ftjob-never-issued")
+    assert (refused.value.body["param"], refused.value.body["code"]) == ("after", "invalid_value")
 
 
 def test_cancel_stops_a_job_and_refuses_a_finished_one(client, clock):
@@ -450,6 +458,7 @@ def test_state_survives_a_restart(tmp_path, clock):
     with OpenAIEmulator(clock=clock, job_seconds=JOB_SECONDS, persist_path=state) as first:
         client = _client(first)
         job = _job(client, suffix="kept")
+        notes = _upload(client, b"kept notes", "notes.txt", purpose="user_data")
         doomed = _upload(client, b"{}\n", "doomed.jsonl")
         client.files.delete(doomed.id)
         clock.advance(0.5 * JOB_SECONDS)
@@ -460,8 +469,8 @@ def test_state_survives_a_restart(tmp_path, clock):
         clock.advance(0.5 * JOB_SECONDS)  # the restarted emulator resumes its time from the save
         done = client.fine_tuning.jobs.retrieve(job.id)
         assert done.status == "succeeded" and done.user_provided_suffix == "kept"
-        assert client.files.content(done.training_file).read() == GOOD
-        assert [f.id for f in client.files.list()] == [done.training_file]
+        assert client.files.content(notes.id).read() == b"kept notes"
+        assert [f.id for f in client.files.list()] == [notes.id, done.training_file]
         assert not (tmp_path / "openai.json.files" / doomed.id).exists()
         answer = client.chat.completions.create(model=done.fine_tuned_model,
                                                 messages=[{"role": "user", "content": "the plot was excellent"}])
@@ -524,3 +533,14 @@ def test_the_emulator_knows_the_sdk_request_fields_and_enums():
     assert set(FILE_PURPOSES) == set(typing.get_args(FilePurpose))
     statuses = typing.get_args(fine_tuning.FineTuningJob.model_fields["status"].annotation)
     assert set(statuses) == {VALIDATING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED}
+
+
+def test_a_state_file_whose_uploads_are_gone_is_a_clear_error(project, tmp_path, clock):
+    state = tmp_path / "openai.json"
+    with OpenAIEmulator(clock=clock, persist_path=state) as emulator:
+        _upload(_client(emulator))
+    for upload in (tmp_path / "openai.json.files").iterdir():
+        upload.unlink()
+    result = project.run("emulator", "openai", "--port", "0", "--state", str(state))
+    assert result.code == 1 and "internal error" not in result.err, result.output
+    assert f"Error: {state}: not a OpenAI API emulator state file" in result.err and "is missing" in result.err

@@ -7,7 +7,7 @@ It serves:
     GET    /v1/files?after&limit&order&purpose files.list (cursor paging: after = the last id, has_more)
     GET    /v1/files/ID                       files.retrieve
     DELETE /v1/files/ID                       files.delete
-    GET    /v1/files/ID/content               files.content (the bytes as uploaded)
+    GET    /v1/files/ID/content               files.content (the bytes as uploaded; not of a fine-tune file)
     POST   /v1/fine_tuning/jobs               fine_tuning.jobs.create
     GET    /v1/fine_tuning/jobs?after&limit&metadata[k]=v   fine_tuning.jobs.list (newest first)
     GET    /v1/fine_tuning/jobs/ID            fine_tuning.jobs.retrieve
@@ -410,6 +410,8 @@ class OpenAIEmulator(Emulator):
     def _file_content(self, request: Request) -> bytes:
         with self._lock:
             record = self._file(request.params["file"])
+            if record.purpose == "fine-tune":  # the service keeps training data from being read back
+                raise OpenAIError.invalid(f"Not allowed to download files of purpose: {record.purpose}")
             return self._blobs[record.id]
 
     def _file(self, file_id: str, param: str = "id") -> _File:
@@ -574,9 +576,9 @@ class OpenAIEmulator(Emulator):
 
     def _job_json(self, job: _Job, now: float) -> dict[str, Any]:
         status = job.status(now)
-        known = status not in (VALIDATING,) and job.failure is None  # hyperparameters are resolved by validation
+        resolved = status != VALIDATING and job.failure is None  # validation resolves "auto"
         hyper = ({"n_epochs": job.n_epochs, "batch_size": job.batch_size,
-                  "learning_rate_multiplier": job.learning_rate_multiplier} if known else dict(job.requested))
+                  "learning_rate_multiplier": job.learning_rate_multiplier} if resolved else dict(job.requested))
         finished = job.finished_at(now)
         return {
             "id": job.id, "object": "fine_tuning.job", "created_at": int(job.created_at), "model": job.model,
@@ -806,7 +808,7 @@ class OpenAIEmulator(Emulator):
     def _restore(self, snapshot: dict[str, Any]) -> None:
         if snapshot.get("openai_emulator") != 1:
             raise KeyError("openai_emulator")
-        blobs = {file_id: self._blob_path(file_id).read_bytes() for file_id in snapshot["blobs"]}
+        blobs = {file_id: _read_blob(self._blob_path(file_id)) for file_id in snapshot["blobs"]}
         with self._lock:
             self._seq = snapshot["seq"]
             self._counters = {**_new_counters(), **snapshot["counters"]}
@@ -815,6 +817,13 @@ class OpenAIEmulator(Emulator):
             self._files = {f["id"]: _File(**f) for f in snapshot["files"]}
             self._jobs = {j["id"]: _Job.from_json(j) for j in snapshot["jobs"]}
             self._blobs = blobs
+
+
+def _read_blob(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:  # StateFile.load reports a ValueError as an unusable state file
+        raise ValueError(f"the uploaded file {path} is missing: {error.strerror}") from None
 
 
 # -- the training file ---------------------------------------------------------------------------------------
