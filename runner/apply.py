@@ -13,7 +13,7 @@ another state's identity (runner.identity) is never adopted and never deleted.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -27,6 +27,7 @@ from runner.planned import PlannedModel
 from runner.providers.base import ACTIVE as JOB_ACTIVE
 from runner.providers.base import FAILED as JOB_FAILED
 from runner.providers.base import Provider, ask
+from runner.references import deleting_owner, referencing
 from runner.retry import Interrupted, RetryPolicy
 from runner.state.model import ACTIVE, CREATING, FAILED, REJECTED, SUBMITTING, Instance, State
 
@@ -46,8 +47,12 @@ class ApplyResult:
 
 class Applier:
     def __init__(self, state: State, write: Callable[[State], None], providers, reporter: Reporter,
-                 clock: Clock | None = None, retry: RetryPolicy | None = None, parallelism: int = 10):
+                 clock: Clock | None = None, retry: RetryPolicy | None = None, parallelism: int = 10,
+                 siblings: Callable[[], Mapping[str, State]] = dict):
+        """`siblings`: reads the states of the backend's other workspaces (workspace -> state) afresh; a model one
+        of them references (promoted there) is never deleted here."""
         self.state = state
+        self._siblings = siblings
         self._write = write
         self.providers = providers
         self.reporter = reporter
@@ -227,7 +232,7 @@ class Applier:
                 verdict = self._judge(name, model, provider, metrics)
                 if not verdict.passed:
                     return self._reject(name, pending, metrics, verdict.reasons)
-                self._promote(name, pending, metrics, retain)
+                self._make_current(name, pending, metrics, retain)
                 self.reporter.event(name, "active", elapsed=self.clock.monotonic() - started)
                 return None
             if status.state == JOB_FAILED:
@@ -240,7 +245,7 @@ class Applier:
             if self.clock.wait(interval):
                 raise Interrupted()
 
-    def _promote(self, name: str, pending: Instance, metrics: dict, retain: bool) -> None:
+    def _make_current(self, name: str, pending: Instance, metrics: dict, retain: bool) -> None:
         """The new model is ACTIVE: it becomes current; the one it replaces is retained, or deposed then deleted."""
         with self._state_lock:
             record = self.state.record(name)
@@ -253,14 +258,14 @@ class Applier:
             self._write(self.state)
 
     def _reject(self, name: str, pending: Instance, metrics: dict, reasons: tuple[str, ...]) -> str:
-        """Below the quality gate: the old model stays current, the new one is kept and recorded, not promoted."""
+        """Below the quality gate: the old model stays current, the new one is kept and recorded, not made current."""
         message = "; ".join(reasons)
         with self._state_lock:
             pending.status, pending.metrics, pending.error = REJECTED, metrics, message
             pending.updated_at = self.clock.now()
             self._write(self.state)
         self.reporter.event(name, "rejected", message)
-        return f"not promoted: rejected by the quality gate: {message}"
+        return f"not made current: rejected by the quality gate: {message}"
 
     def _evaluate(self, model: PlannedModel, provider: Provider, tuned_id: str) -> dict:
         """Score the model on its eval set (eval.dataset, else the validation set), if it has one."""
@@ -306,7 +311,8 @@ class Applier:
         with self._state_lock:
             restored = record.restore(change.restore_id, self.clock.now(), retain=change.planned.keep_previous > 0)
             self._write(self.state)
-        if (restored.display_name, restored.description) != (after["display_name"], after["description"]):
+        renamed = (restored.display_name, restored.description) != (after["display_name"], after["description"])
+        if renamed and restored.promoted_from is None:  # a promoted model's are its creator's (plan.CREATOR_SET)
             self._update(change, provider)  # the in-place attributes the spec says now
         elif restored.prevent_destroy != after["lifecycle"]["prevent_destroy"]:
             with self._state_lock:
@@ -316,9 +322,10 @@ class Applier:
 
     def _delete_model(self, change: Change, provider: Provider) -> None:
         record = self.state.record(change.name)
+        deleted = True
         if record.current is not None:
             self.reporter.event(change.name, "deleting", record.current.tuned_model_id)
-            self._remove(change.name, provider, record.current)
+            deleted = self._remove(change.name, provider, record.current)
             with self._state_lock:
                 record.current = None
                 self._write(self.state)
@@ -326,7 +333,8 @@ class Applier:
             with self._state_lock:
                 record.deposed.append(record.pending)
                 record.pending = None
-        self.reporter.event(change.name, "deleted")
+        if deleted:  # a kept model was reported so by _remove
+            self.reporter.event(change.name, "deleted")
 
     def _cleanup(self, change: Change, provider: Provider) -> None:
         """Delete superseded instances (create-before-destroy: only after the new one is current) and the retained
@@ -350,14 +358,34 @@ class Applier:
                 del self.state.models[change.name]
                 self._write(self.state)
 
-    def _remove(self, name: str, provider: Provider, instance: Instance) -> None:
-        """Delete one instance at its provider. One carrying another state's identity is left where it is (this
-        state only forgets it): whatever state or workspace created it may still be serving it."""
+    def _remove(self, name: str, provider: Provider, instance: Instance) -> bool:
+        """Delete one instance at its provider. It is kept (this state only forgets it) while another workspace of
+        this backend references it (`tuner promote`), and when it carries another state's identity: whatever state
+        or workspace created it may still be serving it.
+
+        Concurrency: the other workspaces' states are read afresh just before the delete, without their locks (a
+        lock order across workspaces could deadlock two applies). A promote that records its reference after that
+        read finds the model gone at its provider, or its next refreshed plan does, and it is trained anew there:
+        a reference can be lost in that window, never a model deleted that a state read here still references.
+        Returns whether it was deleted (or was already gone)."""
+        siblings = self._siblings()
+        users = referencing(siblings, instance.provider, instance.tuned_model_id)
+        if users:
+            self.reporter.event(name, "kept", f"{instance.tuned_model_id} still referenced by workspace "
+                                              f"{', '.join(users)}: not deleted, forgotten by this state")
+            return False
+        owner = deleting_owner(instance, self.owner, siblings)
+        if owner is None:
+            self.reporter.event(name, "kept", f"{instance.tuned_model_id} was promoted from workspace "
+                                              f"{instance.promoted_from['owner']['workspace']}, whose state this "
+                                              f"backend no longer holds: not deleted, forgotten by this state")
+            return False
         try:
-            self._call(provider, lambda: provider.delete(instance.tuned_model_id, instance.handle, self.owner),
-                       name=name)
+            self._call(provider, lambda: provider.delete(instance.tuned_model_id, instance.handle, owner), name=name)
         except NotOwnedError as error:
             self.reporter.event(name, "kept", f"not deleted: {error.message}; forgotten by this state")
+            return False
+        return True
 
     # -- retries -------------------------------------------------------------------------------------
     def _call(self, provider: Provider, fn, name: str = ""):

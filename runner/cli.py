@@ -381,6 +381,35 @@ def import_(config, workspace, name, tuned_model_id, lock_timeout):
 
 @cli.command()
 @project_options
+@click.argument("names", nargs=-1, shell_complete=_complete_models)
+@click.option("--from", "source", required=True, metavar="WORKSPACE", shell_complete=_complete_workspaces,
+              help="The workspace (of the same state backend) whose current models to serve here.")
+@click.option("--all", "every", is_flag=True, help="Every model WORKSPACE serves that the specs declare.")
+@click.option("--lock-timeout", default=0.0, type=click.FloatRange(0), metavar="SECONDS")
+def promote(config, workspace, names, source, every, lock_timeout):
+    """Serve here, without training, the model workspace --from serves as NAME (e.g. `tuner -w prod promote
+    sentiment --from dev`).
+
+    Only when this workspace's spec describes exactly that model (the same fingerprint); otherwise refused,
+    showing the fields that differ. Nothing is deleted while another workspace still references a model.
+    """
+    if bool(names) == every:
+        raise click.UsageError("name the models to promote, or pass --all")
+    from runner.ops.promote import PromotionRefused
+    from runner.ops.promote import promote as promote_op
+    from runner.render.outcome import promoted_text, promotion_refused_text
+
+    project = _project(config, workspace)
+    try:
+        promotions = promote_op(project, list(names), source, every, lock_timeout)
+    except PromotionRefused as refused:
+        _out(promotion_refused_text(refused), err=True)
+        sys.exit(ExitStatus.ERROR)
+    _out(promoted_text(promotions, source, project.workspace))
+
+
+@cli.command()
+@project_options
 @click.option("--json", "as_json", is_flag=True, help="Print the raw state JSON.")
 def show(config, workspace, as_json):
     """Print what the state records: every model, its tuned model id and status."""

@@ -36,6 +36,9 @@ class Action(StrEnum):
 
 
 FORCED_REASON = "--replace"
+# A promoted model's in-place attributes are set by the workspace that created it (and serves it too): a plan in the
+# workspace it was promoted to never changes them, or two workspaces would rename one model back and forth.
+CREATOR_SET = ("display_name", "description")
 _SYMBOLS = {Action.CREATE: "+", Action.REPLACE: "-/+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: " ",
             Action.IMPORT: "<-", Action.RESTORE: "<="}
 CREATE, REPLACE, UPDATE, DELETE, NOOP = (Action.CREATE, Action.REPLACE, Action.UPDATE, Action.DELETE, Action.NOOP)
@@ -95,6 +98,8 @@ class Plan:
     settings: tuple[SettingsChange, ...] = ()
     not_refreshed: tuple[str, ...] = ()  # providers refresh skipped (their settings changed)
     moved: tuple[tuple[str, str], ...] = ()  # (old, new) names the specs' `moved:` entries rename in state
+    # tuned model id -> the other workspaces of the backend still referencing it: apply keeps it (runner.references)
+    kept: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def total_cost_usd(self) -> float:
@@ -239,8 +244,9 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation, for
         recorded |= {field: value for field, value in (("display_name", seen.display_name),
                                                        ("description", seen.description)) if value is not None}
     common["before"] = recorded
-    if model.ignore_changes and not (forced or resume) and current.status != FAILED:
-        after, fingerprint = _kept(model, current, recorded)
+    ignored = (*model.ignore_changes, *(CREATOR_SET if current.promoted_from else ()))
+    if ignored and not (forced or resume) and current.status != FAILED:
+        after, fingerprint = _kept(model, ignored, current, recorded)
         common.update(after=after, fingerprint=fingerprint)
     fields = () if recorded == after else diff(recorded, after, model.requires_replace)
     if current.status == FAILED:
@@ -278,10 +284,11 @@ def _with_generation(model: PlannedModel, record: ModelRecord, forced: bool) -> 
     return model
 
 
-def _kept(model: PlannedModel, current: Instance, recorded: dict) -> tuple[dict, str]:
-    """(after, fingerprint) under lifecycle.ignore_changes: the recorded values at the ignored paths when that
-    keeps the current model (only ignored paths would need a new one); else the spec's, for the new model."""
-    kept = _ignoring(model.ignore_changes, recorded, model.attributes)
+def _kept(model: PlannedModel, ignored: tuple[str, ...], current: Instance, recorded: dict) -> tuple[dict, str]:
+    """(after, fingerprint) with the IGNORED paths (lifecycle.ignore_changes, CREATOR_SET): the recorded values at
+    them when that keeps the current model (only ignored paths would need a new one); else the spec's, for the new
+    model."""
+    kept = _ignoring(ignored, recorded, model.attributes)
     if attributes_fingerprint(kept) == current.fingerprint:
         return kept, current.fingerprint
     return model.attributes, model.fingerprint

@@ -50,7 +50,7 @@ def test_a_worse_model_is_rejected_by_the_gate_and_the_old_one_stays_current(pro
     project.spec(GATED.replace("../data/train.jsonl", "../data/scrambled.jsonl"))
     result = project.run("apply", "--auto-approve")
     assert result.code == 1
-    assert "not promoted: rejected by the quality gate: accuracy" in result.err
+    assert "not made current: rejected by the quality gate: accuracy" in result.err
     record = project.state()["models"]["sentiment"]
     assert record["tuned_model_id"] == good["tuned_model_id"]  # the old model stays current
     assert record["pending"]["status"] == "rejected"

@@ -12,11 +12,13 @@ from runner.desired import Resolution
 from runner.errors import PlanError
 from runner.ops.blocks import planned_imports, record_moves
 from runner.ops.refresh import observe
-from runner.plan import CREATE, REPLACE, Observation, Plan
+from runner.ops.workspace import sibling_states
+from runner.plan import CREATE, DELETE, REPLACE, RESTORE, Change, Observation, Plan
 from runner.plan import plan as diff
 from runner.planfile import write_plan
 from runner.planned import PlannedModel
 from runner.project import Project
+from runner.references import referencing
 from runner.state import State
 
 OFFLINE_REMEDY = "pass --refresh=false for a plan from the recorded state alone (no provider is called)"
@@ -45,7 +47,7 @@ def destroying(project: Project, state: State, targets: list[str] | None) -> Pla
     if guarded:
         raise PlanError(f"refusing to destroy {', '.join(guarded)}: lifecycle.prevent_destroy is set",
                         remedy="set prevent_destroy: false and apply that first, if destruction is intended")
-    return diff([], state, None, targets, project.settings((), state))
+    return shared(project, diff([], state, None, targets, project.settings((), state)))
 
 
 def planned(project: Project, models: list[PlannedModel], state: State, observed: Observation | None,
@@ -55,7 +57,26 @@ def planned(project: Project, models: list[PlannedModel], state: State, observed
     moved = record_moves(state, project.config.moves)
     settings = project.settings({m.provider for m in models}, state)
     the_plan = replace(diff(models, state, observed, targets, settings, forced or ()), moved=moved)
-    return priced(project, planned_imports(the_plan, project.config.imports, state, observed))
+    return shared(project, priced(project, planned_imports(the_plan, project.config.imports, state, observed)))
+
+
+def shared(project: Project, the_plan: Plan) -> Plan:
+    """THE_PLAN saying which models it would delete another workspace of the backend still references (promoted
+    there): apply keeps them. The other states are read only when the plan deletes something."""
+    doomed = sorted({(change.provider, tuned_id) for change in the_plan.changes for tuned_id in deleted(change)})
+    if not doomed:
+        return the_plan
+    siblings = sibling_states(project)
+    kept = {tuned_id: tuple(users) for provider, tuned_id in doomed
+            if (users := referencing(siblings, provider, tuned_id))}
+    return replace(the_plan, kept=kept) if kept else the_plan
+
+
+def deleted(change: Change) -> tuple[str, ...]:
+    """The tuned model ids applying CHANGE deletes: its cleanup, and the current model when it is destroyed or
+    replaced without being retained."""
+    gone = change.action == DELETE or (change.action in (REPLACE, RESTORE) and not change.planned.keep_previous)
+    return change.cleanup + ((change.prior_id,) if gone and change.prior_id else ())
 
 
 def priced(project: Project, the_plan: Plan) -> Plan:

@@ -8,15 +8,24 @@ from dataclasses import replace
 
 from runner.errors import StateError, TunerError
 from runner.fsutil import atomic_write
+from runner.identity import Owner
 from runner.ops.state import outputs_path
 from runner.plan import instances_of
 from runner.project import DEFAULT_WORKSPACE, Project, check_workspace_name, selected_workspace_path
-from runner.state import Instance
+from runner.references import created_by
+from runner.state import Instance, State
 
 
 def workspaces(project: Project) -> list[str]:
     """Every workspace with a state in the configured backend, and default (which always exists)."""
     return sorted(set(project.backend().workspaces()) | {DEFAULT_WORKSPACE})
+
+
+def sibling_states(project: Project) -> dict[str, State]:
+    """The states of the configured backend's other workspaces (workspace -> state), read without their locks
+    (each read is of one whole version: writes are atomic): who else references a model (runner.references)."""
+    return {name: _in(project, name).backend().read() for name in project.backend().workspaces()
+            if name != project.workspace}
 
 
 def new_workspace(project: Project, name: str, lock_timeout: float = 0.0) -> None:
@@ -65,6 +74,13 @@ def delete_workspace(project: Project, name: str, force: bool, on_left_behind: C
                                     f"them (they stay with their providers)")
         if managed:
             on_left_behind(managed)
+        served = created_by(sibling_states(doomed), Owner(state.lineage, name))
+        if served and not force:
+            raise StateError(f"workspace {name!r} created model(s) other workspaces still serve: "
+                             f"{', '.join(f'{ws}: {model} ({i.tuned_model_id})' for ws, model, i in served)}; "
+                             f"without its state, tuner could never delete them",
+                             remedy="destroy them there (or promote others) first, or pass --force to leave them at "
+                                    "their providers once no workspace serves them")
         backend.delete()
     outputs_path(doomed).unlink(missing_ok=True)
     selected = selected_workspace_path(project.root)

@@ -9,6 +9,7 @@ from runner.render.terminal import terminal_safe
 
 if TYPE_CHECKING:  # an error's view must not import the engines
     from runner.desired import Resolution
+    from runner.ops.promote import Promotion, PromotionRefused
     from runner.plan import Plan
     from runner.state.model import Instance, State
 
@@ -87,3 +88,30 @@ def forgotten_text(name: str, left_behind: list[str]) -> str:
         return terminal_safe(f"Removed {name} from state; it managed no tuned model.\n")
     return terminal_safe(f"Removed {name} from state. Left behind, not deleted: {', '.join(left_behind)} "
                          f"(`tuner import {name} ID` adopts one again).\n")
+
+
+def promoted_text(promotions: list[Promotion], source: str, target: str) -> str:
+    """One line per name: what this workspace serves now, and what became of the model it served before."""
+    lines = []
+    for p in promotions:
+        tuned_id = p.instance.tuned_model_id
+        if p.already:
+            lines.append(f"{p.name}: workspace {target} already serves {tuned_id}; nothing to do.")
+            continue
+        line = f"{p.name}: promoted {tuned_id} from workspace {source} to {target} (no training, $0)"
+        if p.superseded is not None:
+            line += f"; {p.superseded.tuned_model_id} is superseded (retained, or deleted by the next apply)"
+        lines.append(line + ".")
+    return _lines(lines)
+
+
+def promotion_refused_text(refused: PromotionRefused) -> str:
+    """`Error: ...`, then each name's reason and, where the specs differ, the fields as plan shows them."""
+    from runner.plan import REPLACE
+    from runner.render.plan import field_lines
+
+    lines = [f"Error: {refused.message}"]
+    for refusal in refused.refusals:
+        lines.append(f"  {refusal.name}: {refusal.reason}")
+        lines += field_lines(refusal.fields, REPLACE, colour=False)
+    return _lines(lines + [f"  -> {refused.remedy}"])

@@ -73,6 +73,8 @@ def plan_text(plan: Plan, colour: bool = False) -> str:
         lines.append("")
     for change in changed:
         lines += _change_lines(change, colour, plan.costs.get(change.name))
+        lines += [terminal_safe(f"      # {tuned_id} is kept: still referenced by workspace {', '.join(users)}")
+                  for tuned_id, users in plan.kept.items() if tuned_id in (change.prior_id, *change.cleanup)]
         lines.append("")
     lines.append(summary_line(plan))
     lines += state_only_lines(plan)
@@ -103,7 +105,7 @@ def _settings_lines(change: SettingsChange, colour: bool) -> list[str]:
     title, look = f"provider {terminal_safe(change.provider)}", action_look(UPDATE)
     head = f"  {style(look.symbol, look.colour, colour)} {style(title, None, colour, bold=True)} " \
            f"settings will change: credentials and data are sent where they point"
-    return [head] + _field_lines(change.fields, UPDATE, colour)
+    return [head] + field_lines(change.fields, UPDATE, colour)
 
 
 def summary_line(plan: Plan) -> str:
@@ -136,7 +138,7 @@ def _change_lines(change: Change, colour: bool, cost: dict | None = None) -> lis
         lines.append(f"      # {terminal_safe(change.reason)}")
     if cost:
         lines.append(f"      # training cost: {terminal_safe(cost['summary'])}")
-    lines += _field_lines(change.fields, action, colour)
+    lines += field_lines(change.fields, action, colour)
     for tuned_id in change.cleanup:
         lines.append(f"      - superseded {terminal_safe(tuned_id)} will be deleted")
     if action == Action.RESTORE and change.prior_id:
@@ -146,7 +148,7 @@ def _change_lines(change: Change, colour: bool, cost: dict | None = None) -> lis
     return lines
 
 
-def _field_lines(fields: tuple[FieldChange, ...], action: str, colour: bool) -> list[str]:
+def field_lines(fields: tuple[FieldChange, ...], action: str, colour: bool) -> list[str]:
     width = max((len(terminal_safe(f.path)) for f in fields), default=0)
     lines = []
     for f in fields:

@@ -15,7 +15,9 @@ def state_list(state: State, colour: bool = False) -> str:
     rows = []
     for name, record in sorted(state.models.items()):
         if record.current:
-            rows.append((name, record.current.provider, record.current.tuned_model_id, record.current.status))
+            promoted = record.current.promoted_from
+            rows.append((name, record.current.provider, record.current.tuned_model_id,
+                         record.current.status + (f" (promoted from {promoted['workspace']})" if promoted else "")))
         if record.pending:
             rows.append((name, record.pending.provider, record.pending.tuned_model_id,
                          f"{record.pending.status} (pending)"))

@@ -21,7 +21,7 @@ from runner.identity import owner_tag
 
 FORMAT_VERSION = 1
 SUBMITTING, CREATING, ACTIVE, FAILED = "submitting", "creating", "active", "failed"
-REJECTED = "rejected"  # tuned fine, but below the spec's quality gate: kept, never promoted
+REJECTED = "rejected"  # tuned fine, but below the spec's quality gate: kept, never made current
 HISTORY_KEPT = 10
 
 
@@ -45,6 +45,9 @@ class Instance:
     prevent_destroy: bool = False
     resources: dict = field(default_factory=dict)  # provider resources, e.g. a Vertex endpoint
     generation: int | None = None  # a forced replacement's count (--replace); its tuned model id derives from it
+    # `tuner promote`: {workspace, lineage, serial} of the state it came from, and `owner` {workspace, lineage}, the
+    # state that created it (runner.references): this one serves it but never made it.
+    promoted_from: dict | None = None
 
     @property
     def refused(self) -> bool:
@@ -68,6 +71,8 @@ class Instance:
                 _expect(value, types, f"{where}.{name}")
         _check_dataset(data["dataset"], f"{where}.dataset")
         _check_metrics(data.get("metrics", {}), f"{where}.metrics")
+        if data.get("promoted_from") is not None:
+            _check_promoted_from(data["promoted_from"], f"{where}.promoted_from")
         return cls(**{k: v for k, v in data.items() if k in _INSTANCE_TYPES})
 
 
@@ -76,7 +81,8 @@ class ShapeError(ValueError):
 
 
 # Instance's annotations, as the JSON types that carry them.
-_JSON_TYPES = {"str": str, "str | None": (str, type(None)), "dict": dict, "bool": bool, "int | None": (int, type(None))}
+_JSON_TYPES = {"str": str, "str | None": (str, type(None)), "dict": dict, "bool": bool, "int | None": (int, type(None)),
+               "dict | None": (dict, type(None))}
 _INSTANCE_TYPES = {f.name: _JSON_TYPES[f.type] for f in fields(Instance)}
 _INSTANCE_REQUIRED = frozenset(f.name for f in fields(Instance) if f.default is MISSING
                                and f.default_factory is MISSING)
@@ -113,6 +119,13 @@ def _check_metrics(metrics: dict, where: str) -> None:
         _expect(metrics["accuracy"], (int, float), f"{where}.accuracy")
     if "eval_set" in metrics:
         _expect(metrics["eval_set"], dict, f"{where}.eval_set")
+
+
+def _check_promoted_from(promoted: dict, where: str) -> None:
+    for key, types in (("workspace", str), ("lineage", str), ("serial", int), ("owner", dict)):
+        _expect(promoted.get(key), types, f"{where}.{key}")
+    for key in ("workspace", "lineage"):
+        _expect(promoted["owner"].get(key), str, f"{where}.owner.{key}")
 
 
 @dataclass
