@@ -334,3 +334,15 @@ def test_a_model_tuned_by_hand_is_imported_with_the_specs_display_name(one, emul
     record = one.state()["models"]["small"]
     assert record["tuned_model_id"] == job.fine_tuned_model and record["description"] == "Review sentiment"
     assert record["base_model"] == "gpt-4o-mini-2024-07-18"
+
+
+def test_promote_serves_devs_model_in_prod_with_its_recorded_description(one, emulator):
+    assert one.run("-w", "dev", "apply", "--auto-approve").code == 0
+    tuned = one.state("dev")["models"]["small"]["tuned_model_id"]
+    result = one.run("-w", "prod", "promote", "small", "--from", "dev")
+    assert result.code == 0 and f"promoted {tuned} from workspace dev to prod" in result.out, result.output
+    record = one.state("prod")["models"]["small"]
+    assert record["tuned_model_id"] == tuned and record["description"] == "Review sentiment"  # OpenAI holds none
+    assert emulator.stats["creates"] == 1 and one.run("-w", "prod", "plan", "--detailed-exitcode").code == 0
+    assert one.run("-w", "dev", "destroy", "--auto-approve").code == 0
+    assert tuned in fine_tuned_models(emulator)  # still served by prod

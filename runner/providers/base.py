@@ -63,6 +63,11 @@ class ObservedModel:
     hyperparameters: dict = field(default_factory=dict)  # what the provider reports, where it does
     owner: str | None = None  # the tuner owner tag the object carries (runner.identity); None: no tuner identity
 
+    def held(self, field: str, recorded: str) -> str:
+        """The provider's display_name or description, or RECORDED where the provider holds no such field."""
+        value = getattr(self, field)
+        return recorded if value is None else value
+
 
 def checked(pattern: re.Pattern, value: object, what: str) -> str:
     """An id or handle read from state, a plan file or a provider, refused unless it has the provider's grammar

@@ -133,10 +133,5 @@ def imported_attributes(planned: PlannedModel, seen: ObservedModel, base_model: 
     report training data, so the spec's dataset hashes are recorded."""
     return {"tuned_model_id": seen.tuned_model_id, "base_model": base_model or seen.base_model or planned.base_model,
             "hyperparameters": {**planned.hyperparameters, **seen.hyperparameters},
-            "display_name": _held(seen.display_name, planned.display_name),
-            "description": _held(seen.description, planned.description)}
-
-
-def _held(seen: str | None, planned: str) -> str:
-    """What the provider holds, or the spec's value for a field the provider does not hold (None)."""
-    return planned if seen is None else seen
+            "display_name": seen.held("display_name", planned.display_name),
+            "description": seen.held("description", planned.description)}
