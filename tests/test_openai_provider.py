@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 
 import openai
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from runner.emulators.openai import POISON_OUTPUT, OpenAIEmulator
 from runner.errors import DatasetChangedError, NotOwnedError, ProviderError
 from runner.identity import Owner, owner_tag
-from runner.providers.openai import OpenAIProvider, owner_of
+from runner.providers.openai import OpenAIProvider, _limits, owner_of
 from tests.conftest import NoWaitClock, SteppingClock, edit_one_example_in_place, planned_model
 
 KEY = "sk-tuner-test-0123456789abcdef"  # what must never reach state, plans, outputs or logs
@@ -346,3 +347,12 @@ def test_promote_serves_devs_model_in_prod_with_its_recorded_description(one, em
     assert emulator.stats["creates"] == 1 and one.run("-w", "prod", "plan", "--detailed-exitcode").code == 0
     assert one.run("-w", "dev", "destroy", "--auto-approve").code == 0
     assert tuned in fine_tuned_models(emulator)  # still served by prod
+
+
+def test_a_training_file_over_the_files_api_limit_is_refused_at_plan_time(one):
+    model = planned_model("small")
+    huge = replace(model, train=replace(model.train, text_bytes=600 * 1024 * 1024))
+    assert [p for p in _limits(huge) if "512 MB" in p] == [
+        f"data/valid.jsonl: about {600 * 1024 * 1024 + 66 * (96 + 17)} bytes as chat JSONL; the OpenAI Files API "
+        f"takes files up to {512 * 1024 * 1024} bytes (512 MB)"]
+    assert _limits(model) == []
