@@ -215,6 +215,7 @@ class Settings:
     refresh_sizes: tuple[int, ...] = (100, 250, 1000)
     state_models: int = 1000
     state_changes: int = 100
+    emulated_providers: tuple[str, ...] = ("gemini", "openai")  # what the apply and refresh benchmarks run on
     install_dvc: bool = True
     drop_caches: bool = True
 

@@ -3,8 +3,8 @@
 Benchmarks (--only NAME, repeatable):
   plan      cold and warm `tuner plan` on N models / S MB vs sha256sum and DVC over the same files
   validate  peak RSS and throughput of `tuner validate` on one ~1 GB JSONL file (and one of short lines)
-  apply     makespan of `tuner apply` on the Gemini emulator vs max(sum(d)/quota, max d)
-  refresh   emulator list calls during one `tuner refresh` vs ceil(N/page)+1
+  apply     makespan of `tuner apply` on the Gemini and OpenAI emulators vs max(sum(d)/quota, max d)
+  refresh   emulator list calls during one `tuner refresh` (Gemini and OpenAI) vs ceil(N/page)+1
   state     state bytes one apply writes (local) and uploads (GCS) for N changes among M models vs final state
   hotspots  start-up floor, slowest imports and cProfile top functions of a cold and a warm plan
 
@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--refresh-sizes", help="comma-separated model counts for refresh [100,250,1000]")
     parser.add_argument("--state-models", type=int, help="models in the state-bytes benchmark's state [1000]")
     parser.add_argument("--state-changes", type=int, help="models the state-bytes benchmark's apply replaces [100]")
+    parser.add_argument("--emulated-providers", default="gemini,openai",
+                        help="comma-separated providers the apply and refresh benchmarks run on [gemini,openai]")
     parser.add_argument("--warm-runs", type=int, help="repetitions of warm measurements (median) [5]")
     parser.add_argument("--cold-runs", type=int, default=3,
                         help="repetitions of cold plan, sha256sum and dvc add, interleaved (median) [3]")
@@ -100,6 +102,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         apply_models=args.apply_models, apply_speed=args.apply_speed, apply_poll_seconds=args.apply_poll_seconds,
         refresh_sizes=tuple(int(n) for n in args.refresh_sizes.split(",") if n.strip()),
         state_models=args.state_models, state_changes=args.state_changes,
+        emulated_providers=tuple(p.strip() for p in args.emulated_providers.split(",") if p.strip()),
         install_dvc=not args.no_install_dvc, drop_caches=not args.no_drop_caches,
     )
 

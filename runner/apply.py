@@ -29,7 +29,7 @@ from runner.plan import CREATE, DELETE, NOOP, REPLACE, RESTORE, UPDATE, Change, 
 from runner.planned import PlannedModel
 from runner.providers.base import ACTIVE as JOB_ACTIVE
 from runner.providers.base import FAILED as JOB_FAILED
-from runner.providers.base import JobStatus, Provider
+from runner.providers.base import JobStatus, Provider, ask
 from runner.references import deleting_owner, referencing
 from runner.retry import Interrupted, RetryPolicy
 from runner.state.model import ACTIVE, CREATING, FAILED, REJECTED, SUBMITTING, Instance, State
@@ -290,7 +290,8 @@ class Applier:
         """Score the model on its eval set (eval.dataset, else the validation set), if it has one."""
         if model.eval_set is None:
             return {}
-        return evaluate_model(model, lambda text: self._call(provider, lambda: provider.predict(tuned_id, text)))
+        return evaluate_model(model, lambda text: self._call(
+            provider, lambda: ask(provider, tuned_id, text, model.system_prompt)))
 
     def _judge(self, name: str, model: PlannedModel, provider: Provider, metrics: dict) -> GateResult:
         if not model.gate:

@@ -24,6 +24,7 @@ def fingerprint(provider: str, base_model: str, hyperparameters: dict, dataset: 
         "input_key": dataset["input_key"],
         "output_key": dataset["output_key"],
         "hyperparameters": hyperparameters,
+        **_system_prompt(dataset),
     }
     return hashlib.sha256(_IDENTITY_ENCODER.encode(identity).encode()).hexdigest()
 
@@ -38,7 +39,7 @@ def attributes_fingerprint(attributes: dict) -> str:
     validation = dataset["validation"]
     return fingerprint(attributes["provider"], attributes["base_model"], attributes["hyperparameters"], {
         "train": {"sha256": dataset["train"]}, "validation": {"sha256": validation} if validation else None,
-        "input_key": dataset["input_key"], "output_key": dataset["output_key"]})
+        "input_key": dataset["input_key"], "output_key": dataset["output_key"], **_system_prompt(dataset)})
 
 
 def model_attributes(provider: str, base_model: str, display_name: str, description: str,
@@ -56,6 +57,13 @@ def model_attributes(provider: str, base_model: str, display_name: str, descript
             "validation": validation["sha256"] if validation else None,
             "input_key": dataset["input_key"],
             "output_key": dataset["output_key"],
+            **_system_prompt(dataset),
         },
         "lifecycle": {"prevent_destroy": prevent_destroy},
     }
+
+
+def _system_prompt(dataset: dict) -> dict:
+    """dataset.system_prompt (trained with every example, so part of the model), absent when unset: the models
+    recorded before it existed keep their fingerprints."""
+    return {"system_prompt": dataset["system_prompt"]} if dataset.get("system_prompt") else {}

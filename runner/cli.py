@@ -628,7 +628,7 @@ def emulator_options(default_port: int):
             click.option("--job-seconds", default=5.0, show_default=True, type=click.FloatRange(0),
                          help="How long a tuning job runs before it succeeds."),
             click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
-                         help="Share of requests answered 503."),
+                         help="Share of requests answered with an error (503; openai: 429 or 500)."),
             click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fault injection."),
             click.option("--state", "state_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                          help="Persist the emulator's models to this file so they survive a restart."),
@@ -661,6 +661,19 @@ def emulator_vertex(port, job_seconds, fault_rate, seed, state_file):
     (set STORAGE_EMULATOR_HOST to use a GCS emulator).
     """
     from runner.emulators.vertex import serve
+
+    serve(port, job_seconds, fault_rate, seed, state_file)
+
+
+@emulator.command("openai")
+@emulator_options(8767)
+def emulator_openai(port, job_seconds, fault_rate, seed, state_file):
+    """Serve the OpenAI fine-tuning surface (files, fine_tuning.jobs, models, chat.completions) on 127.0.0.1:PORT.
+
+    Point the openai SDK at it with base_url=http://127.0.0.1:PORT/v1 (tuner: providers.openai.base_url or
+    TUNER_OPENAI_BASE_URL); any non-empty API key is accepted. A --fault-rate answers that share 429 or 500.
+    """
+    from runner.emulators.openai import serve
 
     serve(port, job_seconds, fault_rate, seed, state_file)
 

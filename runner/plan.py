@@ -251,7 +251,7 @@ def _change(model: PlannedModel, record: ModelRecord, observed: Observation, for
                                        f"deleted outside tuner", **common)
     recorded = current.attributes()
     if seen is not None:  # drift: the provider's view of in-place fields wins over what state recorded
-        recorded |= {"display_name": seen.display_name, "description": seen.description}
+        recorded |= {field: seen.held(field, recorded[field]) for field in ("display_name", "description")}
     common["before"] = recorded
     ignored = (*model.ignore_changes, *(CREATOR_SET if current.promoted_from else ()))
     if ignored and not (forced or resume) and current.status != FAILED:

@@ -45,6 +45,7 @@ class PlannedModel:
     generation: int = 0  # a forced replacement's count (--replace): never part of the fingerprint
     ignore_changes: tuple[str, ...] = ()  # lifecycle.ignore_changes: attribute paths plan never shows as changes
     keep_previous: int = 1  # how many replaced models stay retained (restorable for $0)
+    system_prompt: str = ""  # dataset.system_prompt: trained with every example and sent with every prediction
 
     @cached_property  # asked for by plan, apply and the plan file: computed once
     def fingerprint(self) -> str:
@@ -75,6 +76,7 @@ class PlannedModel:
             "validation": self.validation.record() if self.validation else None,
             "input_key": self.input_key,
             "output_key": self.output_key,
+            **({"system_prompt": self.system_prompt} if self.system_prompt else {}),
         }
 
     def dataset(self, which: str) -> DatasetRef:
@@ -95,6 +97,7 @@ class PlannedModel:
             "estimate": {"tokens": self.estimate.tokens, "epochs": self.estimate.epochs, "note": self.estimate.note},
             "eval_consistency": self.eval_consistency, "gate": dict(self.gate), "generation": self.generation,
             "ignore_changes": list(self.ignore_changes), "keep_previous": self.keep_previous,
+            "system_prompt": self.system_prompt,
         }
 
     @classmethod
@@ -110,7 +113,7 @@ class PlannedModel:
             estimate=TrainingEstimate(**record["estimate"]), eval_set=datasets["eval"],
             eval_consistency=record["eval_consistency"], gate=dict(record["gate"]),
             generation=record.get("generation", 0), ignore_changes=tuple(record.get("ignore_changes", ())),
-            keep_previous=record.get("keep_previous", 1),
+            keep_previous=record.get("keep_previous", 1), system_prompt=record.get("system_prompt", ""),
         )
 
 

@@ -30,10 +30,10 @@ def refresh_state(state: State, observed: Observation, now: Callable[[], str]) -
                 del state.models[name]
             continue
         for field in ("display_name", "description"):
-            if getattr(current, field) != getattr(seen, field):
-                notes.append(f"{name}: {field} changed outside tuner: {getattr(current, field)!r} -> "
-                             f"{getattr(seen, field)!r}")
-                setattr(current, field, getattr(seen, field))
+            held = seen.held(field, getattr(current, field))
+            if getattr(current, field) != held:
+                notes.append(f"{name}: {field} changed outside tuner: {getattr(current, field)!r} -> {held!r}")
+                setattr(current, field, held)
                 current.updated_at = now()
         if seen.state != current.status and current.status == ACTIVE:
             notes.append(f"{name}: the provider reports {seen.state}, state recorded {current.status}")

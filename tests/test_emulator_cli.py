@@ -7,7 +7,7 @@ import socket
 import pytest
 
 
-@pytest.mark.parametrize("which", ["gemini", "vertex"])
+@pytest.mark.parametrize("which", ["gemini", "vertex", "openai"])
 def test_a_port_in_use_is_a_clear_error(project, which):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -22,7 +22,7 @@ def test_a_port_in_use_is_a_clear_error(project, which):
     ]
 
 
-@pytest.mark.parametrize("which", ["gemini", "vertex"])
+@pytest.mark.parametrize("which", ["gemini", "vertex", "openai"])
 def test_a_state_file_of_something_else_is_a_clear_error(project, which, tmp_path):
     state = tmp_path / "state.json"
     state.write_text('{"something": "else"}', encoding="utf-8")

@@ -27,7 +27,8 @@ def test_every_problem_in_every_file_is_reported(project):
     project.spec("models:\n  y:\n    provider: nowhere\n", name="b.yaml")
     result = project.run("validate")
     assert "configs/a.yaml:3: models.x.base_model: 7 is not of type 'string'" in result.err
-    assert "configs/b.yaml:3: models.y.provider: 'nowhere' is not one of ['local', 'gemini', 'vertex']" in result.err
+    assert "configs/b.yaml:3: models.y.provider: 'nowhere' is not one of ['local', 'gemini', 'vertex', 'openai']" \
+        in result.err
 
 
 def test_a_name_declared_twice_names_both_places(project):

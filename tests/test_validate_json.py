@@ -21,7 +21,7 @@ def test_spec_errors_are_diagnostics_with_file_line_and_path(project):
     assert {"file": "configs/a.yaml", "line": 3, "column": None, "path": "models.x.base_model",
             "message": "7 is not of type 'string'", "severity": "error"} in report["diagnostics"]
     assert {"file": "configs/b.yaml", "line": 3, "column": None, "path": "models.y.provider",
-            "message": "'nowhere' is not one of ['local', 'gemini', 'vertex']",
+            "message": "'nowhere' is not one of ['local', 'gemini', 'vertex', 'openai']",
             "severity": "error"} in report["diagnostics"]
 
 

@@ -93,10 +93,10 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     name: str  # what the stats count its calls as
-    handler: Callable[[Request], dict[str, Any]]
+    handler: Callable[[Request], dict[str, Any] | bytes]
 
 
-def routes(table: Iterable[tuple[str, str, str, Callable[[Request], dict[str, Any]]]]) -> list[Route]:
+def routes(table: Iterable[tuple[str, str, str, Callable[[Request], dict[str, Any] | bytes]]]) -> list[Route]:
     """Compile (method, path pattern with named groups, call name, handler) rows."""
     return [Route(method, re.compile(pattern), name, handler) for method, pattern, name, handler in table]
 
@@ -153,6 +153,10 @@ class Faults:
             return False
         self._count("ambiguous_creates")
         return True
+
+    def draw(self, fault: str, request: Request) -> float:
+        """A uniform draw in [0, 1) for this attempt of REQUEST, e.g. to choose which error a fault answers."""
+        return self._chance(fault, request.attempt)
 
     def _chance(self, fault: str, attempt: bytes) -> float:
         """A uniform draw in [0, 1), fixed by the seed, the kind of fault and the request's attempt."""
@@ -293,14 +297,14 @@ class Emulator(LoopbackServer):
         self._faults.inject(request, self.errors)
         self._authenticate(request)
 
-    def _dispatch(self, route: Route, request: Request) -> dict[str, Any]:
+    def _dispatch(self, route: Route, request: Request) -> dict[str, Any] | bytes:
         self._count(route.name)
         return route.handler(request)
 
     # -- the request path --------------------------------------------------------------------------------------
 
-    def handle_http(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
-        """Answer one HTTP request: (status, JSON body). Never raises; thread-safe."""
+    def handle_http(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any] | bytes]:
+        """Answer one HTTP request: (status, JSON body, or bytes for a download). Never raises; thread-safe."""
         url = urlsplit(target)
         if url.path.startswith("/_emulator/"):
             if method == "GET" and url.path == "/_emulator/stats":

@@ -16,7 +16,8 @@ from runner.errors import TunerError
 class LoopbackServer:
     """Base of an emulator: start() binds 127.0.0.1 (port 0 picks a free one), stop() releases it.
 
-    Subclasses answer requests in handle_http(method, target, headers, body) -> (status, JSON payload).
+    Subclasses answer requests in handle_http(method, target, headers, body) -> (status, payload): a JSON
+    payload, or bytes for a raw download (e.g. a file's content).
     """
 
     thread_name = "emulator"
@@ -26,7 +27,7 @@ class LoopbackServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def handle_http(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle_http(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any] | bytes]:
         raise NotImplementedError
 
     def _load(self) -> None:
@@ -120,15 +121,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer()
 
     def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status, payload = self.server.app.handle_http(self.command, self.path, self.headers, body)
-        data = json.dumps(payload).encode("utf-8")
+        status, payload = self.server.app.handle_http(self.command, self.path, self.headers, self._body())
+        raw = isinstance(payload, bytes)
+        data = payload if raw else json.dumps(payload).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Type", "application/octet-stream" if raw else "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        """The request body, sent with a Content-Length or chunked (as httpx streams an upload of unknown size)."""
+        if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
+        while self.rfile.readline().strip():  # trailers, up to the blank line
+            pass
+        return b"".join(chunks)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests and the CLI own the terminal

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from runner.errors import PlanError, StateError
 from runner.project import Project
+from runner.providers.base import ask
 
 
 def evaluate(project: Project, name: str, against: str | None,
@@ -23,7 +24,7 @@ def evaluate(project: Project, name: str, against: str | None,
         provider = project.providers[record.current.provider]
 
         def score(tuned_id: str) -> dict:
-            return evaluate_model(model, lambda text: provider.predict(tuned_id, text))
+            return evaluate_model(model, lambda text: ask(provider, tuned_id, text, model.system_prompt))
 
         current = score(record.current.tuned_model_id)
         record.current.metrics = current

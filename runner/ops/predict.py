@@ -5,6 +5,7 @@ from __future__ import annotations
 from runner.errors import StateError
 from runner.ops.state import current_state
 from runner.project import Project
+from runner.providers.base import ask
 
 
 def predict(project: Project, name: str, text: str) -> tuple[str, str]:
@@ -15,4 +16,5 @@ def predict(project: Project, name: str, text: str) -> tuple[str, str]:
         raise StateError(f"no tuned model named {name!r} in state", remedy="run `tuner apply` first")
     current = record.current
     project.applied_settings(state, current.provider)
-    return current.tuned_model_id, project.providers[current.provider].predict(current.tuned_model_id, text)
+    provider = project.providers[current.provider]
+    return current.tuned_model_id, ask(provider, current.tuned_model_id, text, current.dataset.get("system_prompt", ""))

@@ -132,7 +132,8 @@ def _promotion(project: Project, state: State, siblings: dict[str, State], sourc
                        f"{owner.workspace} ({owner.tag}): another state's model is never adopted")
     promoted_from = {"workspace": source, "lineage": origin.lineage, "serial": origin.serial,
                      "owner": {"workspace": owner.workspace, "lineage": owner.lineage}}
-    instance = replace(offered, display_name=seen.display_name, description=seen.description,
+    instance = replace(offered, display_name=seen.held("display_name", offered.display_name),
+                       description=seen.held("description", offered.description),
                        prevent_destroy=model.prevent_destroy, promoted_from=promoted_from)
     current = state.models[name].current if name in state.models else None
     already = current is not None and current.tuned_model_id == offered.tuned_model_id

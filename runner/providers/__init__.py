@@ -15,6 +15,7 @@ _MODULES = {
     "local": "runner.providers.local",
     "gemini": "runner.providers.gemini",
     "vertex": "runner.providers.vertex",
+    "openai": "runner.providers.openai",
 }
 
 

@@ -41,6 +41,7 @@ class Capabilities:
     # The job runs to its end inside submit (local training): apply then passes submit a `progress` callback,
     # told a JobStatus after each epoch, as a poll would be.
     trains_in_submit: bool = False
+    system_prompt: bool = False  # predict takes the model's dataset.system_prompt (its plan accepts one)
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,17 @@ class ObservedModel:
     """What the provider really holds, as returned by one list call."""
 
     tuned_model_id: str
-    display_name: str
-    description: str
+    display_name: str | None  # None: the provider holds no such field (state's value stands)
+    description: str | None
     state: str
     base_model: str = ""
     hyperparameters: dict = field(default_factory=dict)  # what the provider reports, where it does
     owner: str | None = None  # the tuner owner tag the object carries (runner.identity); None: no tuner identity
+
+    def held(self, field: str, recorded: str) -> str:
+        """The provider's display_name or description, or RECORDED where the provider holds no such field."""
+        value = getattr(self, field)
+        return recorded if value is None else value
 
 
 def checked(pattern: re.Pattern, value: object, what: str) -> str:
@@ -109,14 +115,23 @@ def checked_endpoint(url: str | None, setting: str) -> str | None:
                      f"address: {', '.join(sorted(LOOPBACK_HOSTS))}), as credentials are sent to it"])
 
 
-def checked_key_variable(name: str, setting: str) -> str:
-    """See KEY_VARIABLE: the one rule for every setting that names a key's environment variable."""
-    if KEY_VARIABLE.match(name) and name not in OTHER_SERVICES_CREDENTIALS:
+def checked_key_variable(name: str, setting: str, own: str | None = None) -> str:
+    """See KEY_VARIABLE: the one rule for every setting that names a key's environment variable (`own`: the
+    provider's own well-known variable, which is no other service's credential for it)."""
+    if KEY_VARIABLE.match(name) and (name not in OTHER_SERVICES_CREDENTIALS or name == own):
         return name
     why = "a well-known credential of another service" if name in OTHER_SERVICES_CREDENTIALS else \
         "not a key variable (upper case, ending in API_KEY, _KEY or _TOKEN)"
     raise SpecError([f"{setting}: {name!r} is {why}; tuner sends the value of this variable to the provider"],
                     remedy="name the variable that holds this provider's key, e.g. GOOGLE_API_KEY")
+
+
+def ask(provider: Provider, tuned_model_id: str, text: str, system_prompt: str = "") -> str:
+    """A tuned model's answer, given the system prompt it was trained with where its provider takes one (the
+    others' plans refuse a system prompt, so they never train with one)."""
+    if provider.capabilities.system_prompt:
+        return provider.predict(tuned_model_id, text, system_prompt=system_prompt)
+    return provider.predict(tuned_model_id, text)
 
 
 class Provider(Protocol):
@@ -159,7 +174,8 @@ class Provider(Protocol):
 
     def get_model(self, tuned_model_id: str) -> ObservedModel | None: ...
 
-    def predict(self, tuned_model_id: str, text: str) -> str: ...
+    def predict(self, tuned_model_id: str, text: str) -> str:
+        """The model's answer; a provider declaring Capabilities.system_prompt also takes `system_prompt=`."""
 
     def info(self) -> dict:
         """SDK name and version, recorded in state for reproducibility."""

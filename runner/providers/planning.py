@@ -64,11 +64,15 @@ class PlanResponse:
 
 def plan_model(spec: ModelSpec, datasets: ModelDatasets | None, hyperparameters: Hyperparameters,
                estimate: Callable[[dict, DatasetRef], TrainingEstimate], limits: Callable[[PlannedModel], list[str]],
-               requires_replace: frozenset[str] = REPLACED_UNLESS_RENAMED) -> PlanResponse:
+               requires_replace: frozenset[str] = REPLACED_UNLESS_RENAMED,
+               takes_system_prompt: bool = False) -> PlanResponse:
     """The planning every provider shares: its hyperparameter rules, its defaults filled in, the batch size
     against the examples (where it takes one), then its own limits. datasets is None when one of the spec's
     files could not be read (the datasets room reported why): only the spec's own keys are checked then."""
     problems = hyperparameters.problems(spec)
+    if spec.dataset.system_prompt and not takes_system_prompt:
+        problems.append(f"{spec.source}: models.{spec.name}.dataset.system_prompt: provider {spec.provider} "
+                        f"trains on input/output pairs without a system prompt; remove it")
     if datasets is None or problems:
         return PlanResponse(None, problems)
     values = {**hyperparameters.defaults, **spec.hyperparameters}
@@ -79,7 +83,7 @@ def plan_model(spec: ModelSpec, datasets: ModelDatasets | None, hyperparameters:
         prevent_destroy=spec.prevent_destroy, source=spec.source, requires_replace=requires_replace,
         estimate=estimate(values, datasets.train), eval_set=datasets.eval_set or datasets.validation,
         eval_consistency=spec.eval_consistency, gate=spec.gate, ignore_changes=spec.ignore_changes,
-        keep_previous=spec.keep_previous)
+        keep_previous=spec.keep_previous, system_prompt=spec.dataset.system_prompt)
     problems = _batch_size_problems(spec, model) + _ignore_changes_problems(spec, model) + \
         [f"{spec.source}: models.{spec.name}: {p}" for p in limits(model)]
     return PlanResponse(None if problems else model, problems)
@@ -131,4 +135,5 @@ def imported_attributes(planned: PlannedModel, seen: ObservedModel, base_model: 
     report training data, so the spec's dataset hashes are recorded."""
     return {"tuned_model_id": seen.tuned_model_id, "base_model": base_model or seen.base_model or planned.base_model,
             "hyperparameters": {**planned.hyperparameters, **seen.hyperparameters},
-            "display_name": seen.display_name, "description": seen.description}
+            "display_name": seen.held("display_name", planned.display_name),
+            "description": seen.held("description", planned.description)}

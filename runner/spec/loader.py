@@ -457,6 +457,7 @@ def _build(name: str, fields: dict, doc: YamlDocument, at: tuple, root: Path) ->
             input_key=dataset.get("input_key", "text_input"),
             output_key=dataset.get("output_key", "output"),
             allow_small=bool(dataset.get("allow_small", False)),
+            system_prompt=dataset.get("system_prompt", ""),
         ),
         hyperparameters=dict(fields.get("hyperparameters") or {}),
         prevent_destroy=bool((fields.get("lifecycle") or {}).get("prevent_destroy", False)),

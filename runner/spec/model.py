@@ -15,6 +15,7 @@ class DatasetSpec:
     input_key: str = "text_input"
     output_key: str = "output"
     allow_small: bool = False
+    system_prompt: str = ""  # sent with every example (providers that take one declare it)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,8 @@ def _check_dataset(dataset: dict, where: str) -> None:
         _expect(dataset.get(key), str, f"{where}.{key}")
     _expect(dataset.get("train"), dict, f"{where}.train")
     _expect(dataset["train"].get("sha256"), str, f"{where}.train.sha256")
+    if "system_prompt" in dataset:
+        _expect(dataset["system_prompt"], str, f"{where}.system_prompt")
     if dataset.get("validation") is not None:
         _expect(dataset["validation"], dict, f"{where}.validation")
         _expect(dataset["validation"].get("sha256"), str, f"{where}.validation.sha256")
