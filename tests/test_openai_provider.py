@@ -311,6 +311,8 @@ def test_a_running_job_reports_its_progress_from_the_job_events(oai, emulator):
     seen = [provider.poll("unused", job) for _ in range(12)]  # the stepping clock moves on with every request
     running = [s.progress for s in seen if s.detail == "running" and s.progress is not None]  # None: no step yet
     assert running and all(0 < progress <= 1 for progress in running) and running == sorted(running)
+    losses = [s.loss for s in seen if s.detail == "running" and s.progress is not None]
+    assert all(isinstance(loss, float) and loss >= 0 for loss in losses)  # the live table shows it
     assert seen[-1].state == "active" and seen[-1].tuned_model_id.startswith("ft:")
 
 

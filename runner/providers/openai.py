@@ -264,10 +264,13 @@ class OpenAIProvider:
             model_id = checked(FT_MODEL, job.fine_tuned_model, "OpenAI fine-tuned model id")
             return JobStatus(ACTIVE, job.status, tuned_model_id=model_id,
                              resources={"job": job_id, "training_file": job.training_file})
-        return JobStatus(CREATING, job.status, progress=self._progress(job_id) if job.status == "running" else None)
+        if job.status != "running":
+            return JobStatus(CREATING, job.status)
+        progress, loss = self._progress(job_id)
+        return JobStatus(CREATING, job.status, progress=progress, loss=loss)
 
-    def _progress(self, job_id: str) -> float | None:
-        """step/total of the newest event that reports one (events come newest first)."""
+    def _progress(self, job_id: str) -> tuple[float | None, float | None]:
+        """step/total and the training loss of the newest event that reports a step (events come newest first)."""
         events = self._call(lambda client: client.fine_tuning.jobs.list_events(job_id, limit=20).data)
         for event in events:
             data = event.data if isinstance(event.data, dict) else {}
@@ -276,8 +279,9 @@ class OpenAIProvider:
                 match = STEP.search(event.message or "")
                 step, total = (int(match[1]), int(match[2])) if match else (None, None)
             if step and total:
-                return min(1.0, step / total)
-        return None
+                loss = data.get("train_loss")
+                return min(1.0, step / total), float(loss) if isinstance(loss, int | float) else None
+        return None, None
 
     def update(self, tuned_model_id: str, display_name: str, description: str) -> None:
         """OpenAI holds no display name or description: state is where they live, so nothing is sent."""
