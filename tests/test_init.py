@@ -69,7 +69,7 @@ def test_ci_github_writes_the_shipped_workflow_where_github_reads_it(workdir):
     assert workflow.read_bytes() == (REPO / "examples" / "github-actions.yml").read_bytes()
 
 
-@pytest.mark.parametrize("provider", ["gemini", "vertex"])
+@pytest.mark.parametrize("provider", ["gemini", "vertex", "openai"])
 def test_the_example_of_each_cloud_provider_validates(workdir, provider):
     assert workdir.run("init", "--provider", provider).code == 0
     assert f"provider: {provider}" in (workdir.root / "configs" / "sentiment.yaml").read_text()
