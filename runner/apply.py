@@ -32,6 +32,7 @@ from runner.providers.base import FAILED as JOB_FAILED
 from runner.providers.base import JobStatus, Provider, ask
 from runner.references import deleting_owner, referencing
 from runner.retry import Interrupted, RetryPolicy
+from runner.slots import Slots
 from runner.state.model import ACTIVE, CREATING, FAILED, REJECTED, SUBMITTING, Instance, State
 
 
@@ -67,13 +68,15 @@ class Applier:
         self.retry = retry or RetryPolicy()
         self.parallelism = max(1, parallelism)
         self._state_lock = threading.Lock()
-        self._slots: dict[str, threading.Semaphore] = {}
+        self._slots: dict[str, Slots] = {}
+        self._rank: dict[str, int] = {}  # a change's place in the plan's order (longest job first)
 
     # -- entry point -------------------------------------------------------------------------------
     def run(self, plan: Plan) -> ApplyResult:
         """Execute every change's planned model (`change.planned`): the plan alone says what to do."""
         result = ApplyResult()
         changes = sorted((c for c in plan.changes if c.is_change), key=_expected_work, reverse=True)
+        self._rank = {change.name: rank for rank, change in enumerate(changes)}
         self.providers.preflight(c.provider for c in changes)  # all of them, before anything is submitted
         if changes and not self.state.lineage:  # the state's identity is born before any id derives from it
             self._write(self.state)
@@ -145,8 +148,8 @@ class Applier:
     def _tune(self, change: Change, model: PlannedModel, provider: Provider) -> str | None:
         tuned_id = provider.tuned_model_id(model, self.owner)
         self._check_not_managed_elsewhere(change.name, change.provider, tuned_id)
-        slot = self._slots.setdefault(change.provider, threading.Semaphore(provider.capabilities.max_concurrent_jobs))
-        with slot:
+        slots = self._slots.setdefault(change.provider, Slots(provider.capabilities.max_concurrent_jobs))
+        with slots.held(self._rank.get(change.name, 0)):
             if self.clock.stop.is_set():  # Ctrl-C while this job waited for a slot: submit nothing new
                 raise Interrupted()
             pending = self._prepare(change, model, provider, tuned_id)
