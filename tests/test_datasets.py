@@ -349,7 +349,8 @@ def test_a_hash_cache_from_before_versioning_is_ignored_not_trusted(project):
     assert model["dataset"]["train"]["sha256"] == true_hash
 
 
-@pytest.mark.parametrize("damage", [{"examples": "many"}, {"sha256": None}, {"warnings": "w"}, {"extra": 1}])
+@pytest.mark.parametrize("damage", [{"examples": "many"}, {"sha256": None}, {"warnings": "w"}, {"extra": 1},
+                                    {"examples": True}, {"warnings": [1]}])
 def test_a_damaged_hash_cache_entry_is_only_a_slower_plan(project, damage):
     cache_file = project.root / ".tuner" / "cache" / "datasets.json"
     assert project.run("validate").code == 0
