@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
+import msgspec
 import orjson
 
 from runner import __version__
@@ -60,19 +61,29 @@ class Instance:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "instance") -> Instance:
-        """From untrusted JSON: every field's type is checked (ShapeError names the first wrong one)."""
+        """From untrusted JSON: every field's type is checked (ShapeError names the first wrong one). msgspec checks
+        them all in one call, 10,000 instances in a few milliseconds; only what it refuses is walked field by field,
+        which names the culprit (or accepts what msgspec is stricter about: a bool generation)."""
+        try:
+            instance = msgspec.convert(data, cls)
+        except msgspec.ValidationError:
+            instance = cls._checked_field_by_field(data, where)
+        _check_dataset(instance.dataset, where)
+        _check_metrics(instance.metrics, where)
+        if instance.promoted_from is not None:
+            _check_promoted_from(instance.promoted_from, f"{where}.promoted_from")
+        return instance
+
+    @classmethod
+    def _checked_field_by_field(cls, data: dict, where: str) -> Instance:
         _expect(data, dict, where)
-        for name, types in _INSTANCE_TYPES.items():  # isinstance inline: ~20 ms more for 10,000 models
+        for name, types in _INSTANCE_TYPES.items():
             value = data.get(name, MISSING)
             if value is MISSING:
                 if name in _INSTANCE_REQUIRED:
                     raise ShapeError(f"{where}.{name}: missing")
-            elif not isinstance(value, types):
-                _expect(value, types, f"{where}.{name}")
-        _check_dataset(data["dataset"], f"{where}.dataset")
-        _check_metrics(data.get("metrics", {}), f"{where}.metrics")
-        if data.get("promoted_from") is not None:
-            _check_promoted_from(data["promoted_from"], f"{where}.promoted_from")
+            else:
+                _expect(value, types, where, name)
         return cls(**{k: v for k, v in data.items() if k in _INSTANCE_TYPES})
 
 
@@ -95,30 +106,33 @@ _STATE_TYPES = {"lineage": str, "serial": int, "workspace": str, "tool_version":
 _STATE_REQUIRED = ("lineage", "serial")
 
 
-def _expect(value, types, where: str) -> None:
+def _expect(value, types, where: str, *inside: str) -> None:
+    """A ShapeError at WHERE.INSIDE... unless VALUE is of TYPES (the path is joined only then: this runs ten times
+    per model on every read of the state)."""
     # bool is an int to Python, never to a state file
     if not isinstance(value, types) or (isinstance(value, bool) and types in (int, (int, float))):
         wanted = " or ".join(_TYPE_NAMES[t] for t in (types if isinstance(types, tuple) else (types,)))
-        raise ShapeError(f"{where}: must be {wanted}, not {_TYPE_NAMES.get(type(value), type(value).__name__)}")
+        raise ShapeError(f"{'.'.join((where, *inside))}: must be {wanted}, "
+                         f"not {_TYPE_NAMES.get(type(value), type(value).__name__)}")
 
 
 def _check_dataset(dataset: dict, where: str) -> None:
     for key in ("input_key", "output_key"):
-        _expect(dataset.get(key), str, f"{where}.{key}")
-    _expect(dataset.get("train"), dict, f"{where}.train")
-    _expect(dataset["train"].get("sha256"), str, f"{where}.train.sha256")
+        _expect(dataset.get(key), str, where, "dataset", key)
+    _expect(dataset.get("train"), dict, where, "dataset", "train")
+    _expect(dataset["train"].get("sha256"), str, where, "dataset", "train", "sha256")
     if "system_prompt" in dataset:
-        _expect(dataset["system_prompt"], str, f"{where}.system_prompt")
+        _expect(dataset["system_prompt"], str, where, "dataset", "system_prompt")
     if dataset.get("validation") is not None:
-        _expect(dataset["validation"], dict, f"{where}.validation")
-        _expect(dataset["validation"].get("sha256"), str, f"{where}.validation.sha256")
+        _expect(dataset["validation"], dict, where, "dataset", "validation")
+        _expect(dataset["validation"].get("sha256"), str, where, "dataset", "validation", "sha256")
 
 
 def _check_metrics(metrics: dict, where: str) -> None:
     if metrics.get("accuracy") is not None:
-        _expect(metrics["accuracy"], (int, float), f"{where}.accuracy")
+        _expect(metrics["accuracy"], (int, float), where, "metrics", "accuracy")
     if "eval_set" in metrics:
-        _expect(metrics["eval_set"], dict, f"{where}.eval_set")
+        _expect(metrics["eval_set"], dict, where, "metrics", "eval_set")
 
 
 def _check_promoted_from(promoted: dict, where: str) -> None:
@@ -190,9 +204,9 @@ class ModelRecord:
         current = Instance.from_dict(data, where) if "tuned_model_id" in data else None
         pending = Instance.from_dict(data["pending"], f"{where}.pending") if data.get("pending") else None
         deposed, history, retained = data.get("deposed", []), data.get("history", []), data.get("retained", [])
-        _expect(deposed, list, f"{where}.deposed")
-        _expect(retained, list, f"{where}.retained")
-        _expect(history, list, f"{where}.history")
+        _expect(deposed, list, where, "deposed")
+        _expect(retained, list, where, "retained")
+        _expect(history, list, where, "history")
         for index, entry in enumerate(history):
             _expect(entry, dict, f"{where}.history[{index}]")
             _expect(entry.get("tuned_model_id"), str, f"{where}.history[{index}].tuned_model_id")
