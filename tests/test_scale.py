@@ -102,3 +102,34 @@ def test_inlining_leaves_a_ref_whose_flattening_would_accept_more():
     recursive = {"$ref": "#/$defs/node"}
     node_defs = {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}}
     assert inlined(recursive, node_defs)["properties"]["child"] == {"$ref": "#/$defs/node"}
+
+
+def test_a_plan_makes_no_cyclic_collection_and_leaves_the_collector_on(project):
+    """Nothing a plan builds is garbage before it is shown: each collection during it walked every object
+    it had made so far, for nothing (a third of a warm plan's CPU time at 10,000 models)."""
+    import gc
+
+    from runner.ops.plan import plan
+    from runner.project import Project as Engine
+
+    keys = ", ".join(f"k{index}" for index in range(200))
+    project.spec(f"""\
+        defaults: {{provider: local, base_model: local/linear-ngram}}
+        models:
+          many:
+            for_each: [{keys}]
+            dataset: {{train: ../data/train.jsonl}}
+        """)
+    collections = []
+
+    def counted(phase: str, info: dict) -> None:
+        collections.append(phase)
+
+    gc.callbacks.append(counted)
+    try:
+        the_plan, _ = plan(Engine.open(None, None))
+    finally:
+        gc.callbacks.remove(counted)
+    assert len(the_plan.changes) == 200
+    assert collections == []
+    assert gc.isenabled()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from runner.collector import collector_paused
 from runner.desired import Resolution
 from runner.errors import PlanError
 from runner.ops.blocks import planned_imports, record_moves
@@ -26,12 +27,13 @@ OFFLINE_REMEDY = "pass --refresh=false for a plan from the recorded state alone 
 
 def plan(project: Project, targets: list[str] | None = None, refresh: bool = True,
          forced: list[str] | None = None) -> tuple[Plan, Resolution]:
-    resolution = project.resolve()
-    state = project.read_state(project.backend())
-    check_targets(targets, resolution.models, state)
-    check_forced(forced, resolution.models)
-    observed = observe(project, state, OFFLINE_REMEDY) if refresh else None
-    return planned(project, resolution.models, state, observed, targets, forced), resolution
+    with collector_paused():  # nothing it builds is garbage before it is shown (runner/collector.py)
+        resolution = project.resolve()
+        state = project.read_state(project.backend())
+        check_targets(targets, resolution.models, state)
+        check_forced(forced, resolution.models)
+        observed = observe(project, state, OFFLINE_REMEDY) if refresh else None
+        return planned(project, resolution.models, state, observed, targets, forced), resolution
 
 
 def plan_destroy(project: Project, targets: list[str] | None = None) -> Plan:
