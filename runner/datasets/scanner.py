@@ -33,6 +33,7 @@ class DatasetScanner:
         self.root, self.cache = root, cache
         self._root_prefix = os.path.join(str(root), "")
         self._declared: set[DatasetKey] = set()
+        self._added: set[str] = set()  # names of the models whose datasets are declared: results() skips them
         self._stats: dict[DatasetKey, str] = {}
         self._cached: dict[DatasetKey, DatasetRef] = {}
         self._missing: list[str] = []
@@ -44,6 +45,7 @@ class DatasetScanner:
 
     def add(self, specs: list[ModelSpec]) -> None:
         for spec in specs:
+            self._added.add(spec.name)
             for path in (spec.dataset.train, spec.dataset.validation, spec.eval_dataset):
                 if path is not None:
                     self._declare((path, spec.dataset.input_key, spec.dataset.output_key), spec)
@@ -89,7 +91,7 @@ class DatasetScanner:
     def results(self, specs: list[ModelSpec]) -> tuple[dict[DatasetKey, DatasetRef], list[str], list[str]]:
         """(refs by key, problems, warnings) for every dataset the specs name; the workers stop and the
         cache keeps what was scanned."""
-        self.add(specs)
+        self.add([spec for spec in specs if spec.name not in self._added])  # those the spec files gave are in
         try:
             outcomes = {key: _scan_one(self._job(key)) for key in self._queued}
             for future, batch in self._futures.items():
