@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.clock import Clock
+from runner.collector import collector_paused
 from runner.datasets import DatasetScanner, HashCache
 from runner.desired import Resolution, resolve
 from runner.environment import Environment
@@ -145,6 +146,10 @@ class Project:
                 _check_left_behind(state, backend.display, local.read(), local.display, self.workspace)
 
     def resolve(self) -> Resolution:
+        with collector_paused():  # validate and apply too: specs and refs live as long as the command
+            return self._resolved()
+
+    def _resolved(self) -> Resolution:
         cache = HashCache(self.root / ".tuner" / "cache" / "datasets.json")
         scanner = DatasetScanner(self.root, cache)
         try:
