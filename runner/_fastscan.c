@@ -124,6 +124,14 @@ static int utf8_sequence(const unsigned char *p, const unsigned char *end, uint3
     return n;
 }
 
+/* Nonzero when one of w's 8 bytes ends a plain ASCII run: '"', '\\', a control (< 0x20) or a byte >= 0x80. Each
+ * test is the exact "has a byte below n" bit trick, so a word is skipped only when none of its bytes is one. */
+static inline uint64_t ends_run(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    return (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w) & highs;
+}
+
 /* Parse a JSON string at c->p (on the opening quote). With out != NULL, append its UTF-8 to out and
  * count characters and non-space characters. Returns 1 on success. */
 static int parse_string(Cursor *c, Buffer *out, Py_ssize_t *chars, Py_ssize_t *visible) {
@@ -131,6 +139,12 @@ static int parse_string(Cursor *c, Buffer *out, Py_ssize_t *chars, Py_ssize_t *v
     while (p < c->end) {
         /* A run of plain ASCII is copied at once; only quotes, escapes, controls and UTF-8 stop it. */
         const char *run = p;
+        uint64_t word;
+        while (c->end - p >= 8) {  /* eight bytes at a time, then byte by byte to the one that ends the run */
+            memcpy(&word, p, 8);
+            if (ends_run(word)) break;
+            p += 8;
+        }
         while (p < c->end) {
             unsigned char ch = (unsigned char)*p;
             if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x80) break;
@@ -262,6 +276,20 @@ static int skip_value(Cursor *c, int depth) {
     }
 }
 
+/* b"%d:%b" of one value: its length in decimal, a colon, its bytes (no snprintf: this runs twice an example). */
+static int append_prefixed(Buffer *b, const Buffer *value) {
+    char digits[24], *d = digits + sizeof digits;
+    Py_ssize_t len = value->len;
+    *--d = ':';
+    do { *--d = (char)('0' + len % 10); len /= 10; } while (len);
+    Py_ssize_t n = digits + sizeof digits - d;
+    if (!buf_reserve(b, n + value->len)) return 0;
+    memcpy(b->data + b->len, d, n);
+    memcpy(b->data + b->len + n, value->data, value->len);
+    b->len += n + value->len;
+    return 1;
+}
+
 typedef struct {
     Buffer value;
     Py_ssize_t chars, visible;
@@ -335,14 +363,8 @@ static PyObject *scan_block(PyObject *self, PyObject *args) {
             Cursor line = {p, line_end};
             int r = parse_line(&line, in_key, in_len, out_key, out_len, &in, &out, &key);
             if (r != 1) { ok = 0; oom = r < 0; break; }
-            char prefix[48];
             Py_ssize_t start = canonical.len;
-            int n = snprintf(prefix, sizeof prefix, "%zd:", in.value.len);
-            if (!buf_append(&canonical, prefix, n) || !buf_append(&canonical, in.value.data, in.value.len)) {
-                ok = 0; oom = 1; break;
-            }
-            n = snprintf(prefix, sizeof prefix, "%zd:", out.value.len);
-            if (!buf_append(&canonical, prefix, n) || !buf_append(&canonical, out.value.data, out.value.len)) {
+            if (!append_prefixed(&canonical, &in.value) || !append_prefixed(&canonical, &out.value)) {
                 ok = 0; oom = 1; break;
             }
             int64_t hash = (int64_t)example_hash64(canonical.data + start, canonical.len - start);

@@ -365,3 +365,18 @@ def test_a_damaged_hash_cache_entry_is_only_a_slower_plan(project, damage):
     assert report["warnings"] == []
     assert model["dataset"]["train"] == scan(project.root / "data" / "train.jsonl", "data/train.jsonl",
                                              "text_input", "output").record()
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_lines_are_numbered_across_blocks_for_problems_and_duplicates(tmp_path, monkeypatch, reader):
+    """The lines of a block are counted only when another block follows it: numbering must not drift."""
+    use_reader(monkeypatch, reader)
+    data = rows(300)
+    data[250] = dict(data[3])
+    path = write_jsonl(tmp_path / "d.jsonl", data)
+    whole = scan(path, "d.jsonl", "text_input", "output").warnings
+    monkeypatch.setattr(datasets, "BLOCK_BYTES", 1000)
+    assert scan(path, "d.jsonl", "text_input", "output").warnings == whole == (
+        "d.jsonl: duplicate example on lines 4, 251",)
+    path.write_text(path.read_text(encoding="utf-8").replace('"example number 280"', "{"), encoding="utf-8")
+    assert problems_of(path)[0].startswith("d.jsonl:281:")

@@ -14,6 +14,7 @@ import os
 import re
 import stat
 from array import array
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,6 +32,7 @@ except ImportError:  # pragma: no cover - a machine that could not compile it
     example_hash = hash  # within one process, which is all duplicate detection needs
 
 MAX_REPORTED = 20  # errors (and duplicate groups) listed before the rest are only counted
+SMALL_COUNT = 1 << 16  # examples whose duplicates are found in a set (see _repeated)
 BLOCK_BYTES = 1 << 20
 # The longest line read: the largest example any provider takes is under 4 MB even written with \uXXXX
 # escapes (the Gemini API takes 4 MB of examples per request; a Vertex example is at most 131,072 tokens,
@@ -99,7 +101,7 @@ def scan(path: Path, display: str, input_key: str, output_key: str, file_stat: s
     `file_stat` is the file's stat_key taken before reading, when the caller has it.
 
     Raises DatasetError listing up to MAX_REPORTED problems as `file:line:column: reason`, then a count.
-    Memory: 8 bytes per example (a 64-bit example hash for duplicate detection), nothing else kept.
+    Memory: 8 bytes per example (a 64-bit example hash for duplicate detection; see _repeated), nothing else.
     """
     tally = _Tally(display)
     try:
@@ -328,7 +330,8 @@ def _numbered_blocks(path: Path, display: str) -> Iterator[tuple[int, bytes]]:
     last may not), a leading BOM removed. A line longer than MAX_LINE_BYTES is refused as soon as it is,
     so memory stays bounded whatever the line length."""
     read_size = min(BLOCK_BYTES, MAX_LINE_BYTES)  # so a line that starts and ends within one read fits
-    first_line = 1
+    # The lines of the block yielded last are counted only when something follows it: most files are one block.
+    first_line, behind = 1, None
     with _open_dataset(path, display) as handle:
         head = handle.read(len(BOM))
         unfinished = [] if head == BOM else [head]  # the pieces of the line begun and not yet ended
@@ -336,20 +339,23 @@ def _numbered_blocks(path: Path, display: str) -> Iterator[tuple[int, bytes]]:
         while chunk := handle.read(read_size):
             end = chunk.find(b"\n")
             if unfinished_bytes + (len(chunk) if end < 0 else end) > MAX_LINE_BYTES:
-                raise DatasetError([_too_long(display, first_line)])
+                raise DatasetError([_too_long(display, first_line + _lines_in(behind))])
             if end < 0:
                 unfinished.append(chunk)
                 unfinished_bytes += len(chunk)
                 continue
             cut = chunk.rfind(b"\n")
             unfinished.append(memoryview(chunk)[:cut])  # a view: the join below is the block's only copy
-            block = b"".join(unfinished)
-            yield first_line, block
-            first_line += block.count(b"\n") + 1
+            first_line, behind = first_line + _lines_in(behind), b"".join(unfinished)
+            yield first_line, behind
             unfinished = [chunk[cut + 1:]]
             unfinished_bytes = len(unfinished[0])
         if unfinished_bytes:
-            yield first_line, b"".join(unfinished)
+            yield first_line + _lines_in(behind), b"".join(unfinished)
+
+
+def _lines_in(block: bytes | None) -> int:
+    return 0 if block is None else block.count(b"\n") + 1
 
 
 def _open_dataset(path: Path, display: str):
@@ -427,17 +433,14 @@ def _lines_of(path: Path, display: str, input_key: str, output_key: str, repeate
     if path.suffix == ".csv":
         yield from _repeated_examples(_iter_examples(path, display, input_key, output_key), repeated)
         return
-    import numpy as np
-
-    wanted = np.fromiter(repeated, dtype=np.int64, count=len(repeated))
     keys = (input_key.encode(), output_key.encode())
     decoder = _pair_decoder(input_key, output_key)
     for first_line, block in _numbered_blocks(path, display):
         scanned = _fastscan.scan_block(block, *keys) if _fastscan is not None else None
         if scanned is not None and not _blank_lines(block):
-            prints = np.frombuffer(scanned[1], dtype=np.int64)
-            for index in np.flatnonzero(np.isin(prints, wanted)).tolist():
-                yield int(prints[index]), first_line + index
+            for index, key in enumerate(memoryview(scanned[1]).cast("q")):
+                if key in repeated:
+                    yield key, first_line + index
         else:
             yield from _repeated_examples(_block_examples(block, first_line, input_key, output_key, decoder),
                                           repeated)
@@ -450,16 +453,22 @@ def _repeated_examples(examples: Iterator[Example], repeated: set[int]):
             yield key, item.line
 
 
-def _duplicate_warnings(display: str, hashes: array, lines_of) -> list[str]:
-    """Repeated example hashes found by sorting them in place; their line numbers by a second pass, which
-    only happens when there are duplicates."""
-    if len(hashes) < 2:
-        return []
+def _repeated(hashes: array) -> set[int]:
+    """The hashes present more than once. Up to SMALL_COUNT of them (nearly every file) are counted in a set, at
+    ~60 bytes each and without importing numpy in each worker; more are sorted in place, at 8 bytes each."""
+    if len(hashes) <= SMALL_COUNT:
+        return set() if len(set(hashes)) == len(hashes) else {k for k, n in Counter(hashes).items() if n > 1}
     import numpy as np
 
     keys = np.frombuffer(hashes, dtype=np.int64)
     keys.sort()
-    repeated = set(keys[1:][keys[1:] == keys[:-1]].tolist())
+    return set(keys[1:][keys[1:] == keys[:-1]].tolist())
+
+
+def _duplicate_warnings(display: str, hashes: array, lines_of) -> list[str]:
+    """Repeated example hashes (see _repeated); their line numbers by a second pass, which only happens when
+    there are duplicates."""
+    repeated = _repeated(hashes)
     if not repeated:
         return []
     groups: dict[int, list[int]] = {}
