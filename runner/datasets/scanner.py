@@ -4,6 +4,7 @@ every core."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ PARALLEL_MIN_BYTES = 16 << 20  # below this, starting worker processes costs mor
 # one worker hashing alone at the end.
 BATCH_BYTES, BATCH_FILES = 4 << 20, 64
 
+PREFETCH = hasattr(os, "posix_fadvise")  # not on macOS: files are then read as the scan reaches them
 DatasetKey = tuple[Path, str, str]  # (absolute path, input key, output key)
 
 
@@ -128,7 +130,26 @@ def _batches(keys: list[DatasetKey], sizes: dict[DatasetKey, int]) -> list[list[
 
 
 def _scan_many(jobs: list[tuple]) -> list[DatasetRef | list[str]]:
+    for job in jobs:
+        _prefetch(job[0])
     return [_scan_one(job) for job in jobs]
+
+
+def _prefetch(path: Path) -> None:
+    """Ask the kernel to read the file now, in the background: a batch's cold files are then read side by side
+    at the disk's queue depth, not one after another (10,000 small files cost their latency, not their bytes).
+    Opened as the reader opens datasets (see _open_dataset): a regular file only, checked before and after."""
+    try:
+        if not (PREFETCH and stat.S_ISREG(os.stat(path).st_mode)):
+            return
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return  # the scan will say why
+    try:
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_WILLNEED)
+    finally:
+        os.close(descriptor)
 
 
 def _scan_one(job: tuple) -> DatasetRef | list[str]:
