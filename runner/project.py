@@ -24,6 +24,7 @@ from runner.providers import Providers
 from runner.spec import Config, load_config
 from runner.state import LocalBackend, State
 from runner.state.base import WORKSPACE_NAME, StateBackend
+from runner.workers import Workers
 
 
 @dataclass
@@ -78,9 +79,9 @@ class Project:
             self._config = self._load_config()
         return self._config
 
-    def _load_config(self, on_file=None) -> Config:
+    def _load_config(self, on_file=None, workers: Workers | None = None) -> Config:
         return load_config(self.config_dir, self.root, self.root / ".tuner" / "cache" / "specs.json", on_file,
-                           self.workspace)
+                           self.workspace, workers)
 
     @property
     def config_relative(self) -> str:
@@ -153,8 +154,8 @@ class Project:
         cache = HashCache(self.root / ".tuner" / "cache" / "datasets.json")
         scanner = DatasetScanner(self.root, cache)
         try:
-            if self._config is None:  # datasets start scanning while the rest of the specs are read
-                self._config = self._load_config(on_file=scanner.add)
+            if self._config is None:  # datasets start scanning while the rest of the specs are read, on one pool
+                self._config = self._load_config(scanner.add, scanner.workers)
             return resolve(self.config, self.providers, scanner, self.allow_small_dataset)
         finally:
             scanner.close()

@@ -12,6 +12,7 @@ from runner.datasets.cache import HashCache
 from runner.datasets.reader import scan
 from runner.datasets.ref import DatasetRef, stat_key
 from runner.errors import DatasetError
+from runner.workers import Workers
 
 if TYPE_CHECKING:  # the room reads specs' dataset fields only; it needs no spec parsing
     from runner.spec import ModelSpec
@@ -31,8 +32,9 @@ class DatasetScanner:
     files whose stat is unchanged; the rest are scanned on every core, starting while the specs are still
     being read: add() is called as each spec file is loaded, results() once all are."""
 
-    def __init__(self, root: Path, cache: HashCache):
+    def __init__(self, root: Path, cache: HashCache, workers: Workers | None = None):
         self.root, self.cache = root, cache
+        self.workers = workers or Workers()  # shared with the spec loader, which may have started it
         self._root_prefix = os.path.join(str(root), "")
         self._declared: set[DatasetKey] = set()
         self._added: set[str] = set()  # names of the models whose datasets are declared: results() skips them
@@ -43,7 +45,6 @@ class DatasetScanner:
         self._queued_bytes = 0
         self._sizes: dict[DatasetKey, int] = {}
         self._futures: dict = {}  # future -> the keys of its batch, in order
-        self._pool = None
 
     def add(self, specs: list[ModelSpec]) -> None:
         for spec in specs:
@@ -51,14 +52,9 @@ class DatasetScanner:
             for path in (spec.dataset.train, spec.dataset.validation, spec.eval_dataset):
                 if path is not None:
                     self._declare((path, spec.dataset.input_key, spec.dataset.output_key), spec)
-        if self._pool is None and self._queued_bytes >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self._pool = ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("fork"))
-        if self._pool is not None:
+        if self.workers.running or (self._queued_bytes >= PARALLEL_MIN_BYTES and self.workers.start()):
             for batch in _batches(self._queued, self._sizes):
-                self._futures[self._pool.submit(_scan_many, [self._job(key) for key in batch])] = batch
+                self._futures[self.workers.submit(_scan_many, [self._job(key) for key in batch])] = batch
             self._queued.clear()
 
     def _declare(self, key: DatasetKey, spec: ModelSpec) -> None:
@@ -112,9 +108,7 @@ class DatasetScanner:
         return refs, problems, warnings
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+        self.workers.close()
 
 
 def _batches(keys: list[DatasetKey], sizes: dict[DatasetKey, int]) -> list[list[DatasetKey]]:
