@@ -38,6 +38,7 @@ def test_each_distinct_file_and_key_mapping_becomes_one_ref_and_problems_name_th
     assert isinstance(ref, DatasetRef) and (ref.path, ref.display) == (shared, "data/shared.jsonl")
     assert content_facts(ref) == content_facts(scan(shared, "x", "text_input", "output"))
     assert refs[(renamed, "q", "output")].sha256 == ref.sha256  # the same pairs under another key mapping
+    assert all(ref.path is key[0] and ref.input_key is key[1] for key, ref in refs.items())  # no copies kept
     stored = json.loads((tmp_path / "cache.json").read_text())["refs"]  # results() saves what it scanned
     assert set(stored) == {HashCache.key(r.path, r.stat, r.input_key, r.output_key) for r in refs.values()}
     assert sorted(problems) == ["configs/m.yaml:1: models.b.dataset: data/gone.jsonl: file not found",
