@@ -68,3 +68,22 @@ def test_many_small_files_go_to_the_pool_in_batches_not_one_task_each(tmp_path, 
     assert all(refs[(p, "text_input", "output")].sha256 == scan(p, "x", "text_input", "output").sha256
                for p in paths[::37])
     assert len(submitted) <= 6  # was 150
+
+
+def test_a_batch_asks_the_kernel_to_read_its_regular_files_ahead_and_never_opens_a_fifo(tmp_path, monkeypatch):
+    """Cold files are read side by side when the batch starts (their latency, not their bytes, is the cost of
+    10,000 small files); a FIFO among them is neither opened (it would block) nor prefetched, only refused."""
+    import os
+
+    advised = []
+    real = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, *args: advised.append(os.readlink(f"/proc/self/fd/{fd}"))
+                        or real(fd, *args))
+    good = write_jsonl(tmp_path / "good.jsonl", rows(60))
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    outcomes = scanner_module._scan_many([(fifo, "fifo.jsonl", "text_input", "output", None),
+                                          (good, "good.jsonl", "text_input", "output", None)])
+    assert advised == [str(good)]
+    assert outcomes[0] == ["fifo.jsonl: not a regular file (a FIFO); a dataset must be a file"]
+    assert outcomes[1].sha256 == scan(good, "x", "text_input", "output").sha256
