@@ -70,6 +70,7 @@ def test_many_small_files_go_to_the_pool_in_batches_not_one_task_each(tmp_path, 
     assert len(submitted) <= 6  # was 150
 
 
+@pytest.mark.skipif(not scanner_module.PREFETCH, reason="no posix_fadvise on this system")
 def test_a_batch_asks_the_kernel_to_read_its_regular_files_ahead_and_never_opens_a_fifo(tmp_path, monkeypatch):
     """Cold files are read side by side when the batch starts (their latency, not their bytes, is the cost of
     10,000 small files); a FIFO among them is neither opened (it would block) nor prefetched, only refused."""
