@@ -13,7 +13,7 @@ from runner.emulators.openai import POISON_OUTPUT, OpenAIEmulator
 from runner.errors import DatasetChangedError, NotOwnedError, ProviderError
 from runner.identity import Owner, owner_tag
 from runner.providers.openai import OpenAIProvider, _limits, owner_of
-from tests.conftest import NoWaitClock, SteppingClock, edit_one_example_in_place, planned_model
+from tests.conftest import FakeClock, NoWaitClock, SteppingClock, edit_one_example_in_place, planned_model
 
 KEY = "sk-tuner-test-0123456789abcdef"  # what must never reach state, plans, outputs or logs
 KEY_ENV = "TUNER_TEST_OPENAI_KEY"
@@ -135,22 +135,48 @@ def test_a_seed_or_system_prompt_change_replaces_the_model(one, emulator):
         assert [c["action"] for c in json.loads(one.run("plan", "--json").out)["changes"]] == ["replace"]
 
 
-def test_a_crashed_submission_is_adopted_not_paid_twice(one, emulator):
-    assert one.run("apply", "--auto-approve").code == 0
-    creates = emulator.stats["creates"]
-    state_path = one.root / "state" / "default.json"
+def _killed_before_the_job_id_reached_state(project, emulator) -> dict:
+    """Apply `small`, then rewrite its state as if the process died after OpenAI accepted the job but before the
+    job's id reached state: a submission recorded under its tuner id, with no handle. The record applied."""
+    assert project.run("apply", "--auto-approve").code == 0
+    state_path = project.root / "state" / "default.json"
     state = json.loads(state_path.read_text())
     record = state["models"]["small"]
-    # As if the process died after OpenAI accepted the job but before the job's id reached state:
     intent = {key: value for key, value in record.items() if key not in ("handle", "resources", "metrics")}
     tuner_id = next(job.metadata["tuner_id"] for job in sdk(emulator).fine_tuning.jobs.list()
                     if job.id == record["handle"])
     state["models"]["small"] = {"pending": intent | {"status": "submitting", "tuned_model_id": tuner_id}}
     state_path.write_text(json.dumps(state))
+    return record
+
+
+def test_a_crashed_submission_is_adopted_not_paid_twice(one, emulator):
+    record = _killed_before_the_job_id_reached_state(one, emulator)
     result = one.run("apply", "--auto-approve")
     assert result.code == 0, result.output
-    assert emulator.stats["creates"] == creates  # found by its metadata and adopted
+    assert emulator.stats["creates"] == 1  # found by its metadata and adopted
     assert one.state()["models"]["small"]["tuned_model_id"] == record["tuned_model_id"]
+
+
+def test_a_crashed_submission_superseded_by_a_new_config_leaves_no_orphan_model(one, emulator):
+    """A SIGKILL between jobs.create and the state write, then a config change: the abandoned submission has no job
+    id, and ending it must find its job by the metadata, or that job's model stays on, unknown to state."""
+    record = _killed_before_the_job_id_reached_state(one, emulator)
+    one.spec(spec(emulator, ONE.replace("epoch_count: 2", "epoch_count: 3")))
+    result = one.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    assert fine_tuned_models(emulator) == {one.state()["models"]["small"]["tuned_model_id"]}
+    assert record["tuned_model_id"] not in fine_tuned_models(emulator)
+
+
+def test_deleting_a_submission_with_no_job_id_cancels_the_job_its_metadata_names(oai):
+    with OpenAIEmulator(job_seconds=3.0, clock=FakeClock(), api_keys={KEY}) as frozen:  # the job never finishes
+        model = planned_model("intent-copy")
+        provider = provider_of(frozen)
+        tuner_id = provider.tuned_model_id(model, OWNER)
+        job = provider.submit(model, tuner_id, OWNER)
+        provider.delete(tuner_id, None, OWNER)
+        assert sdk(frozen).fine_tuning.jobs.retrieve(job).status == "cancelled"
 
 
 def test_a_model_deleted_outside_tuner_is_detected_and_repaired(one, emulator):

@@ -235,14 +235,19 @@ class OpenAIProvider:
 
     def _find_job(self, tuned_model_id: str, fingerprint: str, owner: Owner) -> str | None:
         """A running job carrying this model's identity, or a finished one whose model still exists (one deleted
-        outside tuner is tuned again). The list is filtered by metadata (the API offers it), and each job's
-        metadata is checked again here: a filter ignored must never decide adoption."""
-        wanted = {META_ID: tuned_model_id, META_FINGERPRINT: fingerprint, META_OWNER: owner.tag}
-        jobs = self._call(lambda client: [job for job in client.fine_tuning.jobs.list(
-            limit=LIST_PAGE_SIZE, metadata={META_ID: tuned_model_id}) if wanted.items() <= (job.metadata or {}).items()
-            and job.status in _LIVE])
+        outside tuner is tuned again)."""
+        jobs = self._live_jobs(tuned_model_id, owner, {META_FINGERPRINT: fingerprint})
         found = next((job.id for job in jobs if job.status != "succeeded" or self._exists(job.fine_tuned_model)), None)
         return checked(JOB_ID, found, "OpenAI fine-tuning job id") if found else None
+
+    def _live_jobs(self, tuned_model_id: str, owner: Owner, also: dict[str, str] | None = None) -> list:
+        """The running or succeeded jobs whose metadata carries this tuner id and owner tag (and ALSO). The list is
+        filtered by metadata (the API offers it), and each job's metadata is checked again here: a filter ignored
+        must never decide adoption or deletion."""
+        wanted = {META_ID: tuned_model_id, META_OWNER: owner.tag, **(also or {})}
+        return self._call(lambda client: [job for job in client.fine_tuning.jobs.list(
+            limit=LIST_PAGE_SIZE, metadata={META_ID: tuned_model_id}) if wanted.items() <= (job.metadata or {}).items()
+            and job.status in _LIVE])
 
     def _exists(self, model_id: str | None) -> bool:
         if not model_id:
@@ -296,9 +301,14 @@ class OpenAIProvider:
             self._call(lambda client: client.models.delete(model_id), on_not_found=lambda: None)
             return
         checked(TUNER_ID, tuned_model_id, "OpenAI tuner id")
-        if not handle:
-            return  # nothing was ever submitted
-        job_id = checked(JOB_ID, handle, "OpenAI fine-tuning job id")
+        if not handle:  # a crash between jobs.create and the state write leaves no job id: its metadata names it
+            for job in self._live_jobs(tuned_model_id, owner):
+                self._end_job(checked(JOB_ID, job.id, "OpenAI fine-tuning job id"), owner)
+            return
+        self._end_job(checked(JOB_ID, handle, "OpenAI fine-tuning job id"), owner)
+
+    def _end_job(self, job_id: str, owner: Owner) -> None:
+        """Cancel the job while it runs, or delete the model it made."""
         job = self._call(lambda client: client.fine_tuning.jobs.retrieve(job_id), on_not_found=lambda: None)
         if job is None:
             return
