@@ -1,18 +1,22 @@
 #!/usr/bin/env python
-"""Crash safety, measured: SIGKILL `tuner apply` at random moments against the Gemini API emulator.
+"""Crash safety, measured: SIGKILL `tuner apply` at random moments against a provider's emulator.
 
-A throwaway project declares several gemini models over a copy of data/sentiment/train.jsonl and points
-them at an in-process GeminiEmulator (127.0.0.1, a free port, jobs of --job-seconds real time). Each
-round starts `python -m runner apply --auto-approve` and SIGKILLs it at a seeded random moment: a delay
-after launch, right after its n-th state write, or a delay after its first state write. Some rounds first
-bump one to three models' epoch_count (a new fingerprint), so kills land during replacements too. Every
-few rounds, and at the end, an apply runs to completion.
+A throwaway project declares several models of one provider (--provider: gemini, the Gemini API emulator, or
+openai, the OpenAI emulator) over a copy of data/sentiment/train.jsonl and points them at that emulator, in
+process (127.0.0.1, a free port, jobs of --job-seconds real time). Each round starts `python -m runner apply
+--auto-approve` and SIGKILLs it at a seeded random moment: a delay after launch, right after its n-th state
+write, or a delay after its first state write. Some rounds first bump one to three models' epoch_count (a new
+fingerprint), so kills land during replacements too. Every few rounds, and at the end, an apply runs to
+completion.
 
 After every run (killed or not):
-  - nothing is paid for twice: the emulator accepted exactly one create per tuned model id, and tuned
-    model ids derive from fingerprints;
-  - nothing is orphaned: every tuned model the emulator holds is recorded in state (current, pending or
-    deposed);
+  - nothing is paid for twice: the emulator accepted exactly one create per tuner identity (gemini: the
+    tuned model id; openai: the `tuner_id` in the job's metadata), and identities derive from fingerprints;
+  - nothing is orphaned: every tuned model, and every job still running, that the emulator holds is known
+    to state (current, pending, deposed or retained) by one of its ids (gemini: the tuned model id; openai:
+    the `ft:` model id, the job id state records as its handle, or the tuner id a submission records before
+    the job's id is known). The lab's emulator serves this state alone, so this covers everything carrying
+    its owner tag;
   - the state file parses as strict JSON (no NaN), tuner reads it with its journal (apply's records since
     the last full write: a torn last record is ignored, anything else refused), and its serial never
     decreases.
@@ -22,7 +26,7 @@ After every run to completion, also:
   - the emulator holds exactly the tuned models state records (no superseded model leaks);
   - `tuner plan --detailed-exitcode` exits 0.
 
-    python bench/crash.py --rounds 30 --seed 0
+    python bench/crash.py --rounds 30 --seed 0 [--provider openai]
 
 Exits 1 when any invariant was violated, 0 otherwise.
 """
@@ -49,26 +53,120 @@ if str(REPO) not in sys.path:  # run as a script from anywhere: `python bench/cr
     sys.path.insert(0, str(REPO))
 
 from runner.emulators.gemini import GeminiEmulator  # noqa: E402
+from runner.emulators.openai import OpenAIEmulator  # noqa: E402
 from runner.errors import StateError  # noqa: E402
+from runner.providers import gemini, openai  # noqa: E402
 from runner.state import LocalBackend  # noqa: E402
 
 KEY_ENV = "TUNER_CRASH_BENCH_KEY"
 KEY = "crash-bench-key"
-BASE_MODEL = "models/gemini-1.5-flash-001-tuning"
 TRAIN = REPO / "data" / "sentiment" / "train.jsonl"
 RUN_TIMEOUT = 180.0  # seconds; a run to completion takes a few
+ACTIVE = "ACTIVE"
+
+
+# -- the providers ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Held:
+    """A tuned model, or a job still running, that the emulator holds: its status (ACTIVE once the model exists,
+    else the job's) and every id state may know it by."""
+
+    status: str
+    ids: frozenset[str]
+
+
+class GeminiCloud:
+    """The Gemini API emulator. Tuned model ids are chosen by tuner (deterministic): a model is its own identity."""
+
+    name = "gemini"
+    emulator_class = GeminiEmulator
+    endpoint_env = gemini.ENDPOINT_ENV
+    base_model = "models/gemini-1.5-flash-001-tuning"
+    hyperparameters = "batch_size: 16, learning_rate: 0.5"
+
+    def __init__(self, emulator: GeminiEmulator):
+        self.emulator = emulator
+
+    def settings(self) -> list[str]:
+        return [f"endpoint: {self.emulator.url}"]
+
+    def creates_by_identity(self) -> dict[str, int]:
+        return {f"tunedModels/{i}": n for i, n in self.emulator.stats["creates_by_id"].items()}
+
+    def held(self) -> dict[str, Held]:
+        """tuned model id -> its state (CREATING, ACTIVE, FAILED), for every model the emulator holds."""
+        held, token = {}, ""
+        while True:
+            url = f"{self.emulator.url}/v1beta/tunedModels?pageSize=1000" + (f"&pageToken={token}" if token else "")
+            request = urllib.request.Request(url, headers={"x-goog-api-key": KEY})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                page = json.load(response)
+            held.update({m["name"]: Held(m["state"], frozenset([m["name"]])) for m in page.get("tunedModels", [])})
+            token = page.get("nextPageToken")
+            if not token:
+                return held
+
+
+class OpenAICloud:
+    """The OpenAI emulator. A job gets no client-chosen id: its metadata carries tuner's identity (`tuner_id`), the
+    job id becomes state's handle once the create answers, and the `ft:` model id its tuned_model_id once it
+    succeeds. Read from the emulator's records: one consistent look that trains nothing."""
+
+    name = "openai"
+    emulator_class = OpenAIEmulator
+    endpoint_env = openai.BASE_URL_ENV
+    base_model = "gpt-4o-mini-2024-07-18"
+    hyperparameters = "batch_size: 16, learning_rate_multiplier: 1.0"
+    finished = ("succeeded", "failed", "cancelled")
+
+    def __init__(self, emulator: OpenAIEmulator):
+        self.emulator = emulator
+
+    def settings(self) -> list[str]:
+        return [f"base_url: {self.emulator.url}/v1"]
+
+    def creates_by_identity(self) -> dict[str, int]:
+        """Jobs created per tuner id (a job without one counts under its own id)."""
+        return dict(Counter(_tuner_id(job) or job["id"] for job in self.emulator.job_records()))
+
+    def held(self) -> dict[str, Held]:
+        """`ft:` model id -> ACTIVE for every model that exists, job id -> its status for every unfinished job."""
+        held = {}
+        for job in self.emulator.job_records():
+            ids = frozenset(filter(None, (job["id"], _tuner_id(job), job["fine_tuned_model"])))
+            if job["model_exists"]:
+                held[job["fine_tuned_model"]] = Held(ACTIVE, ids)
+            elif job["status"] not in self.finished:
+                held[job["id"]] = Held(job["status"], ids)
+        return held
+
+
+def _tuner_id(job: dict) -> str | None:
+    return (job["metadata"] or {}).get(openai.META_ID)
+
+
+CLOUDS = {cloud.name: cloud for cloud in (GeminiCloud, OpenAICloud)}
+Cloud = GeminiCloud | OpenAICloud
+
+
+def make_emulator(provider: str, job_seconds: float, quota: int = 5) -> GeminiEmulator | OpenAIEmulator:
+    """PROVIDER's emulator, not started yet, accepting KEY."""
+    return CLOUDS[provider].emulator_class(job_seconds=job_seconds, api_keys={KEY}, quota=quota)
 
 
 # -- the project under test ----------------------------------------------------------------------------
 
 
 class CrashLab:
-    """A throwaway project of gemini models over the emulator, and the tuner processes run against it."""
+    """A throwaway project of one provider's models over its emulator, and the tuner processes run against it."""
 
-    def __init__(self, root: Path, emulator: GeminiEmulator, models: int = 8, poll_seconds: float = 0.05,
+    def __init__(self, root: Path, cloud: Cloud, models: int = 8, poll_seconds: float = 0.05,
                  max_concurrent_jobs: int = 5):
         self.root = root
-        self.emulator = emulator
+        self.cloud = cloud
+        self.emulator = cloud.emulator
         self.poll_seconds = poll_seconds
         self.max_concurrent_jobs = max_concurrent_jobs
         self.epochs = {f"task-{i}": 2 + i % 3 for i in range(models)}
@@ -92,11 +190,13 @@ class CrashLab:
     def write_spec(self) -> None:
         models = "".join(f"  {name}:\n    hyperparameters: {{epoch_count: {epochs}}}\n"
                          for name, epochs in sorted(self.epochs.items()))
-        spec = (f"providers:\n  gemini:\n    api_key_env: {KEY_ENV}\n    endpoint: {self.emulator.url}\n"
-                f"    poll_seconds: {self.poll_seconds}\n    max_concurrent_jobs: {self.max_concurrent_jobs}\n"
-                f"defaults:\n  provider: gemini\n  base_model: {BASE_MODEL}\n"
+        cloud = self.cloud
+        settings = [f"api_key_env: {KEY_ENV}", *cloud.settings(), f"poll_seconds: {self.poll_seconds}",
+                    f"max_concurrent_jobs: {self.max_concurrent_jobs}"]
+        spec = (f"providers:\n  {cloud.name}:\n" + "".join(f"    {line}\n" for line in settings) +
+                f"defaults:\n  provider: {cloud.name}\n  base_model: {cloud.base_model}\n"
                 f"  display_name: Crash bench\n  dataset: {{train: ../data/train.jsonl}}\n"
-                f"  hyperparameters: {{batch_size: 16, learning_rate: 0.5}}\n"
+                f"  hyperparameters: {{{cloud.hyperparameters}}}\n"
                 f"models:\n{models}")
         path = self.root / "configs" / "models.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +209,7 @@ class CrashLab:
 
     # -- processes ----------------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("TUNER_WORKSPACE", "TUNER_GEMINI_ENDPOINT")}
+        env = {k: v for k, v in os.environ.items() if k not in ("TUNER_WORKSPACE", self.cloud.endpoint_env)}
         env.update({KEY_ENV: KEY, "NO_COLOR": "1", "PYTHONWARNINGS": "ignore",
                     "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))})
         return env
@@ -154,21 +254,11 @@ class CrashLab:
             return 0
         return state["serial"] if state else 0
 
-    def creates_by_id(self) -> dict[str, int]:
-        return {f"tunedModels/{i}": n for i, n in self.emulator.stats["creates_by_id"].items()}
+    def creates_by_identity(self) -> dict[str, int]:
+        return self.cloud.creates_by_identity()
 
-    def live_models(self) -> dict[str, str]:
-        """tuned model id -> state (CREATING, ACTIVE, FAILED) of every model the emulator holds."""
-        models, token = {}, ""
-        while True:
-            url = f"{self.emulator.url}/v1beta/tunedModels?pageSize=1000" + (f"&pageToken={token}" if token else "")
-            request = urllib.request.Request(url, headers={"x-goog-api-key": KEY})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                page = json.load(response)
-            models.update({m["name"]: m["state"] for m in page.get("tunedModels", [])})
-            token = page.get("nextPageToken")
-            if not token:
-                return models
+    def held(self) -> dict[str, Held]:
+        return self.cloud.held()
 
 
 def output(process: subprocess.Popen) -> str:
@@ -184,11 +274,11 @@ def _refuse_constant(name: str):
 
 
 def recorded_ids(state: dict | None) -> set[str]:
-    """Every tuned model id state knows: current, pending, deposed and retained instances."""
+    """Every tuned model id and job handle state knows: current, pending, deposed and retained instances."""
     ids = set()
     for record in (state or {}).get("models", {}).values():
         instances = [record, record.get("pending"), *record.get("deposed", []), *record.get("retained", [])]
-        ids |= {i["tuned_model_id"] for i in instances if i and "tuned_model_id" in i}
+        ids |= {i[key] for i in instances if i for key in ("tuned_model_id", "handle") if i.get(key)}
     return ids
 
 
@@ -201,13 +291,14 @@ def retained_ids(state: dict | None) -> set[str]:
     return {i["tuned_model_id"] for r in (state or {}).get("models", {}).values() for i in r.get("retained", [])}
 
 
-def paid_twice(creates_by_id: dict[str, int]) -> list[str]:
-    return [f"{tuned_id} was created {n} times" for tuned_id, n in sorted(creates_by_id.items()) if n != 1]
+def paid_twice(creates_by_identity: dict[str, int]) -> list[str]:
+    return [f"{identity} was created {n} times" for identity, n in sorted(creates_by_identity.items()) if n != 1]
 
 
-def orphans(live: dict[str, str], state: dict | None) -> list[str]:
-    unknown = sorted(set(live) - recorded_ids(state))
-    return [f"{tuned_id} exists at the emulator but not in state" for tuned_id in unknown]
+def orphans(held: dict[str, Held], state: dict | None) -> list[str]:
+    known = recorded_ids(state)
+    return [f"{key} exists at the emulator but not in state" for key, thing in sorted(held.items())
+            if not thing.ids & known]
 
 
 def unfinished(names: set[str], state: dict | None) -> list[str]:
@@ -225,14 +316,15 @@ def unfinished(names: set[str], state: dict | None) -> list[str]:
     return problems
 
 
-def leaks(live: dict[str, str], state: dict | None) -> list[str]:
-    """After a run to completion the emulator holds exactly the current models, all ACTIVE, and the retained ones."""
+def leaks(held: dict[str, Held], state: dict | None) -> list[str]:
+    """After a run to completion the emulator holds exactly the current models, all ACTIVE, and the retained ones
+    (no job still running)."""
     wanted = current_ids(state)
-    problems = [f"{tuned_id} leaked: the emulator still holds it"
-                for tuned_id in sorted(set(live) - wanted - retained_ids(state))]
-    problems += [f"{tuned_id} is in state but missing at the emulator" for tuned_id in sorted(wanted - set(live))]
-    problems += [f"{tuned_id} is {live[tuned_id]} at the emulator" for tuned_id in sorted(wanted & set(live))
-                 if live[tuned_id] != "ACTIVE"]
+    problems = [f"{key} leaked: the emulator still holds it"
+                for key in sorted(set(held) - wanted - retained_ids(state))]
+    problems += [f"{tuned_id} is in state but missing at the emulator" for tuned_id in sorted(wanted - set(held))]
+    problems += [f"{tuned_id} is {held[tuned_id].status} at the emulator" for tuned_id in sorted(wanted & set(held))
+                 if held[tuned_id].status != ACTIVE]
     return problems
 
 
@@ -254,12 +346,12 @@ class Ledger:
             if state["serial"] < self.serial:
                 problems.append(f"serial went back from {self.serial} to {state['serial']}")
             self.serial = max(self.serial, state["serial"])
-        live = lab.live_models()
-        problems += paid_twice(lab.creates_by_id()) + orphans(live, state)
+        held = lab.held()
+        problems += paid_twice(lab.creates_by_identity()) + orphans(held, state)
         if completed is not None:
             if completed.returncode != 0:
                 problems.append(f"apply exited {completed.returncode}: {completed.stderr.strip()[-500:]}")
-            problems += unfinished(lab.names, state) + leaks(live, state)
+            problems += unfinished(lab.names, state) + leaks(held, state)
             plan = lab.run("plan", "--detailed-exitcode")
             if plan.returncode != 0:
                 problems.append(f"plan --detailed-exitcode exited {plan.returncode}: {plan.stdout[-300:]}")
@@ -392,7 +484,7 @@ class CrashLoop:
                 self.complete(f"round {number} re-run")
         self.complete("final apply")
         self.report.seconds = time.monotonic() - started
-        self.report.creates = sum(self.lab.creates_by_id().values())
+        self.report.creates = sum(self.lab.creates_by_identity().values())
         self.report.violations = list(self.ledger.violations)
         return self.report
 
@@ -442,12 +534,14 @@ class CrashLoop:
 # -- command line ---------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> tuple[Settings, Path | None]:
+def parse_args(argv: list[str] | None) -> tuple[Settings, str, Path | None]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     defaults = Settings()
     parser.add_argument("--rounds", type=int, default=defaults.rounds, help="killed applies (default 30)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of every random choice")
-    parser.add_argument("--models", type=int, default=defaults.models, help="gemini models in the project")
+    parser.add_argument("--provider", choices=sorted(CLOUDS), default="gemini",
+                        help="whose emulator the models are tuned on (default gemini)")
+    parser.add_argument("--models", type=int, default=defaults.models, help="models in the project")
     parser.add_argument("--job-seconds", type=float, default=defaults.job_seconds,
                         help="how long each emulated tuning job runs (real time)")
     parser.add_argument("--max-delay-ms", type=float, default=defaults.max_delay * 1000,
@@ -461,16 +555,16 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path | None]:
     settings = Settings(rounds=args.rounds, seed=args.seed, models=args.models, job_seconds=args.job_seconds,
                         max_delay=args.max_delay_ms / 1000, complete_every=max(1, args.complete_every),
                         change_rate=args.change_rate)
-    return settings, args.workdir
+    return settings, args.provider, args.workdir
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings, workdir = parse_args(argv)
+    settings, provider, workdir = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tuner-crash-") as scratch:
         root = workdir or Path(scratch) / "project"
-        with GeminiEmulator(job_seconds=settings.job_seconds, api_keys={KEY}) as emulator:
-            lab = CrashLab(root, emulator, models=settings.models)
-            print(f"crash bench: {settings.models} gemini models at {emulator.url}, project {root}, "
+        with make_emulator(provider, settings.job_seconds) as emulator:
+            lab = CrashLab(root, CLOUDS[provider](emulator), models=settings.models)
+            print(f"crash bench: {settings.models} {provider} models at {emulator.url}, project {root}, "
                   f"seed {settings.seed}", flush=True)
             report = CrashLoop(lab, settings, out=lambda line: print(line, flush=True)).run()
     print("\n" + report.summary())

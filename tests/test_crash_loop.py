@@ -1,7 +1,8 @@
-"""Crash safety against the Gemini emulator: SIGKILL and Ctrl-C at random moments lose nothing and pay nothing twice.
+"""Crash safety against the Gemini and OpenAI emulators: SIGKILL and Ctrl-C at random moments lose nothing and pay
+nothing twice.
 
-A small, seeded run of bench/crash.py's loop (the bench runs 30 rounds; this runs 4), plus Ctrl-C rounds.
-The invariants hold whatever the kill timing, so asserting them cannot flake.
+A small, seeded run of bench/crash.py's loop per provider (the bench runs 30 rounds; this runs 4), plus Ctrl-C
+rounds (gemini). The invariants hold whatever the kill timing, so asserting them cannot flake.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import openai
 import pytest
-
-from runner.emulators.gemini import GeminiEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,14 +34,15 @@ crash = _load_bench()
 
 @pytest.fixture
 def make_lab(tmp_path):
-    """A project of N gemini models over a fresh emulator whose jobs take `job_seconds` of real time."""
+    """A project of N models of a provider over its fresh emulator whose jobs take `job_seconds` of real time."""
     emulators = []
 
-    def make(models: int, job_seconds: float = 1.0, max_concurrent_jobs: int = 5, quota: int = 5):
-        emulator = GeminiEmulator(job_seconds=job_seconds, api_keys={crash.KEY}, quota=quota).start()
+    def make(models: int, job_seconds: float = 1.0, max_concurrent_jobs: int = 5, quota: int = 5,
+             provider: str = "gemini"):
+        emulator = crash.make_emulator(provider, job_seconds, quota).start()
         emulators.append(emulator)
-        return crash.CrashLab(tmp_path / f"project-{len(emulators)}", emulator, models=models,
-                              max_concurrent_jobs=max_concurrent_jobs)
+        return crash.CrashLab(tmp_path / f"project-{len(emulators)}", crash.CLOUDS[provider](emulator),
+                              models=models, max_concurrent_jobs=max_concurrent_jobs)
 
     yield make
     for emulator in emulators:
@@ -56,16 +57,18 @@ FOUR_KILLS = crash.Settings(rounds=4, seed=20240611, job_seconds=1.0, max_delay=
                             modes=("write", "after-write"), complete_every=2, change_rate=1.0)
 
 
-def test_sigkill_at_random_moments_never_pays_twice_orphans_a_job_or_corrupts_state(make_lab):
-    lab = make_lab(models=6)
+@pytest.mark.parametrize("provider", ["gemini", "openai"])
+def test_sigkill_at_random_moments_never_pays_twice_orphans_a_job_or_corrupts_state(make_lab, provider):
+    lab = make_lab(models=6, provider=provider)
     log: list[str] = []
     report = crash.CrashLoop(lab, FOUR_KILLS, out=log.append).run()
     assert report.violations == [], "\n".join(log)
     assert report.kills == 4, "\n".join(log)
     assert report.reruns == 2
-    assert all(n == 1 for n in lab.creates_by_id().values())
-    assert set(lab.live_models().values()) == {"ACTIVE"}
-    assert set(lab.live_models()) == crash.current_ids(lab.state()) | crash.retained_ids(lab.state())
+    assert all(n == 1 for n in lab.creates_by_identity().values())
+    held = lab.held()
+    assert {thing.status for thing in held.values()} == {crash.ACTIVE}
+    assert set(held) == crash.current_ids(lab.state()) | crash.retained_ids(lab.state())
 
 
 def test_the_invariant_checks_catch_a_job_paid_twice_and_a_model_state_does_not_know(make_lab):
@@ -79,8 +82,22 @@ def test_the_invariant_checks_catch_a_job_paid_twice_and_a_model_state_does_not_
     assert ledger.violations == [f"probe: {p}" for p in problems]
 
 
+def test_the_openai_invariant_checks_catch_an_identity_paid_twice_and_a_job_state_does_not_know(make_lab):
+    lab = make_lab(models=1, job_seconds=600.0, provider="openai")  # the jobs stay unfinished while checked
+    client = openai.OpenAI(api_key=crash.KEY, base_url=f"{lab.emulator.url}/v1", max_retries=0)
+    examples = "".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                {"role": "assistant", "content": "a"}]}) + "\n" for i in range(10))
+    training = client.files.create(file=("train.jsonl", examples.encode()), purpose="fine-tune").id
+    orphan, *_ = [client.fine_tuning.jobs.create(model=crash.OpenAICloud.base_model, training_file=training,
+                                                 metadata={"tuner_id": tuner_id}).id
+                  for tuner_id in ("orphan", "twice", "twice")]
+    problems = crash.Ledger().check(lab, "probe")
+    assert f"{orphan} exists at the emulator but not in state" in problems
+    assert "twice was created 2 times" in problems
+
+
 def _create_at_emulator(lab, tuned_id: str) -> None:
-    body = {"baseModel": crash.BASE_MODEL, "displayName": tuned_id,
+    body = {"baseModel": crash.GeminiCloud.base_model, "displayName": tuned_id,
             "tuningTask": {"trainingData": {"examples": {"examples": [{"textInput": "in", "output": "out"}]}}}}
     _request(lab, "POST", f"/v1beta/tunedModels?tunedModelId={tuned_id}", body)
 
@@ -142,9 +159,9 @@ def test_ctrl_c_exits_130_releases_the_lock_and_the_next_apply_resumes_without_r
     assert rerun.returncode == 0, rerun.stderr
     for name, record in interrupted["models"].items():
         assert f"{name}: resuming ({record['pending']['handle']})" in rerun.stderr
-    assert sorted(lab.creates_by_id().values()) == [1, 1, 1]
+    assert sorted(lab.creates_by_identity().values()) == [1, 1, 1]
     assert crash.unfinished(lab.names, lab.state()) == []
-    assert crash.leaks(lab.live_models(), lab.state()) == []
+    assert crash.leaks(lab.held(), lab.state()) == []
 
 
 def test_ctrl_c_submits_no_job_that_was_still_waiting_for_a_concurrency_slot(make_lab):

@@ -123,9 +123,9 @@ def test_a_forced_replacement_killed_while_tuning_is_resumed_by_a_plain_apply(ma
     rerun = lab.run("apply", "--auto-approve")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "resuming" in rerun.stdout + rerun.stderr
-    assert len(lab.creates_by_id()) == 2 and set(lab.creates_by_id().values()) == {1}
+    assert len(lab.creates_by_identity()) == 2 and set(lab.creates_by_identity().values()) == {1}
     assert crash.current_ids(lab.state()) != {old_id} and crash.retained_ids(lab.state()) == {old_id}
-    assert set(lab.live_models()) == crash.current_ids(lab.state()) | {old_id}
+    assert set(lab.held()) == crash.current_ids(lab.state()) | {old_id}
 
 
 def test_replace_completes_model_names(project):

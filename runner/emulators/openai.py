@@ -319,6 +319,15 @@ class OpenAIEmulator(Emulator):
             snapshot["tuned_models"] = sum(1 for job in self._jobs.values() if self._model_exists(job, now))
         return snapshot
 
+    def job_records(self) -> list[dict[str, Any]]:
+        """Every job ever created, oldest first, as jobs.retrieve would show it now (without training any), each
+        with `model_exists`: whether its fine-tuned model exists (succeeded, not deleted). One consistent look, for
+        the checks a test or benchmark makes (bench/crash.py: one job per identity, nothing unknown to state)."""
+        with self._lock:
+            now = self._now()
+            return [{**self._job_json(job, now), "model_exists": self._model_exists(job, now)}
+                    for job in sorted(self._jobs.values(), key=lambda j: j.seq)]
+
     # -- what common.Emulator asks ---------------------------------------------------------------------------
 
     def _admit(self, request: Request) -> None:
