@@ -5,9 +5,9 @@ A throwaway project declares several models of one provider (--provider: gemini,
 openai, the OpenAI emulator) over a copy of data/sentiment/train.jsonl and points them at that emulator, in
 process (127.0.0.1, a free port, jobs of --job-seconds real time). Each round starts `python -m runner apply
 --auto-approve` and SIGKILLs it at a seeded random moment: a delay after launch, right after its n-th state
-write, or a delay after its first state write. Some rounds first bump one to three models' epoch_count (a new
-fingerprint), so kills land during replacements too. Every few rounds, and at the end, an apply runs to
-completion.
+write, a delay after its first state write, or right after the emulator accepted its n-th job (before the job's
+id can reach state). Some rounds first bump one to three models' epoch_count (a new fingerprint), so kills land
+during replacements too. Every few rounds, and at the end, an apply runs to completion.
 
 After every run (killed or not):
   - nothing is paid for twice: the emulator accepted exactly one create per tuner identity (gemini: the
@@ -257,6 +257,10 @@ class CrashLab:
     def creates_by_identity(self) -> dict[str, int]:
         return self.cloud.creates_by_identity()
 
+    def creates(self) -> int:
+        """Jobs the emulator accepted so far."""
+        return self.emulator.stats["creates"]
+
     def held(self) -> dict[str, Held]:
         return self.cloud.held()
 
@@ -371,7 +375,8 @@ class Settings:
     max_delay: float = 0.4  # seconds
     startup: float = 1.5  # seconds: launch kills land anywhere in this much plus max_delay
     max_write: int = 8  # "write" kills land right after one of the run's first max_write state writes
-    modes: tuple[str, ...] = ("launch", "write", "after-write")
+    max_create: int = 3  # "create" kills land right after the emulator accepted one of the run's first max_create jobs
+    modes: tuple[str, ...] = ("launch", "write", "after-write", "create")
     complete_every: int = 5
     change_rate: float = 0.4  # share of rounds that first bump one to three models' epoch_count
 
@@ -381,8 +386,8 @@ class Settings:
 
 @dataclass
 class Kill:
-    mode: str  # launch | write | after-write
-    trigger: str  # when the kill was due: "launch+120ms", "write#3", "write#1+80ms"
+    mode: str  # launch | write | after-write | create
+    trigger: str  # when the kill was due: "launch+120ms", "write#3", "write#1+80ms", "create#2"
     killed: bool  # False when the apply finished before the trigger
     landed: str = ""  # what state recorded at the moment of the kill
     returncode: int | None = None
@@ -390,24 +395,27 @@ class Kill:
 
 
 def choose_trigger(rng: random.Random, settings: Settings) -> tuple[str, int, float]:
-    """(mode, nth write, delay in seconds): a delay after launch, right after the nth state write of the
-    run, or a delay after its first state write."""
+    """(mode, n, delay in seconds): a delay after launch, right after the nth state write of the run, a delay
+    after its first state write, or right after the emulator accepted the run's nth job (before its id can
+    reach state: the moment a careless resume pays twice or loses the job)."""
     mode = rng.choice(settings.modes)
-    writes = rng.randint(1, settings.max_write) if mode == "write" else 1
-    delay = 0.0 if mode == "write" else rng.uniform(0, settings.max_delay)
+    bound = {"write": settings.max_write, "create": settings.max_create}.get(mode)
+    nth = rng.randint(1, bound) if bound else 1
+    delay = 0.0 if bound else rng.uniform(0, settings.max_delay)
     if mode == "launch":
         delay += rng.uniform(0, settings.startup)  # reach past the interpreter's start-up too
-    return mode, writes, delay
+    return mode, nth, delay
 
 
 def kill_at_random(lab: CrashLab, rng: random.Random, settings: Settings) -> Kill:
     """Start an apply and SIGKILL it at a random moment; reap it so its lock is recognisably stale."""
-    mode, writes, delay = choose_trigger(rng, settings)
-    trigger = {"launch": f"launch+{delay * 1000:.0f}ms", "write": f"write#{writes}",
-               "after-write": f"write#1+{delay * 1000:.0f}ms"}[mode]
-    base = lab.serial()
+    mode, nth, delay = choose_trigger(rng, settings)
+    trigger = {"launch": f"launch+{delay * 1000:.0f}ms", "write": f"write#{nth}",
+               "after-write": f"write#1+{delay * 1000:.0f}ms", "create": f"create#{nth}"}[mode]
+    count = lab.creates if mode == "create" else lab.serial
+    base = count()
     process = lab.start_apply()
-    due = mode == "launch" or _wait_until(lambda: lab.serial() >= base + writes, process)
+    due = mode == "launch" or _wait_until(lambda: count() >= base + nth, process)
     if due:
         deadline = time.monotonic() + delay
         while process.poll() is None and time.monotonic() < deadline:

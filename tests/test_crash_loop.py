@@ -51,10 +51,11 @@ def make_lab(tmp_path):
 
 # -- SIGKILL ---------------------------------------------------------------------------------------------
 
-# Kills right after one of a run's first two state writes, or up to 300 ms after its first: every round
-# bumps a model, so a job of one second is running then, and each kill lands.
-FOUR_KILLS = crash.Settings(rounds=4, seed=20240611, job_seconds=1.0, max_delay=0.3, max_write=2,
-                            modes=("write", "after-write"), complete_every=2, change_rate=1.0)
+# Kills right after one of a run's first two state writes, up to 300 ms after its first, or right after the
+# emulator accepted the run's first job: every round bumps a model, so a job of one second is running then,
+# and each kill lands.
+FOUR_KILLS = crash.Settings(rounds=4, seed=20240611, job_seconds=1.0, max_delay=0.3, max_write=2, max_create=1,
+                            modes=("write", "after-write", "create"), complete_every=2, change_rate=1.0)
 
 
 @pytest.mark.parametrize("provider", ["gemini", "openai"])
