@@ -169,16 +169,6 @@ def test_a_crashed_submission_superseded_by_a_new_config_leaves_no_orphan_model(
     assert record["tuned_model_id"] not in fine_tuned_models(emulator)
 
 
-def test_deleting_a_submission_with_no_job_id_cancels_the_job_its_metadata_names(oai):
-    with OpenAIEmulator(job_seconds=3.0, clock=FakeClock(), api_keys={KEY}) as frozen:  # the job never finishes
-        model = planned_model("intent-copy")
-        provider = provider_of(frozen)
-        tuner_id = provider.tuned_model_id(model, OWNER)
-        job = provider.submit(model, tuner_id, OWNER)
-        provider.delete(tuner_id, None, OWNER)
-        assert sdk(frozen).fine_tuning.jobs.retrieve(job).status == "cancelled"
-
-
 def test_a_model_deleted_outside_tuner_is_detected_and_repaired(one, emulator):
     assert one.run("apply", "--auto-approve").code == 0
     gone = one.state()["models"]["small"]["tuned_model_id"]
@@ -239,13 +229,16 @@ def test_another_owners_model_or_job_is_never_deleted(one, emulator):
     assert record["tuned_model_id"] in fine_tuned_models(emulator)
 
 
-def test_deleting_a_model_whose_job_still_runs_cancels_the_job(oai, emulator):
-    model = planned_model("intent-copy")
-    provider = provider_of(emulator)
-    tuner_id = provider.tuned_model_id(model, OWNER)
-    job = provider.submit(model, tuner_id, OWNER)
-    provider.delete(tuner_id, job, OWNER)
-    assert sdk(emulator).fine_tuning.jobs.retrieve(job).status == "cancelled"
+@pytest.mark.parametrize("recorded", [True, False], ids=["job-id-in-state", "killed-before-the-job-id-reached-state"])
+def test_deleting_a_model_whose_job_still_runs_cancels_the_job(oai, recorded):
+    """With no job id recorded (a SIGKILL between jobs.create and the state write) the job's metadata names it."""
+    with OpenAIEmulator(job_seconds=3.0, clock=FakeClock(), api_keys={KEY}) as frozen:  # the job never finishes
+        model = planned_model("intent-copy")
+        provider = provider_of(frozen)
+        tuner_id = provider.tuned_model_id(model, OWNER)
+        job = provider.submit(model, tuner_id, OWNER)
+        provider.delete(tuner_id, job if recorded else None, OWNER)
+        assert sdk(frozen).fine_tuning.jobs.retrieve(job).status == "cancelled"
 
 
 def test_data_changed_since_the_plan_is_neither_uploaded_nor_tuned(oai, emulator):
