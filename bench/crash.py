@@ -45,6 +45,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,9 +152,11 @@ CLOUDS = {cloud.name: cloud for cloud in (GeminiCloud, OpenAICloud)}
 Cloud = GeminiCloud | OpenAICloud
 
 
-def make_emulator(provider: str, job_seconds: float, quota: int = 5) -> GeminiEmulator | OpenAIEmulator:
-    """PROVIDER's emulator, not started yet, accepting KEY."""
-    return CLOUDS[provider].emulator_class(job_seconds=job_seconds, api_keys={KEY}, quota=quota)
+def make_emulator(provider: str, job_seconds: float, quota: int = 5,
+                  clock: Callable[[], float] | None = None) -> GeminiEmulator | OpenAIEmulator:
+    """PROVIDER's emulator, not started yet, accepting KEY; on CLOCK's time when given (default: real time)."""
+    timing = {"clock": clock} if clock is not None else {}
+    return CLOUDS[provider].emulator_class(job_seconds=job_seconds, api_keys={KEY}, quota=quota, **timing)
 
 
 # -- the project under test ----------------------------------------------------------------------------

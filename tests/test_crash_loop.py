@@ -38,8 +38,8 @@ def make_lab(tmp_path):
     emulators = []
 
     def make(models: int, job_seconds: float = 1.0, max_concurrent_jobs: int = 5, quota: int = 5,
-             provider: str = "gemini"):
-        emulator = crash.make_emulator(provider, job_seconds, quota).start()
+             provider: str = "gemini", clock=None):
+        emulator = crash.make_emulator(provider, job_seconds, quota, clock).start()
         emulators.append(emulator)
         return crash.CrashLab(tmp_path / f"project-{len(emulators)}", crash.CLOUDS[provider](emulator),
                               models=models, max_concurrent_jobs=max_concurrent_jobs)
@@ -138,6 +138,17 @@ def _wait_for(condition, process, timeout: float = 60.0) -> None:
         time.sleep(0.005)
 
 
+class HeldClock:
+    """The emulator's time, standing still until the test moves it: no job can finish before Ctrl-C lands,
+    however slowly a loaded machine runs the test (with real time, a 1 s job sometimes did)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def _interrupt_when_running(lab, jobs: int):
     """Start an apply, press Ctrl-C once `jobs` jobs are running, and wait for it to exit."""
     process = lab.start_apply()
@@ -149,13 +160,15 @@ def _interrupt_when_running(lab, jobs: int):
 
 
 def test_ctrl_c_exits_130_releases_the_lock_and_the_next_apply_resumes_without_resubmitting(make_lab):
-    lab = make_lab(models=3)
+    clock = HeldClock()
+    lab = make_lab(models=3, clock=clock)
     code, err, _ = _interrupt_when_running(lab, jobs=3)
     assert code == 130, err
     assert "Interrupted" in err and "Traceback" not in err
     assert not lab.lock_path.exists()
     interrupted = lab.state()  # parses
     assert crash.describe(interrupted) == "creating=3"
+    clock.now += 60  # the jobs finish while no tuner runs
     rerun = lab.run("apply", "--auto-approve")  # --lock-timeout 0: the lock must be free at once
     assert rerun.returncode == 0, rerun.stderr
     for name, record in interrupted["models"].items():
@@ -166,8 +179,8 @@ def test_ctrl_c_exits_130_releases_the_lock_and_the_next_apply_resumes_without_r
 
 
 def test_ctrl_c_submits_no_job_that_was_still_waiting_for_a_concurrency_slot(make_lab):
-    """Known bug: Applier._tune submits queued jobs after Ctrl-C once the running ones free their slot."""
-    lab = make_lab(models=2, job_seconds=5.0, max_concurrent_jobs=1)
+    """Ctrl-C frees the running job's slot (its thread stops waiting): the job queued for it must not be submitted."""
+    lab = make_lab(models=2, max_concurrent_jobs=1, clock=HeldClock())  # the running job never frees its slot
     code, err, creates_at_interrupt = _interrupt_when_running(lab, jobs=1)
     assert code == 130, err
     assert creates_at_interrupt == 1
