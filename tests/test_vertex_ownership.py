@@ -11,9 +11,18 @@ import pytest
 from google.genai import types
 
 from runner.emulators.vertex import PARTIAL_OUTPUT, VertexEmulator
+from runner.errors import NotOwnedError
 from runner.identity import Owner, owner_tag
-from tests.conftest import SteppingClock, planned_model, storage_client
-from tests.test_vertex_provider import BUCKET, LOCATION, PROJECT, provider_of, sdk, spec
+from tests.conftest import FakeClock, SteppingClock, planned_model, storage_client
+from tests.test_vertex_provider import (
+    BUCKET,
+    LOCATION,
+    PROJECT,
+    killed_before_the_job_name_reached_state,
+    provider_of,
+    sdk,
+    spec,
+)
 
 ONE = """\
   reviews:
@@ -94,34 +103,65 @@ def test_destroy_never_deletes_a_vertex_model_of_another_workspace(vertex, emula
     assert emulator.stats["calls"].get("undeploy", 0) == 0  # nothing of it was touched, not even its endpoint
 
 
-def test_a_running_job_of_another_workspace_is_never_cancelled(gcs, emulator, vertex):
-    provider = provider_of(gcs, emulator)
-    uri = provider.stage_dataset(planned_model("reviews"), "train")
-    theirs = Owner("lineage", "dev")
-    job = sdk(emulator).tunings.tune(base_model="gemini-2.5-flash", training_dataset=types.TuningDataset(gcs_uri=uri),
-                                     config=types.CreateTuningJobConfig(labels={"tuner-owner": theirs.tag}))
-    from runner.errors import NotOwnedError
-
-    with pytest.raises(NotOwnedError):
-        provider.delete(f"reviews-{theirs.tag}-0123456789", job.name, Owner("lineage", "prod"))
-    assert sdk(emulator).tunings.get(name=job.name).state.value != "JOB_STATE_CANCELLED"
-
-
 def test_a_crashed_vertex_submission_adopts_its_own_job_even_when_filters_are_ignored(vertex, emulator):
     _apply_dev_and_prod(vertex)
     jobs_before = emulator.stats["create_accepted"]
-    path = vertex.root / "state" / "prod.json"
-    state = json.loads(path.read_text())
-    record = state["models"]["reviews"]
-    intent = {key: value for key, value in record.items() if key not in ("handle", "resources", "metrics")}
-    tag = owner_tag(state["lineage"], "prod")
-    intent |= {"status": "submitting", "tuned_model_id": f"reviews-{tag}-{record['fingerprint'][:10]}"}
-    state["models"]["reviews"] = {"pending": intent}
-    path.write_text(json.dumps(state))
+    record = killed_before_the_job_name_reached_state(vertex, "prod")
     result = vertex.run("apply", "--auto-approve", "-w", "prod")
     assert result.code == 0, result.output
     assert emulator.stats["create_accepted"] == jobs_before
     assert vertex.state("prod")["models"]["reviews"]["handle"] == record["handle"]  # its own, not dev's
+
+
+def test_a_crashed_vertex_submission_superseded_by_a_new_config_leaves_no_orphan_model(vertex, emulator):
+    """A SIGKILL between tunings.tune and the state write, then a config change: the abandoned submission has no
+    job name, and ending it must find its job by the labels, or that job's model stays on, unknown to state."""
+    assert vertex.run("apply", "--auto-approve").code == 0
+    record = killed_before_the_job_name_reached_state(vertex)
+    vertex.spec(spec(emulator, ONE.replace("dataset:", "hyperparameters: {epoch_count: 3}\n    dataset:")))
+    result = vertex.run("apply", "--auto-approve")
+    assert result.code == 0, result.output
+    assert models(emulator) == [vertex.state()["models"]["reviews"]["tuned_model_id"]]
+    assert record["tuned_model_id"] not in models(emulator)
+
+
+@pytest.fixture
+def frozen(gcs):
+    """An emulator whose jobs never finish: what a delete finds is still training."""
+    with VertexEmulator(job_seconds=3.0, clock=FakeClock(), storage_client_factory=storage_client) as server:
+        yield server
+
+
+def _running_job_labelled(gcs, emulator, tuner_id: str, owner: Owner) -> str:
+    uri = provider_of(gcs, emulator).stage_dataset(planned_model("reviews"), "train")
+    return sdk(emulator).tunings.tune(
+        base_model="gemini-2.5-flash", training_dataset=types.TuningDataset(gcs_uri=uri),
+        config=types.CreateTuningJobConfig(labels={"tuner-id": tuner_id, "tuner-owner": owner.tag})).name
+
+
+RECORDED = pytest.mark.parametrize("recorded", [True, False],
+                                   ids=["job-name-in-state", "killed-before-the-job-name-reached-state"])
+
+
+@RECORDED
+def test_deleting_a_model_whose_job_still_runs_cancels_the_job(gcs, frozen, vertex, recorded):
+    """With no job name recorded (a SIGKILL between tunings.tune and the state write) the job's labels name it."""
+    owner = Owner("lineage", "default")
+    tuner_id = f"reviews-{owner.tag}-0123456789"
+    job = _running_job_labelled(gcs, frozen, tuner_id, owner)
+    provider_of(gcs, frozen).delete(tuner_id, job if recorded else None, owner)
+    assert sdk(frozen).tunings.get(name=job).state.value == "JOB_STATE_CANCELLED"
+
+
+@RECORDED
+def test_a_running_job_of_another_workspace_is_never_cancelled(gcs, frozen, vertex, recorded):
+    """Even one labelled with this submission's tuner id (an edited or forged label): its owner label decides."""
+    owner = Owner("lineage", "prod")
+    tuner_id = f"reviews-{owner.tag}-0123456789"
+    job = _running_job_labelled(gcs, frozen, tuner_id, Owner("lineage", "dev"))
+    with pytest.raises(NotOwnedError):
+        provider_of(gcs, frozen).delete(tuner_id, job if recorded else None, owner)
+    assert sdk(frozen).tunings.get(name=job).state.value == "JOB_STATE_PENDING"  # untouched: the clock is frozen
 
 
 def test_a_resumed_vertex_job_is_adopted_only_when_it_carries_this_states_identity(vertex, emulator):

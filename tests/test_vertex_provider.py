@@ -209,27 +209,24 @@ def provider_of(gcs, emulator) -> VertexProvider:
                            "endpoint": emulator.url}, environ={"STORAGE_EMULATOR_HOST": gcs.url})
 
 
-def test_deleting_a_model_whose_job_still_runs_cancels_the_job(gcs, emulator, vertex):
-    provider = provider_of(gcs, emulator)
-    uri = provider.stage_dataset(planned_model("reviews"), "train")
-    job = sdk(emulator).tunings.tune(base_model="gemini-2.5-flash", training_dataset=types.TuningDataset(gcs_uri=uri))
-    owner = Owner("lineage", "default")
-    provider.delete(f"reviews-{owner.tag}-0123456789", job.name, owner)
-    assert sdk(emulator).tunings.get(name=job.name).state.value == "JOB_STATE_CANCELLED"
+def killed_before_the_job_name_reached_state(project, workspace: str = "default") -> dict:
+    """Apply, then rewrite the state as if the process died after Vertex accepted the job but before the job's name
+    reached state: a submission recorded under its label-borne tuner id, with no handle. The record applied."""
+    path = project.root / "state" / f"{workspace}.json"
+    state = json.loads(path.read_text())
+    record = state["models"]["reviews"]
+    intent = {key: value for key, value in record.items() if key not in ("handle", "resources", "metrics")}
+    tag = owner_tag(state["lineage"], workspace)
+    intent |= {"status": "submitting", "tuned_model_id": f"reviews-{tag}-{record['fingerprint'][:10]}"}
+    state["models"]["reviews"] = {"pending": intent}
+    path.write_text(json.dumps(state))
+    return record
 
 
 def test_a_crashed_submission_is_adopted_not_paid_twice(vertex, emulator):
     assert vertex.run("apply", "--auto-approve").code == 0
     jobs_before = emulator.stats["create_accepted"]
-    state_path = vertex.root / "state" / "default.json"
-    state = json.loads(state_path.read_text())
-    record = state["models"]["reviews"]
-    # As if the process died after Vertex accepted the job but before the job's name reached state:
-    intent = {key: value for key, value in record.items() if key not in ("handle", "resources", "metrics")}
-    tag = owner_tag(state["lineage"], state["workspace"])
-    intent |= {"status": "submitting", "tuned_model_id": f"reviews-{tag}-{record['fingerprint'][:10]}"}
-    state["models"]["reviews"] = {"pending": intent}
-    state_path.write_text(json.dumps(state))
+    record = killed_before_the_job_name_reached_state(vertex)
     result = vertex.run("apply", "--auto-approve")
     assert result.code == 0, result.output
     assert emulator.stats["create_accepted"] == jobs_before  # found by its labels and adopted

@@ -22,7 +22,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from runner.datasets import DatasetRef, open_examples
@@ -279,17 +279,16 @@ class VertexProvider:
         return job.name
 
     def _find_job(self, tuned_model_id: str, fingerprint: str, owner: Owner):
-        """A live job carrying all of this model's labels. No list filter is sent: the API documents no label
-        filter for tuningJobs.list, and a filter it refused or ignored must never decide adoption; the labels are
-        checked here, page by page, stopping at the first match."""
+        """A live job carrying all of this model's labels: the first found, as the search stops there."""
         wanted = {LABEL_ID: tuned_model_id, LABEL_FINGERPRINT: fingerprint[:40], LABEL_OWNER: owner.tag}
+        return self._call(lambda: next(self._live_jobs_labelled(wanted), None))
 
-        def search():
-            jobs = self._genai().tunings.list(config={"page_size": LIST_PAGE_SIZE})
-            return next((job for job in jobs if wanted.items() <= (job.labels or {}).items()
-                         and _state_name(job) in _LIVE), None)
-
-        return self._call(search)
+    def _live_jobs_labelled(self, wanted: dict[str, str]) -> Iterator:
+        """The live jobs carrying all WANTED labels, read page by page as consumed (inside _call). No list filter is
+        sent: the API documents no label filter for tuningJobs.list, and a filter it refused or ignored must never
+        decide adoption or deletion; the labels are checked here."""
+        jobs = self._genai().tunings.list(config={"page_size": LIST_PAGE_SIZE})
+        return (job for job in jobs if wanted.items() <= (job.labels or {}).items() and _state_name(job) in _LIVE)
 
     def poll(self, tuned_model_id: str, handle: str | None) -> JobStatus:
         if not handle:
@@ -332,15 +331,21 @@ class VertexProvider:
             self._delete_model(checked(self._ids.model, tuned_model_id, "Vertex model name"), owner)
             return
         checked(LABEL_BORNE_ID, tuned_model_id, "Vertex tuner id")
-        if not handle:
-            return  # nothing was ever submitted
+        if not handle:  # a crash between tunings.tune and the state write leaves no job name: its labels name it
+            for job in self._call(lambda: list(self._live_jobs_labelled({LABEL_ID: tuned_model_id}))):
+                self._end_job(job, owner)
+            return
         handle = checked(self._ids.job, handle, "Vertex tuning job name")
         job = self._call(lambda: self._genai().tunings.get(name=handle), on_not_found=lambda: None)
-        if job is None:
-            return
-        _check_owner(job.labels, owner, handle)
+        if job is not None:
+            self._end_job(job, owner)
+
+    def _end_job(self, job, owner: Owner) -> None:
+        """Cancel the job while it runs, or delete the model it made; refused when its owner label is another's."""
+        name = checked(self._ids.job, job.name, "Vertex tuning job name")
+        _check_owner(job.labels, owner, name)
         if _STATES.get(_state_name(job)) == CREATING:
-            self._call(lambda: self._genai().tunings.cancel(name=handle))
+            self._call(lambda: self._genai().tunings.cancel(name=name))
         elif job.tuned_model and job.tuned_model.model:  # it finished meanwhile: delete what it made
             self.delete(_unversioned(job.tuned_model.model), None, owner)
 
