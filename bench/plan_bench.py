@@ -212,6 +212,7 @@ def _dvc_ready(settings: Settings, root: Path) -> tuple[str | None, str]:
     version = run([dvc, "--version"], root, _dvc_env())
     note = f"{note}, version {version.stdout.strip() or '?'}"
     if (root / ".dvc" / "config").exists():
+        _dvc_ignore_tool_folders(root)
         return dvc, note
     for args in (["init", "--no-scm", "-q"], ["config", "core.analytics", "false"],
                  ["config", "core.site_cache_dir", str(root / ".dvc" / "site-cache")]):
@@ -219,7 +220,22 @@ def _dvc_ready(settings: Settings, root: Path) -> tuple[str | None, str]:
         if not result.ok:
             shutil.rmtree(root / ".dvc", ignore_errors=True)
             return None, f"unavailable: {result.failure()}"
+    _dvc_ignore_tool_folders(root)
     return dvc, note
+
+
+# Folders of other tools in the corpus project, as a DVC user would ignore them: `dvc status` walks the
+# workspace, and the 10,000 model folders of the applied state (.bench-applied/, swapped into .tuner/ while
+# measured) made it 1.8x slower at 10,000 models (2.4 s -> 1.35 s once ignored), an unfair handicap.
+DVC_IGNORED = ("/.tuner/", "/.bench-applied/")
+
+
+def _dvc_ignore_tool_folders(root: Path) -> None:
+    path = root / ".dvcignore"
+    lines = path.read_text().splitlines() if path.exists() else []
+    missing = [entry for entry in DVC_IGNORED if entry not in lines]
+    if missing:
+        path.write_text("".join(f"{line}\n" for line in lines + missing))
 
 
 def _dvc_cold_reset(root: Path) -> None:
