@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,8 +94,10 @@ def _colour() -> bool:
     return _env().colour
 
 
-def _out(text: str, err: bool = False) -> None:
-    click.echo(text, nl=False, err=err)
+def _out(text: str | Iterable[str], err: bool = False) -> None:
+    """TEXT, or its pieces one after another (a large plan is printed without being held whole)."""
+    for piece in [text] if isinstance(text, str) else text:
+        click.echo(piece, nl=False, err=err)
 
 
 def _warn(warnings: list[str], verbose: bool = False) -> None:
@@ -348,9 +351,9 @@ def _plan_view(output_format: str, project: Project | None = None, compact: bool
 
         return functools.partial(plan_markdown, workspace=project.workspace, backend=project.backend_kind,
                                  state_at=project.backend().display)
-    from runner.render.plan import plan_text
+    from runner.render.plan import plan_chunks
 
-    return functools.partial(plan_text, colour=_colour(), compact=compact)
+    return functools.partial(plan_chunks, colour=_colour(), compact=compact)
 
 
 def _confirmed(question: str, remedy: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from runner.plan import (
@@ -64,44 +65,64 @@ SUMMARY_AFTER = 40
 
 
 def plan_text(plan: Plan, colour: bool = False, compact: bool = False) -> str:
+    """The whole plan as one string (for markdown and tests); the CLI prints plan_chunks instead."""
+    return "".join(plan_chunks(plan, colour, compact))
+
+
+def plan_chunks(plan: Plan, colour: bool = False, compact: bool = False, lines: int = 2000) -> Iterator[str]:
+    """The plan's text in pieces of LINES lines: a plan of 10,000 creates is 150,000 lines, and holding them all
+    as one list and one joined string added ~25 MB to a cold plan's peak memory."""
+    batch: list[str] = []
+    for line in _plan_lines(plan, colour, compact):
+        batch.append(line)
+        if len(batch) >= lines:
+            yield "\n".join(batch) + "\n"
+            batch = []
+    if batch:
+        yield "\n".join(batch) + "\n"
+
+
+def _plan_lines(plan: Plan, colour: bool, compact: bool) -> Iterator[str]:
     """Every piece from specs, state or a provider passes terminal_safe before our own colours are added.
     COMPACT: one line per model, without its fields."""
-    lines = []
     changed = [c for c in plan.changes if c.is_change]
     for provider, tuned_id in plan.unmanaged:
         tuned_id, provider = terminal_safe(tuned_id), terminal_safe(provider)
-        lines.append(f"  ? {tuned_id} exists at {provider} but is not managed by tuner "
-                     f"(`tuner import NAME {tuned_id}` adopts it)")
-    lines += [f"  ! {terminal_safe(provider)} was not refreshed: its settings are not those recorded, and tuner "
-              f"sends nothing where they point until a plan showing them is applied" for provider in plan.not_refreshed]
+        yield (f"  ? {tuned_id} exists at {provider} but is not managed by tuner "
+               f"(`tuner import NAME {tuned_id}` adopts it)")
+    yield from (f"  ! {terminal_safe(provider)} was not refreshed: its settings are not those recorded, and tuner "
+                f"sends nothing where they point until a plan showing them is applied"
+                for provider in plan.not_refreshed)
     if not changed and not plan.settings and not plan.moved:
-        lines.append("No changes. Your tuned models match the configuration.")
-        return "\n".join(lines) + "\n"
-    lines += ["tuner will perform the following actions:", ""]
+        yield "No changes. Your tuned models match the configuration."
+        return
+    yield from ["tuner will perform the following actions:", ""]
     if plan.moved:
-        lines += moved_lines(plan) + [""]
+        yield from [*moved_lines(plan), ""]
     for settings in plan.settings:
-        lines += _settings_lines(settings, colour)
-        lines.append("")
+        yield from _settings_lines(settings, colour)
+        yield ""
     if len(changed) > SUMMARY_AFTER:
         hint = "" if compact else " (`tuner plan --compact` lists one line each)"
-        lines += [f"  {len(changed)} changes by provider{hint}:", _counts_table(changed, colour), ""]
+        yield from [f"  {len(changed)} changes by provider{hint}:", _counts_table(changed, colour), ""]
     for change in changed:
         if compact:
-            lines += [_compact_line(change, colour), *_kept_lines(plan, change)]
+            yield _compact_line(change, colour)
+            yield from _kept_lines(plan, change)
         else:
-            lines += [*_change_lines(change, colour, plan.costs.get(change.name)), *_kept_lines(plan, change), ""]
+            yield from _change_lines(change, colour, plan.costs.get(change.name))
+            yield from _kept_lines(plan, change)
+            yield ""
     if compact:
-        lines.append("")
-    lines.append(summary_line(plan))
-    lines += state_only_lines(plan)
+        yield ""
+    yield summary_line(plan)
+    yield from state_only_lines(plan)
     if plan.settings:
-        lines.append(f"Provider settings: {len(plan.settings)} to change "
-                     f"({', '.join(terminal_safe(s.provider) for s in plan.settings)}); review where credentials "
-                     f"will be sent.")
+        yield (f"Provider settings: {len(plan.settings)} to change "
+               f"({', '.join(terminal_safe(s.provider) for s in plan.settings)}); review where credentials "
+               f"will be sent.")
     if plan.costs:
-        lines.append(terminal_safe(_cost_line(plan)))
-    return "\n".join(lines) + "\n"
+        yield terminal_safe(_cost_line(plan))
 
 
 def _kept_lines(plan: Plan, change: Change) -> list[str]:
