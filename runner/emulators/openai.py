@@ -555,20 +555,18 @@ class OpenAIEmulator(Emulator):
         return self._job_answer(job)
 
     def _list_events(self, request: Request) -> dict[str, Any]:
-        job = self._job(request.params["job"])
-        self._settle([job])
-        with self._lock:
-            events = self._events(job, self._now())
-            page, more = self._page(request, "events", events, newest_first=True, ids=False)
-            return _list([event for _, event in page], more)
+        return self._job_page(request, "events", self._events)
 
     def _list_checkpoints(self, request: Request) -> dict[str, Any]:
+        return self._job_page(request, "checkpoints", self._checkpoints)
+
+    def _job_page(self, request: Request, kind: str, entries_of: Callable[[_Job, float], list]) -> dict[str, Any]:
+        """One page, newest first, of what a job has produced by now (its events or its checkpoints)."""
         job = self._job(request.params["job"])
         self._settle([job])
         with self._lock:
-            checkpoints = self._checkpoints(job, self._now())
-            page, more = self._page(request, "checkpoints", checkpoints, newest_first=True, ids=False)
-            return _list([checkpoint for _, checkpoint in page], more)
+            page, more = self._page(request, kind, entries_of(job, self._now()), newest_first=True, ids=False)
+            return _list([entry for _, entry in page], more)
 
     def _job(self, job_id: str) -> _Job:
         with self._lock:
