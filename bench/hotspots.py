@@ -4,10 +4,10 @@ On the plan benchmark's corpus (the scale tier's with --scale-models, as `make b
   - start-up floor: `python -c pass` and `python -m runner --version` (median of --warm-runs);
   - `python -X importtime -m runner plan` (warm): the slowest imports, by self and by cumulative time;
   - `python -m cProfile -m runner plan`, cold (hash cache removed), warm (the first plan: every model a
-    create) and warm after an apply (state holding every model, nothing changed: bench/applied.py): the top
-    functions by own time and by cumulative time, each also per model (microseconds), since the per-model
-    cost is what grows with a fleet. cProfile roughly doubles the cost of Python-heavy code, so read the
-    shares, not the absolute seconds.
+    create) and warm after an apply (state holding every model, nothing changed: bench/applied.py), answered
+    from the plan memo and with the memo removed (every model compared): the top functions by own time and
+    by cumulative time, each also per model (microseconds), since the per-model cost is what grows with a
+    fleet. cProfile roughly doubles the cost of Python-heavy code, so read the shares, not the absolute seconds.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 import applied
 from corpus import ensure_project
 from measure import INFO, Block, Result, Settings, median_run, repeat, run, tuner, tuner_env
+from plan_bench import MEMO
 
 TOP = 12
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s+)(\S+)")
@@ -46,6 +47,7 @@ def run_bench(settings: Settings) -> list[Result]:
     if built.ok:
         with applied.applied(root):
             results.append(_profile(settings, root, "unchanged", models))
+            results.append(_profile(settings, root, "compared", models))
     return results
 
 
@@ -94,7 +96,8 @@ def _imports(root: Path) -> Result:
 
 
 PROFILED = {"cold": "cold plan (hash and spec caches removed)", "warm": "warm first plan (every model a create)",
-            "unchanged": "warm plan after an apply (nothing changed)"}
+            "unchanged": "warm plan after an apply (nothing changed: answered from the plan memo)",
+            "compared": "warm plan after an apply, plan memo removed (nothing changed: every model compared)"}
 
 
 def _profile(settings: Settings, root: Path, label: str, models: int) -> Result:
@@ -104,6 +107,8 @@ def _profile(settings: Settings, root: Path, label: str, models: int) -> Result:
         settings.cold()
     else:
         run(tuner("plan"), root, tuner_env())
+        if label == "compared":
+            shutil.rmtree(root / MEMO, ignore_errors=True)
     result = run([sys.executable, "-m", "cProfile", "-o", str(output), "-m", "runner", "plan"], root, tuner_env())
     block = Block(f"hotspots: cProfile of a {PROFILED[label]}, {models} models",
                   f"`python -m cProfile -m runner plan`, saved to {output}; per model: own or cumulative time / "
@@ -112,7 +117,7 @@ def _profile(settings: Settings, root: Path, label: str, models: int) -> Result:
         block.figure("profile", f"FAILED: {result.failure()}")
         block.print()
         return Result("hotspots", f"{label} plan top function", "profile failed", "-", "-", "(none)", INFO)
-    if label == "unchanged" and "No changes." not in result.stdout:
+    if label in ("unchanged", "compared") and "No changes." not in result.stdout:
         block.notes.append("the plan after an apply was not empty: this profile is not of an unchanged fleet")
     stats = pstats.Stats(str(output))
     total = max(stats.total_tt, 1e-9)

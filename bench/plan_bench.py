@@ -59,6 +59,7 @@ SCALE_COLD_RATIO_TARGET = 1.0  # the scale tier (10,000 models)
 THROUGHPUT_TARGET = 0.5
 RSS_RATIO_TARGET = 1.5  # peak RSS of a cold plan vs dvc add's
 FIRST_PLAN_SECONDS = 2.0  # the first plan of the scale tier (every model a create)
+MEMO = Path(".tuner") / "cache" / "memo"  # the plan memo (runner/memo.py), relative to the corpus project
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Figures:
     cold_plan: Run | None = None
     warm_plan: Run | None = None  # the first plan: every model a create
     unchanged_plan: Run | None = None  # after an apply: state holds every model, nothing changed
+    compared_plan: Run | None = None  # the same with the plan memo removed before each run: every model compared
     sha256: Run | None = None
     dvc_add: Run | None = None
     dvc_status: Run | None = None
@@ -166,14 +168,17 @@ def _measure_warm(settings: Settings, root: Path, dvc: str | None, figures: Figu
     _warm_rounds(settings, root, [warm_plan, *peers])
     built = run([sys.executable, str(Path(applied.__file__)), str(root)], root, tuner_env())
     unchanged = Contender("warm tuner plan (after an apply: nothing changed)", tuner("plan"), tuner_env())
+    compared = Contender("warm tuner plan (after an apply: nothing changed; plan memo removed)", tuner("plan"),
+                         tuner_env(), reset=lambda: shutil.rmtree(root / MEMO, ignore_errors=True))
     if built.ok:
         with applied.applied(root):
-            _warm_rounds(settings, root, [unchanged, *peers])
+            _warm_rounds(settings, root, [unchanged, compared, *peers])
         if unchanged.runs and "No changes." not in unchanged.runs[-1].stdout:
             print(f"the plan after an apply is not empty: {unchanged.runs[-1].stdout[-300:]}", flush=True)
     else:
         print(f"recording the corpus as applied failed: {built.failure()}", flush=True)
-    figures.warm_plan, figures.unchanged_plan = warm_plan.result, unchanged.result
+    figures.warm_plan, figures.unchanged_plan, figures.compared_plan = warm_plan.result, unchanged.result, \
+        compared.result
     figures.dvc_status = dvc_status.result if dvc_status else None
 
 
@@ -264,17 +269,27 @@ def _report(settings: Settings, manifest: Manifest, f: Figures, cold_target: flo
     cache_note = ("page cache dropped before every cold run (sync; echo 3 > /proc/sys/vm/drop_caches)" if f.dropped
                   else "page cache NOT dropped: files were warm in the page cache for all tools alike")
     dvc_note = f"dvc: {f.dvc_note}"
-    return [_warm(size, f, dvc_note, settings, unchanged=False), _warm(size, f, dvc_note, settings, unchanged=True),
+    return [*(_warm(size, f, dvc_note, settings, kind) for kind in WARM_PLANS),
             _cold(size, f, dvc_note, cache_note, settings, cold_target),
             _throughput(size, manifest, f, cache_note, settings), _memory(size, f)]
 
 
-def _warm(size: str, f: Figures, dvc_note: str, settings: Settings, unchanged: bool) -> Result:
-    """The plan after an apply is held to the target; the first plan's ratio is for information (its cost is
-    rendering every create, which dvc status never does)."""
-    own = f.unchanged_plan if unchanged else f.warm_plan
-    what = "nothing changed (state: every model applied)" if unchanged else "first plan (every model a create)"
-    metric = f"{f.models} warm plan, {'nothing changed' if unchanged else 'first plan'} vs dvc status"
+# The warm plans: which run, what it is, and whether the target holds it. The plan after an apply is held to the
+# target (with its plan memo, as every second plan of an unchanged project runs). The others are for information:
+# the first plan renders every create, which dvc status never does; the plan with its memo removed shows what
+# comparing every model costs.
+WARM_PLANS = {
+    "first plan": (lambda f: f.warm_plan, "first plan (every model a create)", False),
+    "nothing changed": (lambda f: f.unchanged_plan, "nothing changed (state: every model applied)", True),
+    "nothing changed, memo removed": (lambda f: f.compared_plan, "nothing changed, plan memo removed before each "
+                                      "run (every model compared)", False),
+}
+
+
+def _warm(size: str, f: Figures, dvc_note: str, settings: Settings, kind: str) -> Result:
+    pick, what, unchanged = WARM_PLANS[kind]
+    own = pick(f)
+    metric = f"{f.models} warm plan, {kind} vs dvc status"
     block = Block(f"plan: warm tuner plan, {what}, vs dvc status",
                   f"`tuner plan` with a full hash cache vs `dvc status` (warm state db); {size}; "
                   f"median of {settings.warm_runs}, interleaved")
@@ -309,7 +324,8 @@ def _growth(base: Figures, scale: Figures) -> list[Result]:
                   "the same measurements at both tiers (same MB of data); ratio of wall times")
     results = []
     for label, pick in (("cold plan", lambda f: f.cold_plan), ("warm first plan", lambda f: f.warm_plan),
-                        ("warm plan, nothing changed", lambda f: f.unchanged_plan)):
+                        ("warm plan, nothing changed", lambda f: f.unchanged_plan),
+                        ("warm plan, memo removed", lambda f: f.compared_plan)):
         small, large = pick(base), pick(scale)
         metric = f"{label} {scale.models}/{base.models}"
         if not _usable(small, large):
@@ -364,7 +380,8 @@ def _throughput(size: str, manifest: Manifest, f: Figures, cache_note: str, sett
 def _memory(size: str, f: Figures) -> Result:
     block = Block("plan: peak RSS of each tool", f"{RSS_SOURCE}; {size}")
     tools = [("tuner plan (cold)", f.cold_plan), ("tuner plan (warm, first)", f.warm_plan),
-             ("tuner plan (warm, nothing changed)", f.unchanged_plan), ("sha256sum", f.sha256),
+             ("tuner plan (warm, nothing changed)", f.unchanged_plan),
+             ("tuner plan (warm, nothing changed, memo removed)", f.compared_plan), ("sha256sum", f.sha256),
              ("dvc add --no-commit", f.dvc_add), ("dvc status", f.dvc_status)]
     for label, result in tools:
         block.figure(label, f"{result.max_rss_mb:.1f} MB" if _usable(result) else "not measured")

@@ -258,7 +258,8 @@ def plan(config, workspace, targets, forced, as_json, markdown, output_format, c
     if destroy:
         the_plan, resolution = plan_destroy(project, list(targets)), None
     else:
-        the_plan, resolution = plan_op(project, list(targets), refresh=refresh, forced=list(forced))
+        the_plan, resolution = plan_op(project, list(targets), refresh=refresh, forced=list(forced),
+                                       changes_only=output_format == "text" and not out)
         _warn(resolution.warnings, verbose)
     if out:
         save_plan(project, out, the_plan, resolution, list(targets), list(forced))

@@ -7,7 +7,7 @@ checked here, and every problem is collected before anything is reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runner.datasets import DatasetScanner
 from runner.errors import DatasetError, SpecError, TunerError
@@ -23,6 +23,7 @@ MIN_EXAMPLES = 50
 class Resolution:
     models: list[PlannedModel]
     warnings: list[str]
+    datasets: dict[str, str] = field(default_factory=dict)  # each dataset file -> its stat_key before it was read
 
 
 def resolve(config: Config, providers: Providers, scanner: DatasetScanner,
@@ -51,7 +52,7 @@ def resolve(config: Config, providers: Providers, scanner: DatasetScanner,
     if problems:
         error_class = DatasetError if any(_is_dataset_problem(p) for p in problems) else SpecError
         raise error_class(problems, remedy="fix the problems above; nothing was submitted")
-    return Resolution(models, sorted(set(warnings)))
+    return Resolution(models, sorted(set(warnings)), {str(ref.path): ref.stat for ref in refs.values()})
 
 
 def _is_dataset_problem(problem: str) -> bool:

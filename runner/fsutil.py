@@ -1,4 +1,5 @@
-"""Atomic file replacement: temp file in the same directory, fsync, rename, fsync the directory."""
+"""Files: atomic replacement (temp file in the same directory, fsync, rename, fsync the directory), small reads
+through the bare system calls, and the stat identity the caches answer by."""
 
 from __future__ import annotations
 
@@ -42,3 +43,17 @@ def read_bytes(path: str) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(descriptor)
+
+
+def stat_key(status: os.stat_result) -> str:
+    """A file's identity for the caches: a write changes size, mtime or ctime (and nothing can set ctime back, as
+    a tool restoring mtime can); a file swapped in changes the inode."""
+    return f"{status.st_size}|{status.st_mtime_ns}|{status.st_ctime_ns}|{status.st_ino}"
+
+
+def file_stat(path: str | Path) -> str | None:
+    """PATH's stat_key, or None when it cannot be stat'ed (reading it says why)."""
+    try:
+        return stat_key(os.stat(path))
+    except OSError:
+        return None

@@ -12,8 +12,8 @@ import pytest
 from runner.datasets import MAX_REPORTED, HashCache, open_examples, scan
 from runner.datasets import cache as cache_module
 from runner.datasets import reader as datasets
-from runner.datasets.ref import stat_key
 from runner.errors import DatasetChangedError, DatasetError
+from runner.fsutil import stat_key
 
 
 def write_jsonl(path, rows):

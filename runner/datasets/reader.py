@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from runner.datasets.ref import DatasetRef, stat_key
+from runner.datasets.ref import DatasetRef
 from runner.errors import DatasetChangedError, DatasetError, Problem
+from runner.fsutil import stat_key
 
 try:  # the optional compiled scanner (runner/_fastscan.c); without it the same results, only slower
     from runner import _fastscan

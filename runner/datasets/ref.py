@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ class DatasetRef:
     display: str  # relative to the project root: what state records and messages name
     input_key: str
     output_key: str
-    stat: str  # see stat_key: what the hash cache answers by
+    stat: str  # runner.fsutil.stat_key: what the hash cache answers by
     sha256: str
     examples: int
     max_input_chars: int = 0  # the longest example, for providers' per-example limits
@@ -29,9 +28,3 @@ class DatasetRef:
     def record(self) -> dict:
         """What state and plans record of it."""
         return {"path": self.display, "sha256": self.sha256, "examples": self.examples}
-
-
-def stat_key(status: os.stat_result) -> str:
-    """The file's identity for the hash cache: a write changes size, mtime or ctime (and nothing can set ctime
-    back, as a tool restoring mtime can); a file swapped in changes the inode."""
-    return f"{status.st_size}|{status.st_mtime_ns}|{status.st_ctime_ns}|{status.st_ino}"

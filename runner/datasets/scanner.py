@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 from runner.datasets.cache import HashCache
 from runner.datasets.reader import scan
-from runner.datasets.ref import DatasetRef, stat_key
+from runner.datasets.ref import DatasetRef
 from runner.errors import DatasetError
+from runner.fsutil import stat_key
 from runner.workers import Workers
 
 if TYPE_CHECKING:  # the room reads specs' dataset fields only; it needs no spec parsing

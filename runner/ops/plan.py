@@ -5,35 +5,105 @@ Never imports the applier: `tuner plan` pays only for what it shows.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
+from runner import memo
 from runner.collector import collector_paused
 from runner.desired import Resolution
 from runner.errors import PlanError
 from runner.ops.blocks import planned_imports, record_moves
-from runner.ops.refresh import observe
+from runner.ops.refresh import listed, observe
 from runner.ops.workspace import sibling_states
 from runner.plan import CREATE, DELETE, REPLACE, RESTORE, Change, Observation, Plan
 from runner.plan import plan as diff
 from runner.planfile import write_plan
 from runner.planned import PlannedModel
 from runner.project import Project
+from runner.providers import Providers
 from runner.references import referencing
+from runner.spec.loader import spec_files
 from runner.state import State
+from runner.state.base import StateBackend
 
 OFFLINE_REMEDY = "pass --refresh=false for a plan from the recorded state alone (no provider is called)"
 
 
 def plan(project: Project, targets: list[str] | None = None, refresh: bool = True,
-         forced: list[str] | None = None) -> tuple[Plan, Resolution]:
+         forced: list[str] | None = None, changes_only: bool = False) -> tuple[Plan, Resolution]:
+    """The plan of the specs against state (and what providers hold, with REFRESH). CHANGES_ONLY: the caller shows
+    only what would change (the text view), so a plan whose every input is that of the last plan that found nothing
+    to do answers from the memo (runner/memo.py), without its no-op entries."""
     with collector_paused():  # nothing it builds is garbage before it is shown (runner/collector.py)
+        request = _request(project, targets, refresh, forced)
+        recall = Recall(project, request) if changes_only else None
+        if recall is not None and recall.settled():
+            return recall.plan, Resolution([], list(recall.memo.warnings))
         resolution = project.resolve()
-        state = project.read_state(project.backend())
+        backend = project.backend()
+        state = project.read_state(backend)
         check_targets(targets, resolution.models, state)
         check_forced(forced, resolution.models)
-        observed = observe(project, state, OFFLINE_REMEDY) if refresh else None
-        return planned(project, resolution.models, state, observed, targets, forced), resolution
+        observed = recall.observed if recall is not None and recall.observed is not None else \
+            observe(project, state, OFFLINE_REMEDY) if refresh else None
+        the_plan = planned(project, resolution.models, state, observed, targets, forced)
+        _remember(project, request, resolution, backend, the_plan, observed)
+        return the_plan, resolution
+
+
+def _request(project: Project, targets: list[str] | None, refresh: bool, forced: list[str] | None) -> str:
+    """What was asked, as the memo keys it."""
+    return json.dumps([str(project.root), str(project.config_dir), project.workspace, sorted(targets or ()),
+                       sorted(forced or ()), refresh, project.allow_small_dataset])
+
+
+class Recall:
+    """The memo of this workspace checked against what a plan would read now, cheapest first: tuner, the request,
+    the environment, the spec files, the datasets, the state, and last what the providers list (kept in
+    `observed`, for the plan to use when only the listing differs)."""
+
+    def __init__(self, project: Project, request: str):
+        self.project, self.request = project, request
+        self.memo = memo.recalled(memo.memo_path(project.root, project.workspace))
+        self.observed: Observation | None = None
+        self.plan: Plan | None = None
+
+    def settled(self) -> bool:
+        known = self.memo
+        if known is None or not self._inputs_unchanged(known):
+            return False
+        if known.asked:
+            providers = Providers(self.project.root, known.providers, self.project.env.environ)
+            self.observed = listed(providers, known.asked, self.project.clock, OFFLINE_REMEDY)
+        if memo.observed_digest(self.observed) != known.observed:
+            return False
+        self.plan = Plan((), known.lineage, known.serial, refreshed=bool(self.observed and self.observed.models))
+        return True
+
+    def _inputs_unchanged(self, known: memo.Memo) -> bool:
+        project = self.project
+        return (known.tuner == memo.tuner_identity() and known.request == self.request
+                and known.environ == memo.environ_digest(project.env.environ, known.salt)
+                and set(known.specs) == {str(path) for path in spec_files(project.config_dir)}
+                and memo.unchanged(known.specs) and memo.unchanged(known.datasets)
+                and known.state == project.backend("local").current_digest())
+
+
+def _remember(project: Project, request: str, resolution: Resolution, backend: StateBackend, the_plan: Plan,
+              observed: Observation | None) -> None:
+    """Record the memo when THE_PLAN found nothing to do (see runner/memo.py for what is remembered); else forget
+    any: it no longer describes the project."""
+    path = memo.memo_path(project.root, project.workspace)
+    if the_plan.has_changes or the_plan.unmanaged or the_plan.not_refreshed or project.backend_kind != "local":
+        memo.forget(path)
+        return
+    salt = memo.new_salt()
+    memo.remember(path, memo.Memo(
+        memo.FORMAT, memo.tuner_identity(), request, salt, memo.environ_digest(project.env.environ, salt),
+        project.config.files, resolution.datasets, backend.digest, project.config.providers,
+        sorted(observed.models) if observed else [], memo.observed_digest(observed), the_plan.lineage,
+        the_plan.serial, resolution.warnings))
 
 
 def plan_destroy(project: Project, targets: list[str] | None = None) -> Plan:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from runner.clock import Clock
 from runner.errors import ProviderError
 from runner.ops.state import write_outputs
 from runner.plan import Observation, settings_changes, unmanaged
 from runner.project import Project
-from runner.providers import either
+from runner.providers import Provider, Providers, either
 from runner.refresh import refresh_state
 from runner.retry import RetryPolicy
 from runner.state import State
@@ -34,16 +35,20 @@ def observe(project: Project, state: State, offline_remedy: str | None = None) -
     names |= {m.provider for m in project.config.models}
     changed = {c.provider for c in settings_changes(state.providers, project.settings(names, state))}
     asked = sorted(names - changed)
-    project.providers.preflight(asked, offline_remedy)
+    return listed(project.providers, asked, project.clock, offline_remedy, skipped=tuple(sorted(names & changed)))
+
+
+def listed(providers: Providers, asked: list[str], clock: Clock, offline_remedy: str | None = None,
+           skipped: tuple[str, ...] = ()) -> Observation:
+    """The models each ASKED provider holds (its configuration checked first, for all of them), each list call
+    retried as apply's calls are, but never without end."""
+    providers.preflight(asked, offline_remedy)
     try:
-        return Observation({name: _listed(project, name) for name in asked}, skipped=tuple(sorted(names & changed)))
+        return Observation({name: _listed(providers[name], clock) for name in asked}, skipped=skipped)
     except ProviderError as exc:
         raise ProviderError(f"refresh failed: {exc.message}", exc.kind, exc.code,
                             remedy=either(exc.remedy, offline_remedy)) from None
 
 
-def _listed(project: Project, name: str) -> tuple:
-    """A provider's models, its list call retried as apply's calls are, but never without end."""
-    provider = project.providers[name]
-    return tuple(RetryPolicy().call(provider.list_models, project.clock, provider.capabilities.poll_seconds,
-                                    bounded=True))
+def _listed(provider: Provider, clock: Clock) -> tuple:
+    return tuple(RetryPolicy().call(provider.list_models, clock, provider.capabilities.poll_seconds, bounded=True))

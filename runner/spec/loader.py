@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from runner.errors import Problem, SpecError
+from runner.fsutil import file_stat
 from runner.identity import MODEL_NAME
 from runner.shipped import schema_path
 from runner.spec.model import Config, DatasetSpec, Import, ModelSpec, Move
@@ -111,13 +112,13 @@ def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
     if not config_dir.is_dir():
         raise SpecError([f"{_display(config_dir, root)}: config directory not found"],
                         remedy="run from the project root or pass --config DIR")
-    files = sorted(p for p in config_dir.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    files = spec_files(config_dir)
     cache = SpecCache(cache_path, root)
-    config = Config()
+    config = Config(files={str(path): file_stat(path) for path in files})  # each stat taken before the file is read
     problems: list[str] = []
     declared: dict[str, str] = {}  # model name -> where it was declared
     setting_sources: dict[str, str] = {}
-    for file_spec in _file_specs(files, cache, root, workspace, workers):
+    for file_spec in _file_specs(files, config.files, cache, root, workspace, workers):
         if not isinstance(file_spec, FileSpec):
             problems.extend(file_spec)
             continue
@@ -145,13 +146,18 @@ def load_config(config_dir: Path, root: Path, cache_path: Path | None = None,
     return config
 
 
-def _file_specs(files: list[Path], cache: SpecCache, root: Path, workspace: str,
+def spec_files(config_dir: Path) -> list[Path]:
+    """Every spec file under CONFIG_DIR, in the order they are read."""
+    return sorted(p for p in config_dir.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def _file_specs(files: list[Path], stats: dict[str, str | None], cache: SpecCache, root: Path, workspace: str,
                 workers: Workers | None) -> Iterator[FileSpec | list[str]]:
     """Each file's spec (or its problems), in order: from the cache, else read. With enough to read, the
     workers read the files, READ_AHEAD ahead of the one awaited, so that the datasets of each file (queued on
     the same workers as it arrives) are scanned between them: the disk is busy from the start, and this
     process only queues work."""
-    cached = [cache.get(path, workspace) for path in files]
+    cached = [cache.get(path, stats[str(path)], workspace) for path in files]
     unread = [path for path, spec in zip(files, cached) if spec is None]
     parallel = workers is not None and _worth_parallel(unread)
     if parallel:
@@ -174,7 +180,7 @@ def _file_specs(files: list[Path], cache: SpecCache, root: Path, workspace: str,
             else:
                 file_spec = _read_outcome(path, root, workspace)
             if isinstance(file_spec, FileSpec):
-                cache.put(path, file_spec)
+                cache.put(path, stats[str(path)], file_spec)
         yield file_spec
 
 
@@ -327,15 +333,11 @@ class SpecCache:
             except (OSError, msgspec.DecodeError):
                 self._files = {}
 
-    @staticmethod
-    def _key(path: Path) -> str:
-        st = path.stat()
-        return f"{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
-
-    def get(self, path: Path, workspace: str) -> FileSpec | None:
-        """The cached spec, unless the file changed or uses ${workspace} and was cached for another one."""
+    def get(self, path: Path, stat: str | None, workspace: str) -> FileSpec | None:
+        """The cached spec, unless the file's STAT (runner.fsutil.stat_key) changed or it uses ${workspace} and was
+        cached for another one."""
         entry = self._files.get(str(path))
-        if entry is None or entry.key != self._key(path):
+        if entry is None or stat is None or entry.key != stat:
             return None
         try:
             file_spec = _FILE_SPEC.decode(entry.spec)
@@ -343,9 +345,11 @@ class SpecCache:
             return None
         return file_spec if file_spec.workspace in (None, workspace) else None
 
-    def put(self, path: Path, file_spec: FileSpec) -> None:
-        if self.path is not None:
-            self._files[str(path)] = _CachedFile(self._key(path), msgspec.Raw(json.dumps(file_spec.to_dict()).encode()))
+    def put(self, path: Path, stat: str | None, file_spec: FileSpec) -> None:
+        """FILE_SPEC as read from PATH, under the STAT taken before it was read: a write while it was being read
+        leaves a stat no later read matches (the stat taken after would have kept the old content for good)."""
+        if self.path is not None and stat is not None:
+            self._files[str(path)] = _CachedFile(stat, msgspec.Raw(json.dumps(file_spec.to_dict()).encode()))
             self._dirty = True
 
     def save(self) -> None:

@@ -64,3 +64,4 @@ class Config:
     budget: dict = field(default_factory=dict)  # {"max_plan_cost_usd": 50}
     moves: list[Move] = field(default_factory=list)  # every file's `moved:` entries
     imports: list[Import] = field(default_factory=list)  # every file's `import:` entries
+    files: dict[str, str | None] = field(default_factory=dict)  # each spec file -> its stat_key before it was read
