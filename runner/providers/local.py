@@ -3,6 +3,8 @@
 Artifacts live in <root>/.tuner/models/<tuned-model-id>/ (git-ignored): model.npz and meta.json.
 A model exists exactly when meta.json is readable (it is written last and atomically) and model.npz has the
 size meta.json records; anything less (deleted or truncated weights, a damaged meta.json) is rebuilt.
+A listing reads a meta.json only when its stat or its weights' stat changed since the last listing
+(runner.providers.local_cache, in <root>/.tuner/cache/local-models.json).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import orjson
 from runner import __version__
 from runner.datasets import DatasetRef, open_examples
 from runner.errors import AlreadyExistsError, ProviderError
-from runner.fsutil import atomic_write, read_bytes
+from runner.fsutil import atomic_write, read_bytes, stat_key
 from runner.identity import Owner
 from runner.planned import PlannedModel, TrainingEstimate
 from runner.providers import ProviderContext, planning
@@ -33,6 +35,7 @@ from runner.providers.base import (
     ObservedModel,
     checked,
 )
+from runner.providers.local_cache import Folder, ListingCache, Model
 from runner.providers.planning import Hyperparameters, ModelDatasets, PlanResponse, plan_model
 
 if TYPE_CHECKING:
@@ -141,19 +144,23 @@ class LocalProvider:
         shutil.rmtree(folder, ignore_errors=True)
 
     def list_models(self) -> list[ObservedModel]:
-        """One directory listing; per model a read of its small meta.json and a stat (never a read) of its
-        weights. A damaged artifact is not listed: it is not a model anyone can use."""
-        try:  # a plain folder directly inside: never a link (where it leads is not ours), so none is resolved
-            folders = sorted(entry.path for entry in os.scandir(self.directory)
-                             if entry.is_dir(follow_symlinks=False) and ID.fullmatch(entry.name))
+        """One directory listing; per model two stats (its meta.json and weights), and a read of meta.json only
+        when one of them changed since the listing cache saw it. A damaged artifact is not listed: it is not a
+        model anyone can use."""
+        try:
+            descriptor = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
         except FileNotFoundError:
             return []
-        observed = []
-        for meta in filter(None, map(_complete_meta, folders)):
-            observed.append(ObservedModel(meta["tuned_model_id"], meta["display_name"], meta["description"],
-                                          ACTIVE, meta.get("base_model", ""), meta.get("hyperparameters", {}),
-                                          _owner_tag(meta)))
-        return observed
+        cache = ListingCache(self.directory.parent / "cache" / "local-models.json", self.directory)
+        try:  # a plain folder directly inside: never a link (where it leads is not ours), so none is resolved
+            names = sorted(entry.name for entry in os.scandir(descriptor)
+                           if entry.is_dir(follow_symlinks=False) and ID.fullmatch(entry.name))
+            models = [_listed(cache, descriptor, str(self.directory), name) for name in names]
+        finally:
+            os.close(descriptor)
+        cache.save()
+        return [ObservedModel(m.tuned_model_id, m.display_name, m.description, ACTIVE, m.base_model, m.hyperparameters,
+                              m.owner) for m in models if m is not None]
 
     def get_model(self, tuned_model_id: str) -> ObservedModel | None:
         return next((m for m in self.list_models() if m.tuned_model_id == tuned_model_id), None)
@@ -214,12 +221,39 @@ def _read_meta(folder: Path | str) -> dict | None:
     return meta if _well_formed(meta) else None
 
 
+def _listed(cache: ListingCache, descriptor: int, directory: str, name: str) -> Model | None:
+    """What list_models reports of folder NAME of the models directory (open as DESCRIPTOR: 10,000 stats resolve
+    no path twice): from the cache when both files' stats are unchanged, else read."""
+    try:
+        meta_stat = os.stat(f"{name}/meta.json", dir_fd=descriptor)
+        weights_stat = os.stat(f"{name}/model.npz", dir_fd=descriptor)
+    except OSError:
+        return None  # no meta.json or no weights: no model, and nothing to read
+    meta_key, weights_key = stat_key(meta_stat), stat_key(weights_stat)
+    entry = cache.get(name, meta_key, weights_key)
+    if entry is None:  # read after the stats: a change made in between shows as a changed stat next time
+        meta = _read_meta(os.path.join(directory, name))
+        complete = meta is not None and _weighs(weights_stat.st_size, meta)
+        entry = Folder(meta_key, weights_key, _reported(meta) if complete else None)
+        cache.put(name, entry)
+    return entry.model
+
+
+def _reported(meta: dict) -> Model:
+    return Model(meta["tuned_model_id"], meta["display_name"], meta["description"], meta.get("base_model", ""),
+                 meta.get("hyperparameters", {}), _owner_tag(meta))
+
+
 def _complete(folder: Path | str, meta: dict) -> bool:
     """A stat, never a read: the weights exist with the size meta.json recorded (when it records one)."""
     try:
         weights = os.stat(os.path.join(folder, "model.npz")).st_size
     except OSError:
         return False
+    return _weighs(weights, meta)
+
+
+def _weighs(weights: int, meta: dict) -> bool:
     return weights > 0 and weights == meta.get("model_bytes", weights)
 
 
