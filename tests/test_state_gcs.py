@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from pathlib import Path
 from unittest import mock
@@ -22,7 +23,7 @@ from runner.state import LocalBackend
 from runner.state.gcs import GcsBackend
 from runner.state.migrate import migrate
 from tests.conftest import bucket, storage_client
-from tests.test_state_backends import write_once
+from tests.test_state_backends import instance, write_once
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET, PREFIX = "tuner-state", "teams/ml"
@@ -259,3 +260,41 @@ def test_migrate_keeps_the_recorded_provider_settings(workspace, tmp_path):
     local.unlock()
     assert migrate(local, backend(workspace)).providers == state.providers
     assert backend(workspace).read().providers == state.providers
+
+
+# -- reading the journal ---------------------------------------------------------------------------
+def journal_of(workspace: str, records: int) -> GcsBackend:
+    """A state written once, then RECORDS journal records (one object each), unlocked."""
+    writer = backend(workspace)
+    with writer.locked("apply") as state:
+        writer.write(state)
+        for index in range(records):
+            state.record(f"m{index}").current = instance(f"tuned-{index}")
+            writer.write_record(state, f"m{index}")
+    return backend(workspace)
+
+
+def test_journal_records_are_downloaded_side_by_side(workspace, monkeypatch):
+    """Each record is a small object: a reader fetching them one after another pays a round trip each (500 at
+    most before compaction). Two downloads must be in flight at once: sequential reads never meet the barrier."""
+    reader = journal_of(workspace, 4)
+    meeting = threading.Barrier(2, timeout=10)
+    download = GcsBackend._download
+
+    def meeting_another(self, name):
+        if "journal" in name:
+            meeting.wait()
+        return download(self, name)
+
+    monkeypatch.setattr(GcsBackend, "_download", meeting_another)
+    assert sorted(reader.read().models) == ["m0", "m1", "m2", "m3"]
+
+
+def test_a_journal_record_removed_while_the_journal_is_read_is_a_gap(workspace, monkeypatch):
+    """A compaction between the listing and the downloads: the read is retried, then refused as changed."""
+    reader = journal_of(workspace, 3)
+    download = GcsBackend._download
+    monkeypatch.setattr(GcsBackend, "_download",
+                        lambda self, name: (None, 0) if name.endswith("0000000003") else download(self, name))
+    with pytest.raises(StateError, match="changed while it was read"):
+        reader.read()

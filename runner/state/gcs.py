@@ -19,6 +19,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,8 @@ ALL_PERMISSIONS_ROLE = "roles/storage.objectAdmin"
 READ, CREATE, DELETE = "storage.objects.get", "storage.objects.create", "storage.objects.delete"
 LIST = "storage.objects.list"
 JOURNAL_RECORD = re.compile(r"^[0-9]{10,19}$")  # a serial, zero-padded so names sort in serial order
+# Journal records downloaded at once (the client's connection pool holds 10; more only queue for a connection).
+PARALLEL_DOWNLOADS = 10
 quiet_sdk_banners()  # google-cloud-storage is imported lazily, on first use
 
 
@@ -146,14 +149,19 @@ class GcsBackend(StateBackend):
                 raise StateError(f"{self._url(name)} is not a journal record (expected a serial number)",
                                  remedy=f"remove it: `gcloud storage rm {self._url(name)}`")
         self._journal_names = sorted(names)
-        records = []
-        for name in self._journal_names:
-            raw = self._download(name)[0]
-            if raw is None:  # removed since the listing: a compaction ran meanwhile
-                raise journal.JournalGap(f"{self.journal_display} changed while it was read",
-                                         remedy="run the command again")
-            records.append(raw)
+        records = [raw for raw, _ in self._downloaded(self._journal_names)]
+        if None in records:  # removed since the listing: a compaction ran meanwhile
+            raise journal.JournalGap(f"{self.journal_display} changed while it was read",
+                                     remedy="run the command again")
         return records
+
+    def _downloaded(self, names: list[str]) -> list[tuple[bytes | None, int]]:
+        """Each object's (bytes, generation), downloaded side by side: a journal's records are small objects, so
+        reading up to 500 of them one after another is all round trips."""
+        if len(names) < 2:
+            return [self._download(name) for name in names]
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_DOWNLOADS, len(names))) as pool:
+            return list(pool.map(self._download, names))
 
     def _append_journal(self, serial: int, record: bytes) -> None:
         """Create the record's object (one creator wins), then keep it only if the state object is still the
