@@ -45,8 +45,9 @@ def plan(project: Project, targets: list[str] | None = None, refresh: bool = Tru
         state = project.read_state(backend)
         check_targets(targets, resolution.models, state)
         check_forced(forced, resolution.models)
-        observed = recall.observed if recall is not None and recall.observed is not None else \
-            observe(project, state, OFFLINE_REMEDY) if refresh else None
+        observed = recall.observed if recall is not None else None  # what the recall listed: the same providers
+        if observed is None and refresh:
+            observed = observe(project, state, OFFLINE_REMEDY)
         the_plan = planned(project, resolution.models, state, observed, targets, forced)
         _remember(project, request, resolution, backend, the_plan, observed)
         return the_plan, resolution
