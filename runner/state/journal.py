@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
 import orjson
 
 from runner.errors import StateError
 from runner.identity import MODEL_NAME
-from runner.state.model import ModelRecord, ShapeError, State, _expect
+from runner.state.model import Int64, ModelRecord, ShapeError, State, StoredRecord, _expect
 
 
 class JournalGap(StateError):
@@ -67,7 +68,36 @@ def replay(state: State, records: Iterable[bytes], where: str) -> State:
     return state
 
 
-def _decode(raw: bytes, where: str, number: int) -> tuple[str, int, tuple[str, ModelRecord] | None]:
+class _StoredEntry(msgspec.Struct, gc=False):
+    lineage: str
+    serial: Int64
+    model: str | msgspec.UnsetType = msgspec.UNSET
+    record: StoredRecord | msgspec.UnsetType = msgspec.UNSET
+
+
+_ENTRY_DECODER = msgspec.json.Decoder(_StoredEntry)
+Change = tuple[str, int, tuple[str, ModelRecord] | None]  # lineage, serial, and the model's new entry if any
+
+
+def _decode(raw: bytes, where: str, number: int) -> Change:
+    """One record, read in one typed pass as the state file is (runner.state.model), or walked when that refuses it
+    (the walk names the culprit)."""
+    try:
+        return _typed(raw)
+    except (msgspec.DecodeError, ShapeError):
+        return _walked(raw, where, number)
+
+
+def _typed(raw: bytes) -> Change:
+    entry = _ENTRY_DECODER.decode(raw)
+    if entry.model is msgspec.UNSET:
+        return entry.lineage, entry.serial, None
+    if entry.record is msgspec.UNSET or not MODEL_NAME.match(entry.model):
+        raise ShapeError("not a model change tuner writes")  # the walk names what is wrong
+    return entry.lineage, entry.serial, (entry.model, ModelRecord.from_stored(entry.record))
+
+
+def _walked(raw: bytes, where: str, number: int) -> Change:
     try:
         entry = orjson.loads(raw)
         _expect(entry, dict, "the record")

@@ -11,9 +11,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
+from msgspec.structs import astuple
 
 from runner import __version__
 from runner.attributes import model_attributes
@@ -68,10 +70,7 @@ class Instance:
             instance = msgspec.convert(data, cls)
         except msgspec.ValidationError:
             instance = cls._checked_field_by_field(data, where)
-        _check_dataset(instance.dataset, where)
-        _check_metrics(instance.metrics, where)
-        if instance.promoted_from is not None:
-            _check_promoted_from(instance.promoted_from, f"{where}.promoted_from")
+        _check_inside(instance, where)
         return instance
 
     @classmethod
@@ -106,14 +105,22 @@ _STATE_TYPES = {"lineage": str, "serial": int, "workspace": str, "tool_version":
 _STATE_REQUIRED = ("lineage", "serial")
 
 
-def _expect(value, types, where: str, *inside: str) -> None:
-    """A ShapeError at WHERE.INSIDE... unless VALUE is of TYPES (the path is joined only then: this runs ten times
-    per model on every read of the state)."""
+def _expect(value, types, where: str, *inside: str | int) -> None:
+    """A ShapeError at WHERE.INSIDE... (an int inside is an index) unless VALUE is of TYPES (the path is made only
+    then: this runs ten times per model on every read of the state)."""
     # bool is an int to Python, never to a state file
     if not isinstance(value, types) or (isinstance(value, bool) and types in (int, (int, float))):
         wanted = " or ".join(_TYPE_NAMES[t] for t in (types if isinstance(types, tuple) else (types,)))
-        raise ShapeError(f"{'.'.join((where, *inside))}: must be {wanted}, "
-                         f"not {_TYPE_NAMES.get(type(value), type(value).__name__)}")
+        path = where + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in inside)
+        raise ShapeError(f"{path}: must be {wanted}, not {_TYPE_NAMES.get(type(value), type(value).__name__)}")
+
+
+def _check_inside(instance: Instance, where: str) -> None:
+    """The shapes inside an instance's objects, which its field types do not say."""
+    _check_dataset(instance.dataset, where)
+    _check_metrics(instance.metrics, where)
+    if instance.promoted_from is not None:
+        _check_promoted_from(instance.promoted_from, f"{where}.promoted_from")
 
 
 def _check_dataset(dataset: dict, where: str) -> None:
@@ -207,16 +214,113 @@ class ModelRecord:
         _expect(deposed, list, where, "deposed")
         _expect(retained, list, where, "retained")
         _expect(history, list, where, "history")
-        for index, entry in enumerate(history):
-            _expect(entry, dict, f"{where}.history[{index}]")
-            _expect(entry.get("tuned_model_id"), str, f"{where}.history[{index}].tuned_model_id")
-            _expect(entry.get("metrics") or {}, dict, f"{where}.history[{index}].metrics")
+        _check_history(history, where)
         return cls(current, pending, [Instance.from_dict(d, f"{where}.deposed[{i}]") for i, d in enumerate(deposed)],
                    list(history), [Instance.from_dict(r, f"{where}.retained[{i}]") for i, r in enumerate(retained)])
+
+    @classmethod
+    def from_stored(cls, stored: StoredRecord) -> ModelRecord:
+        """From what the typed pass decoded: the checks its types cannot say are made here; a ShapeError only
+        sends the document to the walk (from_dict), which names the culprit, so it names no path."""
+        current = None
+        if stored.tuned_model_id is not msgspec.UNSET:
+            fields_of_current = astuple(stored)[:_INSTANCE_FIELDS]  # Instance's fields come first
+            if msgspec.UNSET in fields_of_current:
+                raise ShapeError("a field of the current instance is missing")
+            current = _checked(fields_of_current)
+        _check_history(stored.history, "models")
+        pending = _checked(astuple(stored.pending)) if stored.pending is not None else None
+        return cls(current, pending, [_checked(astuple(d)) for d in stored.deposed], stored.history,
+                   [_checked(astuple(r)) for r in stored.retained])
+
+
+def _check_history(history: list, where: str) -> None:
+    for index, entry in enumerate(history):
+        _expect(entry, dict, where, "history", index)
+        _expect(entry.get("tuned_model_id"), str, where, "history", index, "tuned_model_id")
+        _expect(entry.get("metrics") or {}, dict, where, "history", index, "metrics")
 
 
 def _instance_dict(instance: Instance) -> dict:
     return {k: v for k, v in asdict(instance).items() if v is not None and v != {}}
+
+
+# -- the typed pass: State.from_json decodes and type-checks a whole document in one msgspec call ----------------
+# Each shape accepts a subset of what the walk (State._walked, ModelRecord.from_dict, Instance.from_dict) accepts,
+# read to the same values; a document it refuses is walked, which names the culprit or accepts what it is stricter
+# about (a bool generation, `format_version: 1.0`, `pending: {}`, an integer beyond 64 bits...).
+
+# orjson reads an integer beyond 64 bits as a float, msgspec as an int that orjson could not write back: such a
+# document takes the walk (msgspec bounds stop at int64: one between 2**63 and 2**64 takes it too).
+Int64 = Annotated[int, msgspec.Meta(ge=-(2 ** 63), le=2 ** 63 - 1)]
+
+
+def _json_value(depth: int) -> Any:
+    """Any JSON value nested at most DEPTH containers deep (msgspec takes no recursive alias: a deeper one is
+    walked)."""
+    scalar = bool | Int64 | float | str | None
+    if depth == 0:
+        return scalar
+    inner = _json_value(depth - 1)
+    return scalar | list[inner] | dict[str, inner]
+
+
+_JSON_OBJECT = dict[str, _json_value(4)]
+# Instance's annotations, as the typed pass reads them
+_DECODED_TYPES = {"str": str, "str | None": str | None, "dict": _JSON_OBJECT, "bool": bool,
+                  "int | None": Int64 | None, "dict | None": _JSON_OBJECT | None}
+_INSTANCE_FIELDS = len(fields(Instance))
+
+
+def _stored_fields(required: bool) -> list[tuple]:
+    """Instance's fields in its order, as msgspec fields; unless REQUIRED, an absent required one is UNSET."""
+    result = []
+    for f in fields(Instance):
+        decoded = _DECODED_TYPES[f.type]
+        if f.default is not MISSING or f.default_factory is not MISSING:
+            result.append((f.name, decoded, f.default if f.default is not MISSING else f.default_factory()))
+        else:
+            result.append((f.name, decoded) if required else (f.name, decoded | msgspec.UnsetType, msgspec.UNSET))
+    return result
+
+
+StoredInstance = msgspec.defstruct("StoredInstance", _stored_fields(required=True), gc=False)
+# A model's entry as written: the current instance's fields flat (none when it has no current one), then the rest.
+StoredRecord = msgspec.defstruct("StoredRecord", [
+    *_stored_fields(required=False), ("pending", StoredInstance | None, None), ("deposed", list[StoredInstance], []),
+    ("retained", list[StoredInstance], []), ("history", list[_JSON_OBJECT], [])], gc=False)
+
+
+class _StoredState(msgspec.Struct, gc=False):
+    format_version: Literal[1]
+    lineage: str
+    serial: Int64
+    workspace: str = "default"
+    tool_version: str = ""
+    models: dict[str, StoredRecord] = {}
+    providers: dict[str, _JSON_OBJECT] = {}
+    moved_to: str = ""
+
+
+_STATE_DECODER = msgspec.json.Decoder(_StoredState)
+
+
+def _checked(values: tuple) -> Instance:
+    """The instance of Instance's field VALUES (a StoredInstance's, in order), its insides checked."""
+    instance = Instance(*values)
+    _check_inside(instance, "models")  # a ShapeError only sends the document to the walk: no path to name
+    return instance
+
+
+def _typed_state(raw: bytes) -> State | None:
+    """The state in RAW as the typed pass reads it, or None when it refuses it."""
+    try:
+        stored = _STATE_DECODER.decode(raw)
+        models = {name: ModelRecord.from_stored(record) for name, record in stored.models.items()}
+    except (msgspec.DecodeError, ShapeError):  # DecodeError: malformed JSON, or ValidationError: a wrong type
+        return None
+    return State(stored.lineage, stored.serial, stored.workspace, stored.tool_version, models, stored.providers,
+                 stored.moved_to)
 
 
 @dataclass
@@ -283,6 +387,12 @@ class State:
 
     @classmethod
     def from_json(cls, raw: bytes, where: str) -> State:
+        """From untrusted JSON: read in one typed pass, or walked field by field when that refuses it (the walk
+        names the culprit: ShapeError, or a StateError for an unsupported format)."""
+        return _typed_state(raw) or cls._walked(raw, where)
+
+    @classmethod
+    def _walked(cls, raw: bytes, where: str) -> State:
         try:
             data = orjson.loads(raw)  # as it is written: no NaN, numbers orjson can write back
             _expect(data, dict, "the document")
