@@ -450,6 +450,31 @@ def test_a_reader_without_the_lock_that_meets_a_compaction_reads_again(location)
     writer.unlock()
 
 
+def test_the_version_changes_with_every_write_record_and_delete_but_not_with_a_read_or_the_lock(location):
+    probe, loads = location.make(), []  # a sibling reader's probe: it must never read what it identifies
+    probe._load = probe._load_journal = lambda: loads.append("read") or []
+    absent = probe.version()
+    backend, state = journaled(location)  # locked, written once
+    seen = [absent, probe.version()]
+    location.make().read()
+    backend.read()
+    backend.unlock()
+    backend.lock("apply")
+    assert probe.version() == seen[-1]  # a plain read, a lock and an unlock leave what read() returns alone
+
+    def record(name: str) -> None:
+        state.record(name).current = instance(f"tuned-{name}")
+        backend.write_record(state, name)
+
+    for change in (lambda: record("alpha"), lambda: record("bravo"), lambda: backend.compact(state),
+                   lambda: backend.write(state), lambda: location.put("", location.stored("") + b" "),
+                   backend.delete):  # (the put: another writer, behind this backend's back)
+        change()
+        seen.append(probe.version())
+    backend.unlock()
+    assert len(set(seen[1:])) == len(seen) - 1 and seen[-1] == absent and loads == []
+
+
 @pytest.mark.parametrize("location", ["local"], indirect=True)  # a GCS object is created whole or not at all
 def test_a_torn_last_record_is_ignored_and_the_next_append_cuts_it_off(location, tmp_path):
     backend, state = journaled(location, "alpha")

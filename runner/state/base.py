@@ -17,7 +17,7 @@ import socket
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -54,8 +54,8 @@ def workspace_of(file_name: str) -> str | None:
 
 
 class StateBackend(ABC):
-    """One workspace's state in one place: read, write, delete, lock, unlock, locked, lock_info, force_unlock;
-    and the workspaces whose state lives in the same place."""
+    """One workspace's state in one place: read, version, write, delete, lock, unlock, locked, lock_info,
+    force_unlock; and the workspaces whose state lives in the same place."""
 
     workspace: str
     display: str  # where the state is, as messages name it (a path or a gs:// URL)
@@ -79,6 +79,12 @@ class StateBackend(ABC):
     @abstractmethod
     def workspaces(self) -> list[str]:
         """The workspaces that have a state in this backend's location (this one's siblings), sorted."""
+
+    @abstractmethod
+    def version(self) -> Hashable:
+        """What read() would return now, identified without reading it (a stat, a listing): it changes with every
+        write, journal record and delete, by anyone, and stays as it is through reads and locks. So a reader that
+        probes it first, then reads, keeps a state only as long as the probe says nothing moved since."""
 
     @abstractmethod
     def _remove(self) -> None:

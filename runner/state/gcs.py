@@ -91,6 +91,14 @@ class GcsBackend(StateBackend):
             names = [blob.name.removeprefix(self.prefix) for blob in blobs]
         return sorted(filter(None, map(workspace_of, names)))
 
+    def version(self) -> tuple[tuple[str, int], ...]:
+        """The generations of the state object and of its journal's records, from one listing (strongly consistent:
+        a write is listed once it returned) and nothing downloaded; GCS gives every write a new generation."""
+        with self._errors(f"list {self._url(self.object_name)}*", LIST):
+            blobs = self._bucket().list_blobs(prefix=self.object_name, **self._retry)
+            return tuple(sorted((blob.name, blob.generation) for blob in blobs
+                                if blob.name == self.object_name or blob.name.startswith(self.journal_prefix)))
+
     def _remove(self) -> None:
         from google.api_core.exceptions import NotFound
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.fsutil import atomic_write, fsync_dir
+from runner.fsutil import atomic_write, file_stat, fsync_dir
 from runner.state.base import StateBackend, is_dead_local_holder, workspace_of
 
 
@@ -36,6 +36,11 @@ class LocalBackend(StateBackend):
         if not self.path.parent.is_dir():
             return []
         return sorted(filter(None, (workspace_of(entry.name) for entry in self.path.parent.iterdir())))
+
+    def version(self) -> tuple[str | None, str | None]:
+        """The stat identities of the state file and of its journal (None: absent). A write replaces the file (a new
+        inode), a record grows the journal and a delete removes them."""
+        return file_stat(self.path), file_stat(self.journal_path)
 
     def _remove(self) -> None:
         self.path.unlink(missing_ok=True)
