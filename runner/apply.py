@@ -55,8 +55,9 @@ class Applier:
                  clock: Clock | None = None, retry: RetryPolicy | None = None, parallelism: int = 10,
                  siblings: Callable[[], Mapping[str, State]] = dict,
                  record: Callable[[State, str], None] | None = None):
-        """`siblings`: reads the states of the backend's other workspaces (workspace -> state) afresh; a model one
-        of them references (promoted there) is never deleted here. `write` stores the whole state; `record(state,
+        """`siblings`: the states of the backend's other workspaces as they are now (workspace -> state; e.g.
+        runner.ops.workspace.SiblingStates, which reads again only those that changed); a model one of them
+        references (promoted there) is never deleted here. `write` stores the whole state; `record(state,
         name)` durably records that model NAME changed (a backend's write_record), and defaults to a whole write."""
         self.state = state
         self._siblings = siblings
@@ -388,9 +389,10 @@ class Applier:
         this backend references it (`tuner promote`), and when it carries another state's identity: whatever state
         or workspace created it may still be serving it.
 
-        Concurrency: the other workspaces' states are read afresh just before the delete, without their locks (a
-        lock order across workspaces could deadlock two applies). A promote that records its reference after that
-        read finds the model gone at its provider, or its next refreshed plan does, and it is trained anew there:
+        Concurrency: the other workspaces' states are taken as they are just before the delete, without their locks
+        (a lock order across workspaces could deadlock two applies): each one's version is probed then, and a state
+        read earlier is kept only while its version is unchanged. A promote that records its reference after that
+        probe finds the model gone at its provider, or its next refreshed plan does, and it is trained anew there:
         a reference can be lost in that window, never a model deleted that a state read here still references.
         Returns whether it was deleted (or was already gone)."""
         siblings = self._siblings()

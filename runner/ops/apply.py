@@ -15,7 +15,7 @@ from runner.ops.import_ import adopt
 from runner.ops.plan import OFFLINE_REMEDY, check_forced, check_targets, destroying, planned, priced
 from runner.ops.refresh import observe
 from runner.ops.state import write_outputs
-from runner.ops.workspace import sibling_states
+from runner.ops.workspace import SiblingStates
 from runner.plan import IMPORT, Change, Plan
 from runner.planfile import check_fresh, conforming, plan_from_dict, read_plan
 from runner.planned import PlannedModel
@@ -82,7 +82,7 @@ def _execute(project: Project, operation: str, make_plan: Callable[[State], Plan
         from runner.apply import Applier  # only commands that apply pay for importing the applier
 
         applier = Applier(state, backend.write, project.providers, reporter, clock=project.clock,
-                          parallelism=parallelism, siblings=lambda: sibling_states(project),
+                          parallelism=parallelism, siblings=SiblingStates(project),
                           record=backend.write_record)
         imports = [c for c in the_plan.changes if c.action == IMPORT]
         try:

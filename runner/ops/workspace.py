@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import replace
 
 from runner.errors import StateError, TunerError
@@ -14,6 +15,7 @@ from runner.plan import instances_of
 from runner.project import DEFAULT_WORKSPACE, Project, check_workspace_name, selected_workspace_path
 from runner.references import created_by
 from runner.state import Instance, State
+from runner.state.base import StateBackend
 
 
 def workspaces(project: Project) -> list[str]:
@@ -24,8 +26,36 @@ def workspaces(project: Project) -> list[str]:
 def sibling_states(project: Project) -> dict[str, State]:
     """The states of the configured backend's other workspaces (workspace -> state), read without their locks
     (each read is of one whole version: writes are atomic): who else references a model (runner.references)."""
-    return {name: _in(project, name).backend().read() for name in project.backend().workspaces()
-            if name != project.workspace}
+    return SiblingStates(project)()
+
+
+class SiblingStates:
+    """sibling_states for a command that asks again and again (apply, before each delete), at the cost of what
+    changed: each call lists the workspaces (one created or deleted meanwhile is seen) and probes each other one's
+    StateBackend.version() (a stat, or one listing), and reads (downloads, decodes) only a state whose version
+    changed since this reader last read it. The probe comes first: a write landing between probe and read leaves
+    the old version beside the newer state, so the next call reads it again: a state is kept only while its
+    version is unchanged.
+    The states returned are shared between calls: read them, never change them."""
+
+    def __init__(self, project: Project) -> None:
+        self._project = project
+        self._lister = project.backend()
+        self._known: dict[str, tuple[StateBackend, Hashable, State]] = {}  # workspace -> (backend, version, state)
+        self._lock = threading.Lock()  # apply deletes from several threads
+
+    def __call__(self) -> dict[str, State]:
+        with self._lock:
+            names = [name for name in self._lister.workspaces() if name != self._project.workspace]
+            self._known = {name: self._current(name) for name in names}
+            return {name: state for name, (_, _, state) in self._known.items()}
+
+    def _current(self, name: str) -> tuple[StateBackend, Hashable, State]:
+        backend, version, state = self._known.get(name) or (_in(self._project, name).backend(), None, None)
+        probed = backend.version()
+        if state is not None and probed == version:
+            return backend, version, state
+        return backend, probed, backend.read()
 
 
 def new_workspace(project: Project, name: str, lock_timeout: float = 0.0) -> None:
