@@ -165,6 +165,21 @@ models:
 """
 
 
+def ran_once(directory: Path, spec: str, *commands: list[str]) -> Path:
+    """A project in DIRECTORY with the shipped sentiment data and SPEC, on which the CLI ran COMMANDS (a module
+    fixture's: what they train is trained once, and tests copy its state and models)."""
+    root = directory / "proj"
+    (root / "configs").mkdir(parents=True)
+    shutil.copytree(SENTIMENT, root / "data")
+    (root / "configs" / "models.yaml").write_text(spec)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.delenv("TUNER_WORKSPACE", raising=False)
+        for command in commands:
+            main(command)
+    return root
+
+
 def storage_client():
     """The real google-cloud-storage client, anonymous, pointed at the fake server by STORAGE_EMULATOR_HOST."""
     from google.auth.credentials import AnonymousCredentials

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
 from runner.status import ExitStatus
-from tests.conftest import SENTIMENT, SENTIMENT_SPEC
+from tests.conftest import SENTIMENT_SPEC, ran_once
 from tests.test_gcs_state_cli import prefix, state_blob, with_backend  # noqa: F401 (prefix is a fixture)
 
 # ${workspace} in a display name: the model is the same in every workspace (the fingerprint ignores names).
@@ -22,15 +21,7 @@ CHANGED = SPEC.replace("learning_rate: 0.5", "learning_rate: 0.25")
 @pytest.fixture(scope="module")
 def dev_applied(tmp_path_factory) -> Path:
     """A project whose dev workspace applied SPEC, trained once for the module: tests copy its state and models."""
-    root = tmp_path_factory.mktemp("promote") / "proj"
-    (root / "configs").mkdir(parents=True)
-    shutil.copytree(SENTIMENT, root / "data")
-    (root / "configs" / "models.yaml").write_text(SPEC)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.delenv("TUNER_WORKSPACE", raising=False)
-        main(["-w", "dev", "apply", "--auto-approve"])
-    return root
+    return ran_once(tmp_path_factory.mktemp("promote"), SPEC, ["-w", "dev", "apply", "--auto-approve"])
 
 
 def applied_in_dev(project, dev_applied: Path) -> str:

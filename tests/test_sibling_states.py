@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
 from runner.providers.local import LocalProvider
 from runner.state import State
-from tests.conftest import SENTIMENT, storage_client
+from tests.conftest import ran_once, storage_client
 from tests.test_gcs_state_cli import BUCKET, prefix, with_backend  # noqa: F401 (prefix is a fixture)
 
 FLEET = """\
@@ -33,17 +32,8 @@ models:
 @pytest.fixture(scope="module")
 def fleet_applied(tmp_path_factory) -> Path:
     """dev applied FLEET (four models) and staging holds an empty state; trained once for the module."""
-    root = tmp_path_factory.mktemp("siblings") / "proj"
-    (root / "configs").mkdir(parents=True)
-    shutil.copytree(SENTIMENT, root / "data")
-    (root / "configs" / "models.yaml").write_text(FLEET)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.delenv("TUNER_WORKSPACE", raising=False)
-        main(["-w", "dev", "apply", "--auto-approve"])
-        main(["workspace", "new", "staging"])
-    return root
-
+    return ran_once(tmp_path_factory.mktemp("siblings"), FLEET, ["-w", "dev", "apply", "--auto-approve"],
+                    ["workspace", "new", "staging"])
 
 def fleet_in(project, fleet_applied: Path, backend: str, prefix: str = "") -> dict[str, str]:  # noqa: F811
     """PROJECT as fleet_applied left it, its states in BACKEND; returns dev's model ids by name."""
