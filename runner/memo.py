@@ -6,7 +6,7 @@ files, the datasets they name, the state, what the providers list, the environme
 come from it), the request (workspace, config directory, --target, refresh) and tuner itself. The memo holds an
 identity of each, taken before it was read:
 - spec files and datasets: the stat the spec and hash caches already answer by (runner.fsutil.stat_key);
-- the state: a digest of its bytes and journal;
+- the state: its backend's version (runner.state.base: for the local file, the stats of the state and its journal);
 - the providers: a digest of what they listed (they are asked again every time: a model deleted at a provider is
   a change);
 - the environment: a salted digest; tuner: the stats of its own files.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import secrets
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ import orjson
 import runner
 from runner.fsutil import atomic_write, file_stat
 from runner.plan import Observation
+from runner.state.base import StateBackend
 
 FORMAT = "tuner-plan-memo-1"
 # Variables a shell sets per command or per directory: never what a plan reads (the project root is in the request).
@@ -49,7 +51,7 @@ class Memo(msgspec.Struct, forbid_unknown_fields=True):
     environ: str
     specs: dict[str, str | None]  # spec file -> stat_key
     datasets: dict[str, str]  # dataset file -> stat_key
-    state: str  # StateBackend.digest
+    state: str  # state_version
     providers: dict[str, dict]  # the specs' provider settings: the providers a recall asks are configured alike
     asked: list[str]  # the providers listed
     observed: str  # observed_digest of their listings
@@ -98,6 +100,11 @@ def tuner_identity() -> str:
 def environ_digest(environ: Mapping[str, str], salt: str) -> str:
     """Of every variable but the volatile ones, salted: the memo never holds a guessable digest of a secret."""
     return _digest(salt, *(f"{key}={value}" for key, value in sorted(environ.items()) if key not in VOLATILE))
+
+
+def state_version(backend: StateBackend) -> str:
+    """The backend's version (what a read would return, identified without reading it), as the memo keeps it."""
+    return json.dumps(backend.version())
 
 
 def new_salt() -> str:

@@ -25,7 +25,6 @@ from runner.providers import Providers
 from runner.references import referencing
 from runner.spec.loader import spec_files
 from runner.state import State
-from runner.state.base import StateBackend
 
 OFFLINE_REMEDY = "pass --refresh=false for a plan from the recorded state alone (no provider is called)"
 
@@ -42,6 +41,7 @@ def plan(project: Project, targets: list[str] | None = None, refresh: bool = Tru
             return recall.plan, Resolution([], list(recall.memo.warnings))
         resolution = project.resolve()
         backend = project.backend()
+        version = memo.state_version(backend) if project.backend_kind == "local" else None  # probed before the read
         state = project.read_state(backend)
         check_targets(targets, resolution.models, state)
         check_forced(forced, resolution.models)
@@ -49,7 +49,7 @@ def plan(project: Project, targets: list[str] | None = None, refresh: bool = Tru
         if observed is None and refresh:
             observed = observe(project, state, OFFLINE_REMEDY)
         the_plan = planned(project, resolution.models, state, observed, targets, forced)
-        _remember(project, request, resolution, backend, the_plan, observed)
+        _remember(project, request, resolution, version, the_plan, observed)
         return the_plan, resolution
 
 
@@ -88,21 +88,21 @@ class Recall:
                 and known.environ == memo.environ_digest(project.env.environ, known.salt)
                 and set(known.specs) == {str(path) for path in spec_files(project.config_dir)}
                 and memo.unchanged(known.specs) and memo.unchanged(known.datasets)
-                and known.state == project.backend("local").current_digest())
+                and known.state == memo.state_version(project.backend("local")))
 
 
-def _remember(project: Project, request: str, resolution: Resolution, backend: StateBackend, the_plan: Plan,
+def _remember(project: Project, request: str, resolution: Resolution, version: str | None, the_plan: Plan,
               observed: Observation | None) -> None:
     """Record the memo when THE_PLAN found nothing to do (see runner/memo.py for what is remembered); else forget
     any: it no longer describes the project."""
     path = memo.memo_path(project.root, project.workspace)
-    if the_plan.has_changes or the_plan.unmanaged or the_plan.not_refreshed or project.backend_kind != "local":
+    if the_plan.has_changes or the_plan.unmanaged or the_plan.not_refreshed or version is None:
         memo.forget(path)
         return
     salt = memo.new_salt()
     memo.remember(path, memo.Memo(
         memo.FORMAT, memo.tuner_identity(), request, salt, memo.environ_digest(project.env.environ, salt),
-        project.config.files, resolution.datasets, backend.digest, project.config.providers,
+        project.config.files, resolution.datasets, version, project.config.providers,
         sorted(observed.models) if observed else [], memo.observed_digest(observed), the_plan.lineage,
         the_plan.serial, resolution.warnings))
 

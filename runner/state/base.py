@@ -9,7 +9,6 @@ the lock. tests/test_state_backends.py holds every backend to the same promises.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -32,16 +31,6 @@ STATE_SUFFIX, OUTPUTS_SUFFIX = ".json", ".outputs.json"
 # below this size: folding a few records into a small state each time would save nothing.
 JOURNAL_MIN_BOUND = 256 * 1024
 READ_ATTEMPTS = 3  # a read without the lock can meet a compaction between the file and the journal: read again
-
-
-def _digest(raw: bytes | None, records: list[bytes]) -> str:
-    """sha256 of a state file's bytes (or of its absence) and of its journal's records."""
-    digest = hashlib.sha256(b"absent" if raw is None else b"file:")
-    digest.update(raw or b"")
-    for record in records:
-        digest.update(b"\nrecord:")
-        digest.update(record)
-    return digest.hexdigest()
 
 
 def workspace_of(file_name: str) -> str | None:
@@ -69,7 +58,6 @@ class StateBackend(ABC):
         self._monotonic = monotonic
         self._lock_id: str | None = None
         self._state_bytes = 0  # size of the state file last read or written: the journal's bound
-        self.digest = ""  # of the bytes (state file and journal) the last read decoded
         self._journal_bytes = self._journal_records = 0  # the journal as last read, plus what was appended since
 
     # -- the primitives a backend supplies --------------------------------------------------------------
@@ -151,12 +139,8 @@ class StateBackend(ABC):
                 if self._lock_id is not None or attempt == READ_ATTEMPTS:  # under the lock nothing moves
                     raise
         self._journal_bytes, self._journal_records = sum(map(len, records)), len(records)
-        self.digest = _digest(raw, records)
         return state
 
-    def current_digest(self) -> str:
-        """The digest a read now would record, without decoding anything (what the plan memo compares)."""
-        return _digest(self._load(), self._load_journal())
 
     @property
     def journal_display(self) -> str:
