@@ -6,14 +6,15 @@ files, the datasets they name, the state, what the providers list, the environme
 come from it), the request (workspace, config directory, --target, refresh) and tuner itself. The memo holds an
 identity of each, taken before it was read:
 - spec files and datasets: the stat the spec and hash caches already answer by (runner.fsutil.stat_key);
-- the state: its backend's version (runner.state.base: for the local file, the stats of the state and its journal);
+- the state: its backend's version (runner.state.base: for the local file, the stats of the state and its journal;
+  for GCS, one listing of generations; beside GCS, the local file the read compares with it too);
 - the providers: a digest of what they listed (they are asked again every time: a model deleted at a provider is
   a change);
 - the environment: a salted digest; tuner: the stats of its own files.
 A plan answers from the memo only when every identity is the same; a plan without changes records it afresh.
 
-What is remembered is narrow on purpose: no change, no unmanaged model, no provider left unrefreshed, the local state
-backend; and only a view showing changes alone (the text plan) is answered, since no-op entries are not kept.
+What is remembered is narrow on purpose: no change, no unmanaged model, no provider left unrefreshed; and only a view
+showing changes alone (the text plan) is answered, since no-op entries are not kept.
 
 The memo lives in the git-ignored .tuner/cache/. Damaged or written by another version, it is ignored. Crafted or
 committed, it still cannot make a plan say "No changes": the stats it must match hold inodes and change times no
@@ -38,7 +39,7 @@ from runner.fsutil import atomic_write, file_stat
 from runner.plan import Observation
 from runner.state.base import StateBackend
 
-FORMAT = "tuner-plan-memo-1"
+FORMAT = "tuner-plan-memo-2"
 # Variables a shell sets per command or per directory: never what a plan reads (the project root is in the request).
 VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL"})
 
@@ -51,6 +52,7 @@ class Memo(msgspec.Struct, forbid_unknown_fields=True):
     environ: str
     specs: dict[str, str | None]  # spec file -> stat_key
     datasets: dict[str, str]  # dataset file -> stat_key
+    backend: dict  # the specs' backend settings: a recall probes the same backend
     state: str  # state_version
     providers: dict[str, dict]  # the specs' provider settings: the providers a recall asks are configured alike
     asked: list[str]  # the providers listed
@@ -102,9 +104,10 @@ def environ_digest(environ: Mapping[str, str], salt: str) -> str:
     return _digest(salt, *(f"{key}={value}" for key, value in sorted(environ.items()) if key not in VOLATILE))
 
 
-def state_version(backend: StateBackend) -> str:
-    """The backend's version (what a read would return, identified without reading it), as the memo keeps it."""
-    return json.dumps(backend.version())
+def state_version(backends: list[StateBackend]) -> str:
+    """The versions of the backends a state read consults (each what a read would return, identified without
+    reading it: a stat, a listing), as the memo keeps them."""
+    return json.dumps([backend.version() for backend in backends])
 
 
 def new_salt() -> str:

@@ -117,6 +117,11 @@ class Project:
             return GcsBackend(settings["bucket"], settings.get("prefix", ""), self.workspace)
         return LocalBackend(self.root / "state", self.workspace, display_root=self.root)
 
+    def consulted(self, backend: StateBackend) -> list[StateBackend]:
+        """The backends a read of BACKEND's state consults: it, and beside a remote one the local file _check_home
+        compares with it."""
+        return [backend] if isinstance(backend, LocalBackend) else [backend, self.backend("local")]
+
     def read_state(self, backend: StateBackend) -> State:
         """The configured backend's state, read without the lock (plan, show), checked as _check_home says."""
         state = backend.read()

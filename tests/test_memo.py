@@ -5,6 +5,7 @@ itself) is planned in full, and so shown."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,17 @@ import runner
 from runner import memo
 from runner.project import Project as Engine
 from runner.state import LocalBackend
-from tests.conftest import SENTIMENT_SPEC, edit_one_example_in_place
+from tests.conftest import SENTIMENT_SPEC, bucket, edit_one_example_in_place, storage_client
 
 NO_CHANGES = "No changes. Your tuned models match the configuration."
 
 
 @pytest.fixture
 def applied(project, monkeypatch):
+    return applied_counting(project, monkeypatch)
+
+
+def applied_counting(project, monkeypatch):
     """The sentiment model applied; `project.resolves` counts the plans built in full (a plan answered from the
     memo resolves no spec)."""
     assert project.run("apply", "--auto-approve").code == 0
@@ -203,3 +208,36 @@ def test_a_plan_where_the_memo_cannot_be_written_still_plans(applied):
     assert applied.run("plan").out == applied.first_plan.out
     assert applied.run("plan").out == applied.first_plan.out
     assert applied.resolves == 2
+
+
+# -- the GCS backend: its version is one listing of generations, and the local file a read compares with it --------
+@pytest.fixture
+def on_gcs(project, gcs_server, monkeypatch):
+    """The sentiment model applied with its state in GCS (a prefix of its own), resolves counted as `applied`."""
+    from tests.test_gcs_state_cli import BUCKET, with_backend
+
+    bucket(BUCKET)
+    prefix = f"memo-{uuid.uuid4().hex[:8]}"
+    project.spec(with_backend(SENTIMENT_SPEC, prefix))
+    project.blob = storage_client().bucket(BUCKET).blob(f"{prefix}/default.json")
+    return applied_counting(project, monkeypatch)
+
+
+def test_a_gcs_project_is_planned_from_the_memo_until_its_state_object_changes(on_gcs):
+    settled(on_gcs)
+    assert on_gcs.run("plan").out == on_gcs.first_plan.out and on_gcs.resolves == 0
+    state = json.loads(on_gcs.blob.download_as_bytes())
+    state["models"]["sentiment"]["prevent_destroy"] = True  # another writer's version of the state
+    on_gcs.blob.upload_from_string(json.dumps(state))
+    result = on_gcs.run("plan")
+    assert "lifecycle.prevent_destroy" in result.out and on_gcs.resolves == 1
+
+
+def test_a_local_state_file_left_beside_a_gcs_backend_is_seen(on_gcs):
+    settled(on_gcs)
+    (on_gcs.root / "state").mkdir(exist_ok=True)
+    (on_gcs.root / "state" / "default.json").write_text(json.dumps({
+        "format_version": 1, "lineage": "another", "serial": 3, "workspace": "default",
+        "models": {"sentiment": json.loads(on_gcs.blob.download_as_bytes())["models"]["sentiment"]}}))
+    result = on_gcs.run("plan")
+    assert result.code == 1 and "hold different states" in result.err and on_gcs.resolves == 1

@@ -25,6 +25,7 @@ from runner.providers import Providers
 from runner.references import referencing
 from runner.spec.loader import spec_files
 from runner.state import State
+from runner.state.base import StateBackend
 
 OFFLINE_REMEDY = "pass --refresh=false for a plan from the recorded state alone (no provider is called)"
 
@@ -41,7 +42,7 @@ def plan(project: Project, targets: list[str] | None = None, refresh: bool = Tru
             return recall.plan, Resolution([], list(recall.memo.warnings))
         resolution = project.resolve()
         backend = project.backend()
-        version = memo.state_version(backend) if project.backend_kind == "local" else None  # probed before the read
+        version = memo.state_version(project.consulted(backend))  # probed before the read
         state = project.read_state(backend)
         check_targets(targets, resolution.models, state)
         check_forced(forced, resolution.models)
@@ -88,21 +89,25 @@ class Recall:
                 and known.environ == memo.environ_digest(project.env.environ, known.salt)
                 and set(known.specs) == {str(path) for path in spec_files(project.config_dir)}
                 and memo.unchanged(known.specs) and memo.unchanged(known.datasets)
-                and known.state == memo.state_version(project.backend("local")))
+                and known.state == memo.state_version(project.consulted(self._backend(known.backend))))
+
+    def _backend(self, settings: dict) -> StateBackend:
+        """The backend the specs configured when the memo was made (they are unchanged when this is asked)."""
+        return self.project.backend(next(iter(settings), "local"), settings.get("gcs"))
 
 
-def _remember(project: Project, request: str, resolution: Resolution, version: str | None, the_plan: Plan,
+def _remember(project: Project, request: str, resolution: Resolution, version: str, the_plan: Plan,
               observed: Observation | None) -> None:
     """Record the memo when THE_PLAN found nothing to do (see runner/memo.py for what is remembered); else forget
     any: it no longer describes the project."""
     path = memo.memo_path(project.root, project.workspace)
-    if the_plan.has_changes or the_plan.unmanaged or the_plan.not_refreshed or version is None:
+    if the_plan.has_changes or the_plan.unmanaged or the_plan.not_refreshed:
         memo.forget(path)
         return
     salt = memo.new_salt()
     memo.remember(path, memo.Memo(
         memo.FORMAT, memo.tuner_identity(), request, salt, memo.environ_digest(project.env.environ, salt),
-        project.config.files, resolution.datasets, version, project.config.providers,
+        project.config.files, resolution.datasets, project.config.backend, version, project.config.providers,
         sorted(observed.models) if observed else [], memo.observed_digest(observed), the_plan.lineage,
         the_plan.serial, resolution.warnings))
 
