@@ -39,15 +39,14 @@ from runner.fsutil import atomic_write, file_stat
 from runner.plan import Observation
 from runner.state.base import StateBackend
 
-FORMAT = "tuner-plan-memo-2"
+FORMAT = "tuner-plan-memo-3"
 # Variables a shell sets per command or per directory: never what a plan reads (the project root is in the request).
 VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL"})
 
 
 class Memo(msgspec.Struct, forbid_unknown_fields=True):
     format: str
-    tuner: str  # tuner_identity()
-    request: str
+    request: str  # what was asked, with tuner_identity()
     salt: str  # of the environment's digest
     environ: str
     specs: dict[str, str | None]  # spec file -> stat_key

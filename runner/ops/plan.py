@@ -36,7 +36,7 @@ def plan(project: Project, targets: list[str] | None = None, refresh: bool = Tru
     only what would change (the text view), so a plan whose every input is that of the last plan that found nothing
     to do answers from the memo (runner/memo.py), without its no-op entries."""
     with collector_paused():  # nothing it builds is garbage before it is shown (runner/collector.py)
-        request = _request(project, targets, refresh, forced)
+        request = _request(project, targets, refresh, forced)  # with tuner's identity, taken before any work
         recall = Recall(project, request) if changes_only else None
         if recall is not None and recall.settled():
             return recall.plan, Resolution([], list(recall.memo.warnings))
@@ -55,13 +55,13 @@ def plan(project: Project, targets: list[str] | None = None, refresh: bool = Tru
 
 
 def _request(project: Project, targets: list[str] | None, refresh: bool, forced: list[str] | None) -> str:
-    """What was asked, as the memo keys it."""
-    return json.dumps([str(project.root), str(project.config_dir), project.workspace, sorted(targets or ()),
-                       sorted(forced or ()), refresh, project.allow_small_dataset])
+    """What was asked and of which tuner (the stats of its files), as the memo keys it."""
+    return json.dumps([memo.tuner_identity(), str(project.root), str(project.config_dir), project.workspace,
+                       sorted(targets or ()), sorted(forced or ()), refresh, project.allow_small_dataset])
 
 
 class Recall:
-    """The memo of this workspace checked against what a plan would read now, cheapest first: tuner, the request,
+    """The memo of this workspace checked against what a plan would read now, cheapest first: the request (and tuner),
     the environment, the spec files, the datasets, the state, and last what the providers list (kept in
     `observed`, for the plan to use when only the listing differs)."""
 
@@ -85,7 +85,7 @@ class Recall:
 
     def _inputs_unchanged(self, known: memo.Memo) -> bool:
         project = self.project
-        return (known.tuner == memo.tuner_identity() and known.request == self.request
+        return (known.request == self.request
                 and known.environ == memo.environ_digest(project.env.environ, known.salt)
                 and set(known.specs) == {str(path) for path in spec_files(project.config_dir)}
                 and memo.unchanged(known.specs) and memo.unchanged(known.datasets)
@@ -106,7 +106,7 @@ def _remember(project: Project, request: str, resolution: Resolution, version: s
         return
     salt = memo.new_salt()
     memo.remember(path, memo.Memo(
-        memo.FORMAT, memo.tuner_identity(), request, salt, memo.environ_digest(project.env.environ, salt),
+        memo.FORMAT, request, salt, memo.environ_digest(project.env.environ, salt),
         project.config.files, resolution.datasets, project.config.backend, version, project.config.providers,
         sorted(observed.models) if observed else [], memo.observed_digest(observed), the_plan.lineage,
         the_plan.serial, resolution.warnings))
