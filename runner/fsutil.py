@@ -24,6 +24,16 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def write_cache(path: Path, data: bytes) -> None:
+    """A cache file replaced atomically, its folder made first; a project this user cannot write only loses the
+    speed-up (the next run computes again what the cache would have answered)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+    except OSError:
+        pass
+
+
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:

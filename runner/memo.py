@@ -35,7 +35,7 @@ import msgspec
 import orjson
 
 import runner
-from runner.fsutil import atomic_write, file_stat
+from runner.fsutil import file_stat, write_cache
 from runner.plan import Observation
 from runner.state.base import StateBackend
 
@@ -76,11 +76,7 @@ def recalled(path: Path) -> Memo | None:
 
 def remember(path: Path, memo: Memo) -> None:
     """Write MEMO; a project where .tuner/ cannot be written only plans without one."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, msgspec.json.encode(memo))
-    except OSError:
-        pass
+    write_cache(path, msgspec.json.encode(memo))
 
 
 def forget(path: Path) -> None:

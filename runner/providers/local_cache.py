@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from runner import __version__
-from runner.fsutil import atomic_write, read_bytes
+from runner.fsutil import read_bytes, write_cache
 
 # Bumped when what list_models derives from a folder changes: entries another version derived are not trusted.
 LISTING_VERSION = 1
@@ -76,8 +76,4 @@ class ListingCache:
     def save(self) -> None:
         if not self._changed and len(self._kept) == len(self._stored):
             return  # every stored entry was used as it was: nothing to write
-        try:
-            self.path.parent.mkdir(exist_ok=True)
-            atomic_write(self.path, msgspec.json.encode(_Stored(self._salt, self._kept)))
-        except OSError:
-            pass  # a project this user cannot write: the next listing reads the artifacts again
+        write_cache(self.path, msgspec.json.encode(_Stored(self._salt, self._kept)))
