@@ -204,8 +204,8 @@ class LocalProvider:
         return meta
 
 
-# Folders are Path or str: list_models passes the strings scandir gives, as a Path per file costs a listing of
-# 10,000 models a second of path parsing.
+# Folders are Path or str: list_models passes _read_meta strings, as a Path per file costs a listing of 10,000
+# models a second of path parsing.
 def _complete_meta(folder: Path | str) -> dict | None:
     """meta.json of a complete artifact, or None when it is missing, unreadable or its weights are not
     the size it records (deleted, truncated or still being written)."""
